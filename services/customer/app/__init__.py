@@ -1,0 +1,1 @@
+"""Customer service: customers, roles and API keys; issues the access tokens every service verifies."""

@@ -1,0 +1,1 @@
+"""Customer persistence: tables in the `customer` schema."""

@@ -1,0 +1,1 @@
+"""Handlers of consumed events (the customer service consumes none)."""

@@ -1,0 +1,1 @@
+"""Invoice service: invoices, line items, numbering, credit notes, and their printable documents."""

@@ -1,0 +1,1 @@
+"""Pure invoice logic (statuses, totals, numbering, due dates): no I/O, unit-tested without a database."""

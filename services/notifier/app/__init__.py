@@ -1,0 +1,1 @@
+"""Notifier service: the only service that sends email; it turns billing events into emails."""

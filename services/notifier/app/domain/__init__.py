@@ -1,0 +1,1 @@
+"""Pure notifier logic (no I/O): which event becomes which email."""

@@ -1,0 +1,99 @@
+"""SmtpSender against a real SMTP server (aiosmtpd): delivery, outages, recovery mid-retry, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+import pytest
+
+from app.rendering import RenderedEmail, build_message
+from app.smtp import SmtpRejected, SmtpSender, SmtpUnavailable
+
+if TYPE_CHECKING:
+    from tests.conftest import SmtpSink
+
+RETRY_LOG = "app.smtp"
+
+
+def make_message(subject: str = "Receipt for invoice INV-1") -> EmailMessage:
+    rendered = RenderedEmail(subject=subject, text="Hello Ada,\n", html="<p>Hello Ada,</p>")
+    return build_message(rendered, "Billing <billing@example.com>", "ada@example.com")
+
+
+def fast_sender(sink: SmtpSink, attempts: int) -> SmtpSender:
+    return SmtpSender(sink.host, sink.port, timeout=2, attempts=attempts, backoff_initial=0.01, backoff_max=0.05)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_sent_message_arrives_with_its_recipient_and_subject(smtp_sink: SmtpSink) -> None:
+    await fast_sender(smtp_sink, attempts=1).send(make_message("Receipt for invoice INV-1"))
+
+    assert len(smtp_sink.messages) == 1
+    received = smtp_sink.messages[0]
+    assert received["To"] == "ada@example.com"
+    assert received["Subject"] == "Receipt for invoice INV-1"
+    assert received.get_body(("html",)).get_content().strip() == "<p>Hello Ada,</p>"
+
+
+async def test_server_down_raises_smtp_unavailable_after_every_attempt(
+    smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    smtp_sink.stop()
+    caplog.set_level(logging.WARNING, logger=RETRY_LOG)
+
+    with pytest.raises(SmtpUnavailable) as raised:
+        await fast_sender(smtp_sink, attempts=3).send(make_message())
+
+    assert raised.value.attempts == 3
+    assert isinstance(raised.value.__cause__, ConnectionError)
+    assert len([r for r in caplog.records if r.name == RETRY_LOG]) == 2  # a retry after each failure but the last
+    assert smtp_sink.messages == []
+
+
+async def test_server_back_while_retrying_delivers_exactly_once(
+    smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    smtp_sink.stop()
+    caplog.set_level(logging.WARNING, logger=RETRY_LOG)
+
+    async def start_after_first_failure() -> None:
+        await wait_until(lambda: any(r.name == RETRY_LOG for r in caplog.records))
+        await asyncio.to_thread(smtp_sink.start)
+
+    restart = asyncio.create_task(start_after_first_failure())
+    sender = SmtpSender(smtp_sink.host, smtp_sink.port, timeout=2, attempts=100, backoff_initial=0.02, backoff_max=0.1)
+    await sender.send(make_message("Your payment of $49.99 failed"))
+    await restart
+
+    assert [m["Subject"] for m in smtp_sink.messages] == ["Your payment of $49.99 failed"]
+
+
+async def test_a_temporary_refusal_is_retried_and_then_delivered(smtp_sink: SmtpSink) -> None:
+    smtp_sink.rcpt_replies.append("451 4.3.0 Mailbox temporarily unavailable")
+
+    await fast_sender(smtp_sink, attempts=3).send(make_message())
+
+    assert smtp_sink.rcpt_replies == []
+    assert len(smtp_sink.messages) == 1
+
+
+async def test_a_permanent_refusal_raises_smtp_rejected_without_retrying(smtp_sink: SmtpSink) -> None:
+    smtp_sink.rcpt_replies.extend(["550 5.1.1 No such user", "550 5.1.1 No such user"])
+
+    with pytest.raises(SmtpRejected, match="No such user"):
+        await fast_sender(smtp_sink, attempts=3).send(make_message())
+
+    assert len(smtp_sink.rcpt_replies) == 1  # only one RCPT was tried
+    assert smtp_sink.messages == []

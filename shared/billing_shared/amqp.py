@@ -1,0 +1,72 @@
+"""RabbitMQ topology and connections: one topic exchange, one quorum queue per service, one DLQ each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+
+from .events import Envelope
+
+
+async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
+    """A robust connection: aio-pika reconnects it and restores channels, queues and consumers."""
+    return await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name})
+
+
+async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExchange:
+    return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+def queue_arguments(service: str, dead_letter_exchange: str, delivery_limit: int) -> dict[str, Any]:
+    # RabbitMQ 3.10: the limit must be explicit, and at-least-once dead-lettering needs reject-publish.
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": dead_letter_exchange,
+        "x-dead-letter-routing-key": service,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+async def declare_service_queues(
+    channel: AbstractChannel,
+    *,
+    service: str,
+    exchange: str,
+    dead_letter_exchange: str,
+    delivery_limit: int,
+    routing_keys: list[str],
+) -> AbstractQueue:
+    """Declare the service's queue bound to its routing keys, and its dead-letter queue."""
+    events = await declare_exchange(channel, exchange)
+    dlx = await channel.declare_exchange(dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+    dlq = await channel.declare_queue(f"{service}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    await dlq.bind(dlx, routing_key=service)
+    queue = await channel.declare_queue(
+        service, durable=True, arguments=queue_arguments(service, dead_letter_exchange, delivery_limit)
+    )
+    for key in routing_keys:
+        await queue.bind(events, routing_key=key)
+    return queue
+
+
+def envelope_message(body: dict[str, Any] | Envelope) -> aio_pika.Message:
+    """The AMQP message for an envelope: persistent, JSON, ids and correlation id in properties and headers."""
+    if isinstance(body, Envelope):
+        body = body.model_dump(mode="json")
+    headers: dict[str, Any] = {"x-producer": body.get("producer", "")}
+    if body.get("correlation_id"):
+        headers["x-correlation-id"] = body["correlation_id"]
+    return aio_pika.Message(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(body["event_id"]),
+        type=body["type"],
+        correlation_id=body.get("correlation_id"),
+        headers=headers,
+    )

@@ -1,0 +1,304 @@
+"""Event contracts, one class per routing key. Change only additively; new fields need defaults.
+
+Money is always `amount` in integer minor units plus `currency` (ISO 4217). Times are UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .events import Event, contract
+
+# --- customer -------------------------------------------------------------------------------
+
+
+@contract
+class CustomerCreated(Event):
+    type = "customer.created"
+    customer_id: uuid.UUID
+    email: str
+    name: str = ""
+    role: str = "user"
+
+
+@contract
+class CustomerUpdated(Event):
+    type = "customer.updated"
+    customer_id: uuid.UUID
+    email: str
+    name: str = ""
+    role: str = "user"
+
+
+# --- payment --------------------------------------------------------------------------------
+
+
+@contract
+class PaymentMethodAdded(Event):
+    type = "payment_method.added"
+    payment_method_id: uuid.UUID
+    customer_id: uuid.UUID
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    is_default: bool = False
+
+
+class _PaymentFact(Event):
+    payment_id: uuid.UUID
+    customer_id: uuid.UUID
+    amount: int
+    currency: str
+    invoice_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
+    dunning_case_id: uuid.UUID | None = None
+    attempt: int = 1
+    payment_method_id: uuid.UUID | None = None
+
+
+@contract
+class PaymentSucceeded(_PaymentFact):
+    type = "payment.succeeded"
+    gateway_charge_id: str | None = None
+
+
+@contract
+class PaymentFailed(_PaymentFact):
+    type = "payment.failed"
+    failure_code: str
+    decline_type: Literal["hard", "soft"] = "soft"
+    failure_message: str = ""
+
+
+@contract
+class PaymentRefunded(Event):
+    type = "payment.refunded"
+    refund_id: uuid.UUID
+    payment_id: uuid.UUID
+    customer_id: uuid.UUID
+    amount: int
+    currency: str
+    invoice_id: uuid.UUID | None = None
+    credit_note_id: uuid.UUID | None = None
+
+
+# --- subscription ---------------------------------------------------------------------------
+
+
+class ProrationLine(BaseModel):
+    """A proration line: negative amount = credit for unused time, positive = charge."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    description: str
+    amount: int
+    currency: str
+    unused_days: int | None = None
+    days_in_period: int | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+class _SubscriptionPeriodFact(Event):
+    subscription_id: uuid.UUID
+    customer_id: uuid.UUID
+    plan_id: uuid.UUID
+    plan_name: str
+    amount: int
+    currency: str
+    interval: str
+    interval_count: int = 1
+    period_start: datetime
+    period_end: datetime
+    status: str
+    payment_method_id: uuid.UUID | None = None
+
+
+@contract
+class SubscriptionCreated(_SubscriptionPeriodFact):
+    type = "subscription.created"
+    trial_end: datetime | None = None
+
+
+@contract
+class SubscriptionRenewed(_SubscriptionPeriodFact):
+    type = "subscription.renewed"
+    period_index: int = 0
+
+
+@contract
+class SubscriptionCanceled(Event):
+    type = "subscription.canceled"
+    subscription_id: uuid.UUID
+    customer_id: uuid.UUID
+    canceled_at: datetime
+    at_period_end: bool
+    ends_at: datetime
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    credit_amount: int = 0
+    currency: str
+    lines: list[ProrationLine] = []
+
+
+@contract
+class SubscriptionPlanChanged(Event):
+    type = "subscription.plan_changed"
+    subscription_id: uuid.UUID
+    customer_id: uuid.UUID
+    old_plan_id: uuid.UUID
+    new_plan_id: uuid.UUID
+    new_plan_name: str = ""
+    effective: Literal["now", "period_end"]
+    effective_at: datetime
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    lines: list[ProrationLine] = []
+
+
+class _SubscriptionStatusFact(Event):
+    subscription_id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+    at: datetime
+
+
+@contract
+class SubscriptionPaused(_SubscriptionStatusFact):
+    type = "subscription.paused"
+    resumes_at: datetime | None = None
+
+
+@contract
+class SubscriptionResumed(_SubscriptionStatusFact):
+    type = "subscription.resumed"
+
+
+@contract
+class SubscriptionSuspended(_SubscriptionStatusFact):
+    type = "subscription.suspended"
+    service_ends_at: datetime | None = None
+
+
+@contract
+class SubscriptionReactivated(_SubscriptionStatusFact):
+    type = "subscription.reactivated"
+
+
+# --- invoice --------------------------------------------------------------------------------
+
+
+class _InvoiceFact(Event):
+    invoice_id: uuid.UUID
+    number: str | None = None
+    customer_id: uuid.UUID
+    subscription_id: uuid.UUID | None = None
+    currency: str
+    total: int = 0
+
+
+@contract
+class InvoiceFinalized(_InvoiceFact):
+    type = "invoice.finalized"
+    amount_due: int
+    due_at: datetime
+    payment_method_id: uuid.UUID | None = None
+
+
+@contract
+class InvoicePaid(_InvoiceFact):
+    type = "invoice.paid"
+    amount_paid: int
+    paid_at: datetime
+    payment_id: uuid.UUID | None = None
+
+
+@contract
+class InvoiceVoided(_InvoiceFact):
+    type = "invoice.voided"
+
+
+@contract
+class InvoiceUncollectible(_InvoiceFact):
+    type = "invoice.uncollectible"
+    amount_due: int = 0
+
+
+@contract
+class CreditNoteIssued(Event):
+    type = "credit_note.issued"
+    credit_note_id: uuid.UUID
+    number: str
+    invoice_id: uuid.UUID
+    customer_id: uuid.UUID
+    subscription_id: uuid.UUID | None = None
+    amount: int
+    currency: str
+    reason: str = ""
+    refund_due: bool = False
+    refund_amount: int = 0
+    payment_id: uuid.UUID | None = None
+
+
+# --- dunning --------------------------------------------------------------------------------
+
+
+class _DunningFact(Event):
+    case_id: uuid.UUID
+    customer_id: uuid.UUID
+    invoice_id: uuid.UUID | None = None
+    payment_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
+    amount: int
+    currency: str
+
+
+@contract
+class DunningRetryScheduled(_DunningFact):
+    type = "dunning.retry_scheduled"
+    failures: int
+    next_retry_at: datetime | None = None
+    waiting_for_new_payment_method: bool = False
+
+
+@contract
+class DunningFinalNotice(_DunningFact):
+    type = "dunning.final_notice"
+    retry_at: datetime
+
+
+@contract
+class DunningRetryDue(_DunningFact):
+    type = "dunning.retry_due"
+    attempt: int
+    payment_method_id: uuid.UUID | None = None
+
+
+@contract
+class DunningExhausted(_DunningFact):
+    type = "dunning.exhausted"
+    failures: int
+
+
+@contract
+class DunningRecovered(_DunningFact):
+    type = "dunning.recovered"
+    recovered_by_payment_id: uuid.UUID | None = None
+
+
+# --- notifier -------------------------------------------------------------------------------
+
+
+@contract
+class NotificationSent(Event):
+    type = "notification.sent"
+    notification_id: uuid.UUID
+    customer_id: uuid.UUID | None = None
+    template: str
+    source_event_id: uuid.UUID
+    recipient: str

@@ -1,0 +1,134 @@
+"""Async SQLAlchemy engine on the service's own schema, and the unit of work.
+
+The unit of work is the only place that commits: a state change and the outbox rows announcing it
+are written in the same transaction, and it rolls back unless `commit()` was called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import MetaData, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from . import clock
+from .events import Envelope, Event
+from .logs import correlation_id as current_correlation_id
+from .plumbing_tables import outbox_table
+
+
+def make_metadata(schema: str) -> MetaData:
+    return MetaData(
+        schema=schema,
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        },
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def make_engine(database_url: str, schema: str, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    """A pooled engine whose connections see only the service's schema by default."""
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        json_serializer=_json_dumps,
+        connect_args={"server_settings": {"search_path": schema, "application_name": f"billing-{schema}"}},
+    )
+
+
+class UnitOfWork:
+    """One transaction; `emit` queues events into the outbox of the same transaction."""
+
+    def __init__(self, session: AsyncSession, producer: str, schema: str, causation_id: Any = None):
+        self.session = session
+        self.producer = producer
+        self._outbox = outbox_table(schema)
+        self._pending: list[dict[str, Any]] = []
+        self.causation_id = causation_id
+        self.correlation_id: str | None = current_correlation_id.get()
+        self._committed = False
+
+    def emit(self, event: Event, *, occurred_at: Any = None) -> Envelope:
+        envelope = Envelope(
+            type=event.type,
+            version=event.version,
+            occurred_at=occurred_at or clock.now(),
+            producer=self.producer,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            payload=event.model_dump(mode="json"),
+        )
+        self._pending.append(
+            {
+                "event_id": envelope.event_id,
+                "routing_key": envelope.type,
+                "body": envelope.model_dump(mode="json"),
+            }
+        )
+        return envelope
+
+    def emit_all(self, events: Sequence[Event]) -> list[Envelope]:
+        return [self.emit(e) for e in events]
+
+    async def flush_outbox(self) -> None:
+        if self._pending:
+            await self.session.execute(insert(self._outbox), self._pending)
+            self._pending.clear()
+
+    async def commit(self) -> None:
+        await self.flush_outbox()
+        await self.session.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        self._pending.clear()
+        await self.session.rollback()
+
+
+class Database:
+    """Engine, session factory and unit-of-work factory for one service."""
+
+    def __init__(self, database_url: str, schema: str, producer: str, pool_size: int = 10, max_overflow: int = 10):
+        self.schema = schema
+        self.producer = producer
+        self.engine = make_engine(database_url, schema, pool_size, max_overflow)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def uow(self, causation_id: Any = None) -> "_UowContext":
+        return _UowContext(self, causation_id)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class _UowContext:
+    def __init__(self, db: Database, causation_id: Any):
+        self.db = db
+        self.causation_id = causation_id
+        self.uow: UnitOfWork | None = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        session = self.db.sessions()
+        self.uow = UnitOfWork(session, self.db.producer, self.db.schema, self.causation_id)
+        return self.uow
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        assert self.uow is not None
+        try:
+            if not self.uow._committed:
+                await self.uow.rollback()
+        finally:
+            await self.uow.session.close()

@@ -1,0 +1,141 @@
+"""Idempotency keys with Stripe's semantics, for POSTs that move money or create billable objects.
+
+Same key + same body → the first response is replayed; same key + another body → 422
+`idempotency_error`; the first request still running → the later one waits a little for it and
+replays its response, or gets 409 if it is still running. Keys are kept at least 24 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from . import clock
+from .db import Database
+from .errors import ApiError
+from .plumbing_tables import idempotency_table
+
+KEEP_FOR = timedelta(hours=24)
+STALE_AFTER = timedelta(seconds=60)
+
+
+@dataclass
+class Claim:
+    scope: str
+    key: str
+    request_hash: str
+    replay_status: int | None = None
+    replay_body: Any = None
+    resource_id: Any = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.replay_status is not None
+
+
+def request_fingerprint(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def validate_key(key: str | None) -> str:
+    if key is None or not key.strip():
+        raise ApiError(400, "idempotency_key_required", "the Idempotency-Key header is required", field="Idempotency-Key")
+    if len(key) > 255:
+        raise ApiError(400, "invalid_request", "Idempotency-Key is longer than 255 characters", field="Idempotency-Key")
+    return key
+
+
+class IdempotencyKeys:
+    def __init__(self, db: Database, wait_s: float = 10.0, poll_s: float = 0.05):
+        self.db = db
+        self.table = idempotency_table(db.schema)
+        self.wait_s = wait_s
+        self.poll_s = poll_s
+
+    async def claim(self, scope: str, key: str | None, body: Any) -> Claim:
+        """Claim the key for this request, or return the replay of the request that claimed it."""
+        key = validate_key(key)
+        fingerprint = request_fingerprint(body)
+        t = self.table
+        deadline = asyncio.get_running_loop().time() + self.wait_s
+        while True:
+            async with self.db.sessions() as session, session.begin():
+                inserted = (
+                    await session.execute(
+                        insert(t)
+                        .values(scope=scope, key=key, request_hash=fingerprint, status="in_progress")
+                        .on_conflict_do_nothing()
+                        .returning(t.c.key)
+                    )
+                ).first()
+                if inserted is not None:
+                    return Claim(scope, key, fingerprint)
+                row = (
+                    await session.execute(select(t).where(and_(t.c.scope == scope, t.c.key == key)))
+                ).one_or_none()
+                if row is None:
+                    continue  # released between our insert and select: try again
+                if row.request_hash != fingerprint:
+                    raise ApiError(
+                        422,
+                        "idempotency_error",
+                        "this Idempotency-Key was already used with a different request body",
+                    )
+                if row.status == "completed":
+                    return Claim(scope, key, fingerprint, row.response_status, row.response_body, row.resource_id)
+                if clock.wall_now() - row.updated_at > STALE_AFTER:
+                    # The request that claimed it died; take over (the handler resumes from resource_id).
+                    taken = await session.execute(
+                        update(t)
+                        .where(and_(t.c.scope == scope, t.c.key == key, t.c.updated_at == row.updated_at))
+                        .values(updated_at=clock.wall_now())
+                    )
+                    if taken.rowcount == 1:
+                        return Claim(scope, key, fingerprint, resource_id=row.resource_id)
+            if asyncio.get_running_loop().time() >= deadline:
+                raise ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still in progress")
+            await asyncio.sleep(self.poll_s)
+
+    async def attach_resource(self, session: AsyncSession, claim: Claim, resource_id: Any) -> None:
+        """Remember which resource the request created, so a takeover can resume it."""
+        t = self.table
+        await session.execute(
+            update(t)
+            .where(and_(t.c.scope == claim.scope, t.c.key == claim.key))
+            .values(resource_id=resource_id, updated_at=clock.wall_now())
+        )
+
+    async def complete(self, session: AsyncSession, claim: Claim, status: int, body: Any, resource_id: Any = None) -> None:
+        """Store the response in the caller's transaction (with the effect it describes)."""
+        t = self.table
+        values: dict[str, Any] = {
+            "status": "completed",
+            "response_status": status,
+            "response_body": body,
+            "updated_at": clock.wall_now(),
+        }
+        if resource_id is not None:
+            values["resource_id"] = resource_id
+        await session.execute(update(t).where(and_(t.c.scope == claim.scope, t.c.key == claim.key)).values(**values))
+
+    async def release(self, claim: Claim) -> None:
+        """Forget a claim whose request failed before doing anything (e.g. invalid input)."""
+        t = self.table
+        async with self.db.sessions() as session, session.begin():
+            await session.execute(
+                delete(t).where(and_(t.c.scope == claim.scope, t.c.key == claim.key, t.c.status == "in_progress"))
+            )
+
+    async def purge_expired(self, older_than: timedelta = 2 * KEEP_FOR) -> int:
+        t = self.table
+        async with self.db.sessions() as session, session.begin():
+            result = await session.execute(delete(t).where(t.c.created_at < clock.wall_now() - older_than))
+            return result.rowcount or 0

@@ -1,0 +1,181 @@
+"""The outbox relay: publishes committed outbox rows with publisher confirms, then marks them sent.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of relays (replicas) can run; a row is
+marked sent only after the broker confirmed it, so a crash at any point re-publishes rather than loses
+(consumers deduplicate by event id). The relay wakes on the outbox's NOTIFY and polls as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import PublishError
+from prometheus_client import Counter
+from sqlalchemy import select, update
+
+from . import amqp
+from .db import Database
+from .plumbing_tables import notify_channel, outbox_table
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("outbox_published_total", "Outbox rows confirmed by the broker", ["service"])
+UNROUTABLE = Counter("outbox_unroutable_total", "Outbox rows no queue was bound for", ["service"])
+RELAY_ERRORS = Counter("outbox_relay_errors_total", "Relay iterations that failed", ["service"])
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        amqp_url: str,
+        exchange: str,
+        *,
+        database_url: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        connection: AbstractRobustConnection | None = None,
+    ):
+        self.db = db
+        self.amqp_url = amqp_url
+        self.exchange_name = exchange
+        self.database_url = database_url
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self._connection = connection
+        self._owns_connection = connection is None
+        self._exchange: AbstractExchange | None = None
+        self._wake = asyncio.Event()
+        self._outbox = outbox_table(db.schema)
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"{self.db.schema}-relay"),
+            asyncio.create_task(self._listen(), name=f"{self.db.schema}-relay-listen"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._owns_connection and self._connection is not None:
+            await self._connection.close()
+
+    async def _ensure_exchange(self) -> AbstractExchange:
+        if self._exchange is None:
+            if self._connection is None:
+                self._connection = await amqp.connect(self.amqp_url, f"{self.db.schema}-relay")
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchange = await amqp.declare_exchange(channel, self.exchange_name)
+        return self._exchange
+
+    async def _listen(self) -> None:
+        """Keep a LISTEN connection so a commit wakes the relay within milliseconds."""
+        channel = notify_channel(self.db.schema)
+        while not self._stopping:
+            conn = None
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
+                await conn.add_listener(channel, lambda *_: self._wake.set())
+                self._wake.set()  # catch up on anything committed while we were not listening
+                while not conn.is_closed():
+                    await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the poll keeps things moving meanwhile
+                log.warning("outbox listener lost: %s", exc)
+                await asyncio.sleep(1)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with suppress(Exception):
+                        await conn.close()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                published = await self.publish_batch()
+                backoff = 0.1
+                if published >= self.batch_size:
+                    continue  # more waiting: keep draining
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                RELAY_ERRORS.labels(self.db.schema).inc()
+                log.warning("outbox relay iteration failed, retrying in %.1fs: %s", backoff, exc)
+                self._exchange = None if not self._connection or self._connection.is_closed else self._exchange
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._wake.clear()
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+
+    async def publish_batch(self) -> int:
+        """Claim up to batch_size unsent rows, publish them together, mark the confirmed ones sent."""
+        exchange = await self._ensure_exchange()
+        async with self.db.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(self._outbox.c.id, self._outbox.c.routing_key, self._outbox.c.body)
+                    .where(self._outbox.c.published_at.is_(None))
+                    .order_by(self._outbox.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            results = await asyncio.gather(
+                *(
+                    exchange.publish(amqp.envelope_message(row.body), routing_key=row.routing_key, mandatory=True)
+                    for row in rows
+                ),
+                return_exceptions=True,
+            )
+            sent, unroutable, failed = [], [], []
+            for row, result in zip(rows, results):
+                if isinstance(result, PublishError):
+                    unroutable.append(row.id)
+                elif isinstance(result, BaseException):
+                    failed.append(result)
+                else:
+                    sent.append(row.id)
+            now = aio_pika_now()
+            if sent:
+                await session.execute(
+                    update(self._outbox).where(self._outbox.c.id.in_(sent)).values(published_at=now)
+                )
+            if unroutable:
+                # Nobody subscribes to these (yet): record it rather than block the outbox forever.
+                log.warning("%d outbox events had no bound queue", len(unroutable))
+                await session.execute(
+                    update(self._outbox)
+                    .where(self._outbox.c.id.in_(unroutable))
+                    .values(published_at=now, last_error="unroutable: no queue bound")
+                )
+            PUBLISHED.labels(self.db.schema).inc(len(sent))
+            UNROUTABLE.labels(self.db.schema).inc(len(unroutable))
+        if failed:
+            raise failed[0]
+        return len(rows)
+
+
+def aio_pika_now():
+    from . import clock
+
+    return clock.now()

@@ -1,0 +1,75 @@
+"""Settings every service shares, read from the environment with working local defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Common configuration; each service subclasses it and sets `service_name`."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    service_name: ClassVar[str] = "service"
+
+    environment: str = Field("local", description="local | test | production")
+    log_level: str = "INFO"
+
+    database_url: str = ""
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = "billing.events"
+    dead_letter_exchange: str = "billing.dlx"
+    prefetch: int = 64
+    delivery_limit: int = 5
+    handler_retry_attempts: int = 3
+    handler_retry_initial_s: float = 0.2
+    handler_retry_max_s: float = 2.0
+
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 1.0
+
+    run_relay: bool = True
+    run_consumer: bool = True
+    run_scheduler: bool = True
+
+    jwt_issuer: str = "billing-customer"
+    jwt_audience: str = "billing-api"
+    jwt_public_key: str = ""
+    jwt_public_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> "ServiceSettings":
+        if not self.database_url:
+            # Locally each service connects as its own role, named like the service (trust auth).
+            name = self.service_name
+            self.database_url = f"postgresql+asyncpg://{name}@127.0.0.1:5432/billing"
+        return self
+
+    @property
+    def schema(self) -> str:
+        return self.service_name
+
+    @property
+    def queue(self) -> str:
+        return self.service_name
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.service_name}.dlq"
+
+    def public_key_pem(self) -> str:
+        if self.jwt_public_key:
+            return self.jwt_public_key
+        if self.jwt_public_key_file and self.jwt_public_key_file.exists():
+            return self.jwt_public_key_file.read_text()
+        raise RuntimeError(
+            "no JWT public key: set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE "
+            "(`make run` writes one to .run/keys/jwt_public.pem)"
+        )

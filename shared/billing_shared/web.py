@@ -1,0 +1,271 @@
+"""The FastAPI app every service builds on: errors, correlation ids, health, readiness, metrics.
+
+`create_service_app` wires the service's database, outbox relay and event consumer into the app's
+lifespan, so `uvicorn app.main:app` runs all of it (each part can be switched off per replica).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+from . import dlq
+from .auth import AdminPrincipal, TokenVerifier
+from .consumer import EventConsumer, Handler
+from .db import Database
+from .errors import ApiError
+from .logs import configure_logging, correlation_id
+from .relay import OutboxRelay
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+def _validation_error_body(exc: RequestValidationError) -> dict[str, Any]:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        details.append({"field": ".".join(loc) or None, "message": err.get("msg", "invalid"), "type": err.get("type")})
+    first = details[0] if details else {"field": None, "message": "invalid request"}
+    message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return {"error": {"code": "validation_error", "message": message, "field": first["field"], "details": details}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_validation_error_body(exc), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
+
+def install_observability(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def _correlation_and_metrics(request: Request, call_next):
+        cid = request.headers.get(CORRELATION_HEADER) or uuid.uuid4().hex
+        token = correlation_id.set(cid[:128])
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers[CORRELATION_HEADER] = cid[:128]
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUESTS.labels(service, request.method, path, str(status)).inc()
+            LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
+            correlation_id.reset(token)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+class ServiceRuntime:
+    """What a running service holds: its database, token verifier, relay, consumer and extra tasks."""
+
+    def __init__(self, settings: ServiceSettings, handlers: dict[str, Handler] | None = None):
+        self.settings = settings
+        self.handlers = handlers or {}
+        self.db = Database(
+            settings.database_url,
+            settings.schema,
+            producer=settings.service_name,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        self.relay: OutboxRelay | None = None
+        self.consumer: EventConsumer | None = None
+        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self.background: list[asyncio.Task] = []
+
+    async def wait_for_database(self) -> None:
+        async for attempt in AsyncRetrying(stop=stop_after_delay(60), wait=wait_exponential(0.2, max=3), reraise=True):
+            with attempt:
+                async with self.db.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+
+    async def start(self) -> None:
+        s = self.settings
+        await self.wait_for_database()
+        if s.run_relay or (s.run_consumer and self.handlers):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(60), wait=wait_exponential(0.2, max=3), reraise=True
+            ):
+                with attempt:
+                    self.connection = await aio_pika.connect_robust(
+                        s.amqp_url, client_properties={"connection_name": s.service_name}
+                    )
+        if s.run_relay:
+            self.relay = OutboxRelay(
+                self.db,
+                s.amqp_url,
+                s.exchange,
+                database_url=s.database_url,
+                batch_size=s.relay_batch_size,
+                poll_interval_s=s.relay_poll_interval_s,
+                connection=self.connection,
+            )
+            await self.relay.start()
+        if s.run_consumer and self.handlers:
+            self.consumer = EventConsumer(
+                self.db,
+                service=s.service_name,
+                amqp_url=s.amqp_url,
+                exchange=s.exchange,
+                dead_letter_exchange=s.dead_letter_exchange,
+                handlers=self.handlers,
+                prefetch=s.prefetch,
+                delivery_limit=s.delivery_limit,
+                retry_attempts=s.handler_retry_attempts,
+                retry_initial_s=s.handler_retry_initial_s,
+                retry_max_s=s.handler_retry_max_s,
+                connection=self.connection,
+            )
+            await self.consumer.start()
+
+    def spawn(self, coro, name: str) -> None:
+        self.background.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.consumer:
+            await self.consumer.stop()
+        if self.relay:
+            await self.relay.stop()
+        if self.connection:
+            await self.connection.close()
+        await self.db.dispose()
+
+    async def ready(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            async with self.db.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), 2)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        if self.connection is not None:
+            checks["broker"] = "ok" if not self.connection.is_closed else "unavailable"
+        return checks
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    handlers: dict[str, Handler] | None = None,
+    on_start: Callable[[ServiceRuntime], Any] | None = None,
+    description: str = "",
+) -> FastAPI:
+    """Build a service's app: routers, error shape, observability, lifespan with relay and consumer."""
+    service = settings.service_name
+    configure_logging(service, settings.log_level)
+    runtime = ServiceRuntime(settings, handlers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        if on_start is not None:
+            result = on_start(runtime)
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("%s started", service)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_url=f"/api/{service}/openapi.json",
+        docs_url=f"/api/{service}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.token_verifier = TokenVerifier(settings.public_key_pem(), settings.jwt_issuer, settings.jwt_audience)
+    install_error_handlers(app)
+    install_observability(app, service)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        checks = await runtime.ready()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    app.include_router(dead_letter_router(settings))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def dead_letter_router(settings: ServiceSettings) -> APIRouter:
+    service = settings.service_name
+    router = APIRouter(prefix=f"/api/{service}/dead-letters", tags=["operations"])
+
+    @router.get("", summary=f"List dead letters of the {service} service (admin)")
+    async def list_dead_letters(admin: AdminPrincipal, limit: int = 50) -> dict[str, Any]:
+        if not 1 <= limit <= 500:
+            raise ApiError(422, "validation_error", "limit must be between 1 and 500", field="limit")
+        letters = await dlq.list_dead_letters(settings.amqp_url, service, limit)
+        return {"data": [letter.__dict__ for letter in letters]}
+
+    @router.post("/replay", summary=f"Replay dead letters of the {service} service (admin)")
+    async def replay_dead_letters(admin: AdminPrincipal, event_id: list[str] | None = None) -> dict[str, int]:
+        count = await dlq.replay_dead_letters(settings.amqp_url, service, set(event_id) if event_id else None)
+        return {"replayed": count}
+
+    return router
