@@ -155,11 +155,15 @@ class EventBus:
         assert self._connection is not None
         await self._connection.close()
 
-    async def record(self, *routing_keys: str) -> None:
-        """Start recording events with these routing keys (a private auto-delete queue)."""
+    async def record(self, *routing_keys: str, durable_queue: str | None = None) -> None:
+        """Start recording events with these routing keys (a private auto-delete queue, or a durable
+        named one that survives connection loss)."""
         assert self._connection is not None and self._exchange is not None
         channel = await self._connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        if durable_queue:
+            queue = await channel.declare_queue(durable_queue, durable=True)
+        else:
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         for key in routing_keys:
             await queue.bind(self._exchange, routing_key=key)
 

@@ -1,0 +1,147 @@
+"""The consumer: a redelivered event changes nothing; a poison message is dead-lettered, the rest flow on."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, insert, select
+
+from billing_shared import dlq
+from billing_shared.consumer import EventConsumer
+from billing_shared.contracts import CustomerCreated
+from billing_shared.events import Envelope
+from billing_shared.testing import EventBus, wait_for
+
+from conftest import effects
+
+
+def consumer_for(db, infra, service: str, handlers, **kw) -> EventConsumer:
+    options = dict(prefetch=16, delivery_limit=2, retry_attempts=2, retry_initial_s=0.01, retry_max_s=0.02)
+    options.update(kw)
+    return EventConsumer(
+        db,
+        service=service,
+        amqp_url=infra.amqp_url,
+        exchange="billing.events",
+        dead_letter_exchange="billing.dlx",
+        handlers=handlers,
+        **options,
+    )
+
+
+async def record_effect(envelope: Envelope, uow) -> None:
+    await uow.session.execute(insert(effects).values(id=str(envelope.event_id)))
+
+
+async def effect_count(db, *ids: str) -> int:
+    async with db.sessions() as s:
+        stmt = select(func.count()).select_from(effects)
+        if ids:
+            stmt = stmt.where(effects.c.id.in_(ids))
+        return int(await s.scalar(stmt))
+
+
+def event() -> CustomerCreated:
+    return CustomerCreated(customer_id=uuid.uuid4(), email="x@example.com")
+
+
+async def test_same_event_delivered_three_times_is_applied_once(db, clean, infra, unique):
+    consumer = consumer_for(db, infra, f"svc-{unique}", {"customer.created": record_effect})
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            event_id = uuid.uuid4()
+            for _ in range(3):
+                await bus.publish(event(), event_id=event_id)
+            marker = await bus.publish(event())  # published last: once it is applied, the copies were seen
+
+            async def marker_applied():
+                return await effect_count(db, str(marker.event_id)) == 1
+
+            await wait_for(marker_applied)
+        assert await effect_count(db, str(event_id)) == 1
+    finally:
+        await consumer.stop()
+
+
+async def test_unknown_payload_fields_are_ignored(db, clean, infra, unique):
+    consumer = consumer_for(db, infra, f"svc-{unique}", {"customer.created": record_effect})
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            payload = {**event().model_dump(mode="json"), "added_in_v2": {"anything": 1}}
+            env = Envelope(type="customer.created", producer="future", payload=payload, brand_new_field=True)
+            await bus.publish(env)
+            assert env.payload_as(CustomerCreated).email == "x@example.com"
+
+            async def applied():
+                return await effect_count(db, str(env.event_id)) == 1
+
+            await wait_for(applied)
+    finally:
+        await consumer.stop()
+
+
+async def test_poison_message_is_dead_lettered_while_later_messages_flow(db, clean, infra, unique):
+    service = f"svc-{unique}"
+    poison_ids: set[str] = set()
+    fixed = False
+
+    async def fragile(envelope: Envelope, uow) -> None:
+        if str(envelope.event_id) in poison_ids and not fixed:
+            raise RuntimeError("handler bug")
+        await record_effect(envelope, uow)
+
+    consumer = consumer_for(db, infra, service, {"customer.created": fragile}, delivery_limit=2)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            poison = await bus.publish(event())
+            poison_ids.add(str(poison.event_id))
+            healthy = [await bus.publish(event()) for _ in range(20)]
+
+            async def healthy_applied():
+                return await effect_count(db, *(str(e.event_id) for e in healthy)) == 20
+
+            await wait_for(healthy_applied, timeout=20)
+
+            async def dead_lettered():
+                return await dlq.list_dead_letters(infra.amqp_url, service)
+
+            letters = await wait_for(dead_lettered, timeout=20, message="the poison message in the DLQ")
+            assert [letter.event_id for letter in letters] == [str(poison.event_id)]
+            assert letters[0].reason == "delivery_limit"
+            assert await effect_count(db, str(poison.event_id)) == 0
+
+            fixed = True
+            assert await dlq.replay_dead_letters(infra.amqp_url, service) == 1
+
+            async def replayed_applied():
+                return await effect_count(db, str(poison.event_id)) == 1
+
+            await wait_for(replayed_applied, timeout=20)
+            assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+    finally:
+        await consumer.stop()
+
+
+async def test_unreadable_message_goes_straight_to_the_dlq(db, clean, infra, unique):
+    import aio_pika
+
+    service = f"svc-{unique}"
+    consumer = consumer_for(db, infra, service, {"customer.created": record_effect})
+    await consumer.start()
+    try:
+        connection = await aio_pika.connect(infra.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange("billing.events")
+            await exchange.publish(aio_pika.Message(b"{not json", message_id="garbage"), routing_key="customer.created")
+
+        async def dead_lettered():
+            return await dlq.list_dead_letters(infra.amqp_url, service)
+
+        letters = await wait_for(dead_lettered, timeout=10)
+        assert letters[0].event_id == "garbage" and letters[0].reason == "rejected"
+    finally:
+        await consumer.stop()

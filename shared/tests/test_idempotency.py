@@ -1,0 +1,70 @@
+"""Idempotency keys, Stripe's way: replay, conflict on another body, wait-then-replay on concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from billing_shared.errors import ApiError
+from billing_shared.idempotency import IdempotencyKeys
+
+
+async def test_same_key_same_body_replays_the_first_response(db, unique):
+    keys = IdempotencyKeys(db)
+    claim = await keys.claim("cust", unique, {"amount": 100})
+    assert not claim.is_replay
+    async with db.sessions() as s, s.begin():
+        await keys.complete(s, claim, 201, {"id": "p1"})
+    replay = await keys.claim("cust", unique, {"amount": 100})
+    assert replay.is_replay and replay.replay_status == 201 and replay.replay_body == {"id": "p1"}
+
+
+async def test_same_key_other_body_is_an_idempotency_error(db, unique):
+    keys = IdempotencyKeys(db)
+    await keys.claim("cust", unique, {"amount": 100})
+    with pytest.raises(ApiError) as err:
+        await keys.claim("cust", unique, {"amount": 999})
+    assert err.value.status == 422 and err.value.code == "idempotency_error"
+
+
+async def test_keys_are_scoped_per_caller(db, unique):
+    keys = IdempotencyKeys(db)
+    await keys.claim("alice", unique, {"amount": 1})
+    assert not (await keys.claim("bob", unique, {"amount": 2})).is_replay
+
+
+async def test_concurrent_requests_wait_for_the_first_and_replay_it(db, unique):
+    keys = IdempotencyKeys(db, wait_s=5)
+    first = await keys.claim("cust", unique, {"n": 1})
+
+    async def finish_later():
+        await asyncio.sleep(0.3)
+        async with db.sessions() as s, s.begin():
+            await keys.complete(s, first, 201, {"id": "done"})
+
+    finisher = asyncio.create_task(finish_later())
+    replays = await asyncio.gather(*(keys.claim("cust", unique, {"n": 1}) for _ in range(10)))
+    await finisher
+    assert all(r.is_replay and r.replay_body == {"id": "done"} for r in replays)
+
+
+async def test_still_running_after_the_wait_is_409(db, unique):
+    keys = IdempotencyKeys(db, wait_s=0.2)
+    await keys.claim("cust", unique, {"n": 1})
+    with pytest.raises(ApiError) as err:
+        await keys.claim("cust", unique, {"n": 1})
+    assert err.value.status == 409
+
+
+async def test_missing_key_is_400(db):
+    with pytest.raises(ApiError) as err:
+        await IdempotencyKeys(db).claim("cust", None, {})
+    assert err.value.status == 400
+
+
+async def test_released_claim_can_be_retried(db, unique):
+    keys = IdempotencyKeys(db)
+    claim = await keys.claim("cust", unique, {"n": 1})
+    await keys.release(claim)
+    assert not (await keys.claim("cust", unique, {"n": 2})).is_replay

@@ -1,0 +1,128 @@
+"""The outbox: state and event commit together; relays publish each row exactly once, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from billing_shared.contracts import CustomerCreated
+from billing_shared.plumbing_tables import outbox_table
+from billing_shared.relay import OutboxRelay
+from billing_shared.testing import EventBus, wait_for
+
+from conftest import SCHEMA, effects
+
+outbox = outbox_table(SCHEMA)
+
+
+def created(n: int = 0) -> CustomerCreated:
+    return CustomerCreated(customer_id=uuid.uuid4(), email=f"c{n}@example.com")
+
+
+async def count(db, table, *where) -> int:
+    async with db.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(table).where(*where)))
+
+
+async def test_state_change_and_outbox_row_commit_together(db, clean):
+    async with db.uow() as uow:
+        await uow.session.execute(insert(effects).values(id="committed"))
+        uow.emit(created())
+        await uow.commit()
+    assert await count(db, effects) == 1
+    assert await count(db, outbox) == 1
+
+
+async def test_state_change_and_outbox_row_roll_back_together(db, clean):
+    with pytest.raises(RuntimeError):
+        async with db.uow() as uow:
+            await uow.session.execute(insert(effects).values(id="rolled-back"))
+            uow.emit(created())
+            await uow.flush_outbox()
+            raise RuntimeError("the business rule failed after the event was written")
+    assert await count(db, effects) == 0
+    assert await count(db, outbox) == 0
+
+
+async def test_uncommitted_unit_of_work_writes_nothing(db, clean):
+    async with db.uow() as uow:
+        await uow.session.execute(insert(effects).values(id="forgotten"))
+        uow.emit(created())
+    assert await count(db, effects) == 0
+    assert await count(db, outbox) == 0
+
+
+async def _emit_many(db, n: int, batch: int = 250) -> list[str]:
+    ids = []
+    for start in range(0, n, batch):
+        async with db.uow() as uow:
+            for i in range(start, min(start + batch, n)):
+                ids.append(str(uow.emit(created(i)).event_id))
+            await uow.commit()
+    return ids
+
+
+def relay_for(db, infra, database_url, **kw) -> OutboxRelay:
+    return OutboxRelay(db, infra.amqp_url, "billing.events", database_url=database_url, **kw)
+
+
+async def test_two_relays_publish_each_row_exactly_once(db, clean, infra, database_url):
+    async with EventBus(infra.amqp_url) as bus:
+        await bus.record("customer.created")
+        ids = await _emit_many(db, 1500)
+        relays = [relay_for(db, infra, database_url, batch_size=100) for _ in range(2)]
+        for relay in relays:
+            await relay.start()
+        try:
+            await bus.wait_for_type("customer.created", count=len(ids), timeout=60)
+            await asyncio.sleep(0.3)  # room for a duplicate to show up, if there were one
+        finally:
+            for relay in relays:
+                await relay.stop()
+        received = [str(e.event_id) for e in bus.of_type("customer.created")]
+        assert sorted(received) == sorted(ids)
+        assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0
+
+
+async def test_relay_wakes_on_commit_within_milliseconds(db, clean, infra, database_url):
+    async with EventBus(infra.amqp_url) as bus:
+        await bus.record("customer.created")
+        relay = relay_for(db, infra, database_url, poll_interval_s=30)  # only NOTIFY can wake it in time
+        await relay.start()
+        try:
+            await asyncio.sleep(0.3)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await _emit_many(db, 1)
+            await bus.wait_for_type("customer.created", timeout=5)
+            assert loop.time() - started < 2.0
+        finally:
+            await relay.stop()
+
+
+async def test_relay_survives_broker_connection_loss_and_loses_nothing(db, clean, infra, database_url):
+    async with EventBus(infra.amqp_url) as bus:
+        await bus.record("customer.created", durable_queue=f"recorder-{uuid.uuid4().hex[:6]}")
+        relay = relay_for(db, infra, database_url, batch_size=50)
+        await relay.start()
+        try:
+            ids = await _emit_many(db, 300, batch=10)
+            subprocess.run(
+                ["rabbitmqctl", "-q", "close_all_connections", "--vhost", infra.vhost, "test: broker loss"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            ids += await _emit_many(db, 300, batch=10)
+
+            async def all_received():
+                got = {str(e.event_id) for e in bus.of_type("customer.created")}
+                return set(ids) <= got
+
+            await wait_for(all_received, timeout=60, message="every event after reconnecting")
+        finally:
+            await relay.stop()
+        assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0

@@ -1,0 +1,85 @@
+"""The images: each service's Dockerfile installs shared/ and its requirements, migrates, then serves on 8000."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gateway_harness import REPO_ROOT, service_folders
+
+DOCKERFILES = sorted([*(REPO_ROOT.glob("services/*/Dockerfile")), REPO_ROOT / "gateway/dashboard/Dockerfile"])
+WEASYPRINT_LIBRARIES = (
+    "libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz0b", "libharfbuzz-subset0", "fontconfig", "fonts-dejavu-core",
+)
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def _last(dockerfile: Path, instruction: str) -> str:
+    return [args for name, args in _instructions(dockerfile) if name == instruction][-1]
+
+
+@pytest.mark.parametrize("name", service_folders())
+def test_every_service_folder_has_a_dockerfile(name: str) -> None:
+    assert (REPO_ROOT / "services" / name / "Dockerfile").is_file()
+
+
+@pytest.mark.parametrize("name", service_folders())
+def test_service_image_runs_migrations_then_uvicorn_on_8000_from_its_folder(name: str) -> None:
+    dockerfile = REPO_ROOT / "services" / name / "Dockerfile"
+    command = _last(dockerfile, "CMD")
+
+    assert _last(dockerfile, "WORKDIR") == f"/srv/services/{name}"
+    assert re.search(r"alembic upgrade head && exec uvicorn app\.main:app .*--port 8000", command), command
+    assert "/health" in _last(dockerfile, "HEALTHCHECK")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_image_installs_the_shared_package_and_its_own_requirements(dockerfile: Path) -> None:
+    runs = " ".join(args for name, args in _instructions(dockerfile) if name == "RUN")
+    folder = dockerfile.parent.relative_to(REPO_ROOT)
+
+    assert "pip install /srv/shared" in runs
+    assert f"pip install --requirement /srv/{folder}/requirements.txt" in runs
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_image_runs_as_the_shared_unprivileged_uid(dockerfile: Path) -> None:
+    # One uid everywhere: keygen's files in the jwt-keys volume must be readable by every service.
+    assert "--uid 10001" in " ".join(args for name, args in _instructions(dockerfile) if name == "RUN")
+    assert _last(dockerfile, "USER") == "billing"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_everything_an_image_copies_exists_in_the_repo(dockerfile: Path) -> None:
+    sources = [args.split()[0] for name, args in _instructions(dockerfile) if name == "COPY"]
+
+    missing = [source for source in sources if not (REPO_ROOT / source).exists()]
+    assert not missing, f"{dockerfile.relative_to(REPO_ROOT)} copies missing paths {missing}"
+
+
+def test_invoice_image_installs_weasyprint_system_libraries() -> None:
+    runs = " ".join(args for name, args in _instructions(REPO_ROOT / "services/invoice/Dockerfile") if name == "RUN")
+
+    assert all(library in runs.split() for library in WEASYPRINT_LIBRARIES)
+
+
+def test_dashboard_image_serves_the_dashboard_app_from_the_gateway_folder() -> None:
+    dockerfile = REPO_ROOT / "gateway/dashboard/Dockerfile"
+
+    assert _last(dockerfile, "WORKDIR") == "/srv/gateway"
+    assert '"dashboard.main:app"' in _last(dockerfile, "CMD") and '"8000"' in _last(dockerfile, "CMD")
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -> None:
+    ignored = set((REPO_ROOT / ".dockerignore").read_text().split())
+
+    assert {".git", ".venv", ".env", ".run", "**/__pycache__"} <= ignored
+    assert not ignored & {"shared", "services", "gateway", "shared/", "services/", "gateway/"}

@@ -1,0 +1,66 @@
+"""shared/billing_shared/sql/init.sql on a fresh database: one schema per service, each role fenced into its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from gateway_harness import REPO_ROOT, Psql
+
+INIT_SQL = REPO_ROOT / "shared" / "billing_shared" / "sql" / "init.sql"
+SERVICES = ("customer", "payment", "subscription", "invoice", "dunning", "notifier")
+
+
+@pytest.fixture
+def initialised_database(psql: Psql) -> Iterator[str]:
+    """A throwaway database with init.sql applied twice (it must be idempotent); dropped afterwards."""
+    name = f"repo_init_sql_{uuid.uuid4().hex[:12]}"
+    psql.run(f'CREATE DATABASE "{name}"')
+    try:
+        psql.run(database=name, file=INIT_SQL)
+        psql.run(database=name, file=INIT_SQL)
+        yield name
+    finally:
+        psql.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_creates_one_schema_per_service_owned_by_its_role(psql: Psql, initialised_database: str) -> None:
+    rows = psql.run(
+        "SELECT nspname || ':' || pg_get_userbyid(nspowner) FROM pg_namespace "
+        "WHERE nspname = ANY(ARRAY['customer','payment','subscription','invoice','dunning','notifier'])",
+        database=initialised_database,
+    ).stdout.split()
+
+    assert sorted(rows) == sorted(f"{service}:{service}" for service in SERVICES)
+
+
+def test_role_cannot_read_another_services_table(psql: Psql, initialised_database: str) -> None:
+    psql.run("CREATE TABLE customer.customers (id int); INSERT INTO customer.customers VALUES (1)",
+             database=initialised_database)
+
+    attempt = psql.run("SELECT * FROM customer.customers", database=initialised_database, user="payment", check=False)
+
+    assert attempt.returncode != 0
+    assert "permission denied for schema customer" in attempt.stderr
+
+
+def test_role_creates_unqualified_tables_in_its_own_schema(psql: Psql, initialised_database: str) -> None:
+    schema = psql.run(
+        "CREATE TABLE payments (id int); SELECT schemaname FROM pg_tables WHERE tablename = 'payments'",
+        database=initialised_database, user="payment",
+    ).stdout.strip()
+
+    assert schema == "payment"
+
+
+def test_nobody_but_the_owner_may_create_in_public(psql: Psql, initialised_database: str) -> None:
+    attempt = psql.run("CREATE TABLE public.stray (id int)", database=initialised_database, user="payment",
+                       check=False)
+
+    assert "permission denied for schema public" in attempt.stderr
+
+
+def test_does_not_hard_code_the_database_name() -> None:
+    assert "billing" not in INIT_SQL.read_text().lower()
