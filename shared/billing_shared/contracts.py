@@ -200,6 +200,9 @@ class _InvoiceFact(Event):
     subscription_id: uuid.UUID | None = None
     currency: str
     total: int = 0
+    # Signed links (they expire, by default after 7 days) that open the invoice page / PDF without a login.
+    hosted_invoice_url: str | None = None
+    invoice_pdf_url: str | None = None
 
 
 @contract

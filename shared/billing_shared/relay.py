@@ -11,14 +11,13 @@ import asyncio
 import logging
 from contextlib import suppress
 
-import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import PublishError
 from prometheus_client import Counter
 from sqlalchemy import select, update
 
-from . import amqp
+from . import amqp, clock
 from .db import Database
 from .plumbing_tables import notify_channel, outbox_table
 
@@ -43,6 +42,7 @@ class OutboxRelay:
         database_url: str,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        publish_copies: int = 1,
         connection: AbstractRobustConnection | None = None,
     ):
         self.db = db
@@ -51,6 +51,7 @@ class OutboxRelay:
         self.database_url = database_url
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.publish_copies = publish_copies
         self._connection = connection
         self._owns_connection = connection is None
         self._exchange: AbstractExchange | None = None
@@ -140,13 +141,7 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            results = await asyncio.gather(
-                *(
-                    exchange.publish(amqp.envelope_message(row.body), routing_key=row.routing_key, mandatory=True)
-                    for row in rows
-                ),
-                return_exceptions=True,
-            )
+            results = await asyncio.gather(*(self._publish(exchange, row) for row in rows), return_exceptions=True)
             sent, unroutable, failed = [], [], []
             for row, result in zip(rows, results):
                 if isinstance(result, PublishError):
@@ -155,7 +150,7 @@ class OutboxRelay:
                     failed.append(result)
                 else:
                     sent.append(row.id)
-            now = aio_pika_now()
+            now = clock.wall_now()
             if sent:
                 await session.execute(
                     update(self._outbox).where(self._outbox.c.id.in_(sent)).values(published_at=now)
@@ -174,8 +169,7 @@ class OutboxRelay:
             raise failed[0]
         return len(rows)
 
-
-def aio_pika_now():
-    from . import clock
-
-    return clock.now()
+    async def _publish(self, exchange: AbstractExchange, row) -> None:
+        message = amqp.envelope_message(row.body)
+        for _ in range(self.publish_copies):
+            await exchange.publish(message, routing_key=row.routing_key, mandatory=True)

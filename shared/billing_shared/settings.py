@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
+    # Fault-injection switch for tests: publish every event this many times (consumers must not care).
+    relay_publish_copies: int = Field(1, ge=1, le=10)
 
     run_relay: bool = True
     run_consumer: bool = True

@@ -142,6 +142,7 @@ class ServiceRuntime:
                 database_url=s.database_url,
                 batch_size=s.relay_batch_size,
                 poll_interval_s=s.relay_poll_interval_s,
+                publish_copies=s.relay_publish_copies,
                 connection=self.connection,
             )
             await self.relay.start()

@@ -1,0 +1,135 @@
+"""The whole system as real processes, the way `make run` starts it, isolated for this test session.
+
+A fresh database, a fresh RabbitMQ vhost and free ports, so a developer's `make run` can keep running.
+Tests drive it only through the gateway's public API and read mail from the SMTP sink's folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from billing_shared import bootstrap
+from billing_shared.devstack import Stack, StackConfig
+from billing_shared.testing import ADMIN_DSN, create_vhost
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _pick_base_port() -> int:
+    for _ in range(50):
+        base = random.randrange(20000, 40000, 100)
+        if all(_free(base + offset) for offset in (1, 2, 3, 4, 5, 6, 7, 25, 80, 90)):
+            return base
+    raise RuntimeError("no free port range for the e2e stack")
+
+
+class E2EStack:
+    """What the tests see of the running system."""
+
+    def __init__(self, stack: Stack, vhost: str):
+        self.stack = stack
+        self.vhost = vhost
+        self.base_url = stack.config.gateway_url
+        self.admin_key = stack.admin_key or ""
+        self._admin_token: tuple[str, float] | None = None
+
+    def token_for_key(self, key: str) -> str:
+        response = httpx.post(f"{self.base_url}/api/auth/token", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def admin_headers(self) -> dict[str, str]:
+        if self._admin_token is None or self._admin_token[1] < time.monotonic():
+            self._admin_token = (self.token_for_key(self.admin_key), time.monotonic() + 600)
+        return {"Authorization": f"Bearer {self._admin_token[0]}"}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def emails(self, to: str | None = None) -> list[Any]:
+        mails = self.stack.emails()
+        return [m for m in mails if to is None or to in str(m["To"])]
+
+    def wait_for(self, probe: Callable[[], Any], timeout: float = 30, interval: float = 0.1, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
+
+    def new_customer(self, name: str = "E2E Customer", card: str | None = "4242424242424242") -> dict[str, Any]:
+        """A customer (with a user API key and, unless card is None, a default card)."""
+        with self.client() as http:
+            email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+            customer = http.post("/api/customers", json={"email": email, "name": name}, headers=self.admin_headers())
+            customer.raise_for_status()
+            body = customer.json()
+            key = http.post(f"/api/customers/{body['id']}/api_keys", headers=self.admin_headers()).json()["key"]
+            body["api_key"] = key
+            body["headers"] = {"Authorization": f"Bearer {self.token_for_key(key)}"}
+            if card:
+                method = http.post(
+                    f"/api/customers/{body['id']}/payment_methods",
+                    json={"card_number": card, "exp_month": 12, "exp_year": time.gmtime().tm_year + 3, "cvc": "123"},
+                    headers=body["headers"],
+                )
+                method.raise_for_status()
+                body["payment_method"] = method.json()
+            return body
+
+
+@pytest.fixture(scope="session")
+def stack() -> Any:
+    suffix = f"{time.strftime('%H%M%S')}_{secrets.token_hex(3)}"
+    database, vhost = f"billing_e2e_{suffix}", f"billing_e2e_{suffix}"
+    amqp_url = create_vhost(vhost)
+    base = _pick_base_port()
+    run_dir = Path(tempfile.mkdtemp(prefix="billing-e2e-"))
+    config = StackConfig(
+        run_dir=run_dir,
+        database=database,
+        amqp_url=amqp_url,
+        base_port=base,
+        smtp_port=base + 25,
+        log_to_files=True,
+        extra_env={"LOG_LEVEL": "WARNING", "PAYMENT_GATEWAY_TIMEOUT_S": "2"},
+    )
+    running = Stack(config)
+    try:
+        running.prepare(progress=lambda m: None)
+        running.start(timeout=120)
+        yield E2EStack(running, vhost)
+    finally:
+        running.stop()
+        asyncio.run(bootstrap.drop_database(ADMIN_DSN, database))
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+        logs = run_dir / "logs"
+        if logs.exists():
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for log in logs.glob("*.log"):
+                (ARTIFACTS / f"e2e-{log.name}").write_bytes(log.read_bytes()[-200_000:])
