@@ -219,6 +219,9 @@ class InvoicePaid(_InvoiceFact):
     amount_paid: int
     paid_at: datetime
     payment_id: uuid.UUID | None = None
+    # The subscription period the invoice bills (period_start of the subscription.created/renewed or
+    # plan_changed event it came from): lets the subscription service know which period was paid.
+    period_start: datetime | None = None
 
 
 @contract

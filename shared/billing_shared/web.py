@@ -75,9 +75,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
 
 
+MAX_BODY_BYTES = 1024 * 1024
+
+
 def install_observability(app: FastAPI, service: str) -> None:
     @app.middleware("http")
     async def _correlation_and_metrics(request: Request, call_next):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            # The gateway caps bodies too; this keeps a service safe when reached directly.
+            return JSONResponse(
+                {"error": {"code": "request_too_large", "message": "request body is larger than 1 MiB"}},
+                status_code=413,
+            )
         cid = request.headers.get(CORRELATION_HEADER) or uuid.uuid4().hex
         token = correlation_id.set(cid[:128])
         started = time.perf_counter()

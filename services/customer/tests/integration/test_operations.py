@@ -1,0 +1,43 @@
+"""Health, readiness, metrics, body limits and the correlation id that travels with events."""
+
+from __future__ import annotations
+
+import uuid
+
+from billing_shared.testing import EventBus
+
+
+async def test_health_ready_and_metrics(client):
+    assert (await client.get("/health")).json()["status"] == "ok"
+    ready = await client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    metrics = await client.get("/metrics")
+    assert "http_requests_total" in metrics.text
+
+
+async def test_oversize_body_is_413_and_nothing_is_written(client, admin_headers, unique_email):
+    body = b'{"email": "' + unique_email.encode() + b'", "name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = await client.post("/api/customers", content=body, headers={**admin_headers, "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    found = await client.get("/api/customers", params={"email": unique_email}, headers=admin_headers)
+    assert found.json()["data"] == []
+
+
+async def test_correlation_id_travels_from_http_header_into_the_event(client, admin_headers, service_env, unique_email):
+    correlation = f"test-{uuid.uuid4().hex}"
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("customer.created")
+        response = await client.post(
+            "/api/customers", json={"email": unique_email}, headers={**admin_headers, "X-Correlation-ID": correlation}
+        )
+        assert response.headers["X-Correlation-ID"] == correlation
+        events = await bus.wait_for_type("customer.created")
+        mine = [e for e in events if e.payload["email"] == unique_email]
+        assert mine[0].correlation_id == correlation
+
+
+async def test_openapi_is_served_under_the_service_prefix(client):
+    spec = (await client.get("/api/customer/openapi.json")).json()
+    assert "/api/customers" in spec["paths"]
