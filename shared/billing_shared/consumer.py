@@ -52,6 +52,8 @@ class EventConsumer:
         retry_attempts: int = 3,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 2.0,
+        redelivery_backoff_s: float = 1.0,
+        redelivery_backoff_max_s: float = 30.0,
         connection: AbstractRobustConnection | None = None,
     ):
         self.db = db
@@ -65,6 +67,8 @@ class EventConsumer:
         self.retry_attempts = retry_attempts
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.redelivery_backoff_s = redelivery_backoff_s
+        self.redelivery_backoff_max_s = redelivery_backoff_max_s
         self._connection = connection
         self._owns_connection = connection is None
         self._queue: AbstractQueue | None = None
@@ -94,7 +98,10 @@ class EventConsumer:
             except Exception:  # the connection may already be gone
                 pass
         if self._in_flight:
-            await asyncio.wait(self._in_flight, timeout=10)
+            # Unacked messages are redelivered, so cancelling what is still running loses nothing.
+            _, still_running = await asyncio.wait(self._in_flight, timeout=5)
+            for task in still_running:
+                task.cancel()
         if self._owns_connection and self._connection is not None:
             await self._connection.close()
 
@@ -135,6 +142,10 @@ class EventConsumer:
                 exc,
             )
             HANDLED.labels(self.service, envelope.type, "failed").inc()
+            # Hold the message a while before handing it back, so a passing outage (SMTP, a peer's
+            # projection not there yet) does not burn the delivery limit in seconds. Other messages
+            # keep flowing meanwhile: this only occupies one prefetch slot.
+            await asyncio.sleep(min(self.redelivery_backoff_s * 2 ** (deliveries - 1), self.redelivery_backoff_max_s))
             await message.nack(requeue=True)
             return
         finally:

@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     handler_retry_attempts: int = 3
     handler_retry_initial_s: float = 0.2
     handler_retry_max_s: float = 2.0
+    redelivery_backoff_s: float = 1.0
+    redelivery_backoff_max_s: float = 30.0
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0

@@ -106,6 +106,8 @@ def service_env(infra: TestInfra, service_name: str) -> TestInfra:
             "JWT_PRIVATE_KEY": infra.private_key,
             "HANDLER_RETRY_INITIAL_S": "0.01",
             "HANDLER_RETRY_MAX_S": "0.05",
+            "REDELIVERY_BACKOFF_S": "0.05",
+            "REDELIVERY_BACKOFF_MAX_S": "0.2",
             "RELAY_POLL_INTERVAL_S": "0.2",
         }
     )

@@ -169,6 +169,8 @@ class ServiceRuntime:
                 retry_attempts=s.handler_retry_attempts,
                 retry_initial_s=s.handler_retry_initial_s,
                 retry_max_s=s.handler_retry_max_s,
+                redelivery_backoff_s=s.redelivery_backoff_s,
+                redelivery_backoff_max_s=s.redelivery_backoff_max_s,
                 connection=self.connection,
             )
             await self.consumer.start()

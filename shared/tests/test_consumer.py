@@ -16,7 +16,8 @@ from conftest import effects
 
 
 def consumer_for(db, infra, service: str, handlers, **kw) -> EventConsumer:
-    options = dict(prefetch=16, delivery_limit=2, retry_attempts=2, retry_initial_s=0.01, retry_max_s=0.02)
+    options = dict(prefetch=16, delivery_limit=2, retry_attempts=2, retry_initial_s=0.01, retry_max_s=0.02,
+                   redelivery_backoff_s=0.05, redelivery_backoff_max_s=0.1)
     options.update(kw)
     return EventConsumer(
         db,
