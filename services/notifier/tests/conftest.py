@@ -1,67 +1,24 @@
-"""Shared fixtures: `smtp_sink`, a real aiosmtpd server on a free local port that keeps what it receives."""
+"""Notifier fixtures: real SMTP sinks (aiosmtpd), a migrated database, the running app, the event bus.
+
+`smtp_sink` is a fresh sink per test (for the SMTP sender alone); `mail` is the session's sink the running
+app sends to; `invoice_api` is a stand-in for the invoice service's token and PDF endpoints.
+"""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import httpx
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+import uvicorn
 
+from billing_shared.testing import EventBus, TestInfra, running
+from tests.fakes import INVOICE_API_KEY, FakeInvoiceApi, SmtpSink
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class _CollectingHandler:
-    def __init__(self, sink: SmtpSink) -> None:
-        self._sink = sink
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        if self._sink.rcpt_replies:
-            return self._sink.rcpt_replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or envelope.content
-        self._sink.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-
-class SmtpSink:
-    """An SMTP server that can be started and stopped on a fixed port; messages survive restarts."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
-        self.host = host
-        self.port = port or free_port()
-        self.messages: list[EmailMessage] = []
-        # Replies such as "451 4.3.0 try later" given to the next RCPT commands instead of accepting them.
-        self.rcpt_replies: list[str] = []
-        self._controller: Controller | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._controller is not None
-
-    def start(self) -> None:
-        """Blocks until the server accepts connections (aiosmtpd runs it in its own thread)."""
-        if self._controller is None:
-            controller = Controller(_CollectingHandler(self), hostname=self.host, port=self.port)
-            controller.start()
-            self._controller = controller
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+pytest_plugins = ["billing_shared.testing"]
 
 
 @pytest.fixture
@@ -73,3 +30,81 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+# --- the running service ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def service_name() -> str:
+    return "notifier"
+
+
+@pytest.fixture(scope="session")
+def mail() -> Iterator[SmtpSink]:
+    """The SMTP server the running app sends to, for the whole session."""
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+async def invoice_api() -> AsyncIterator[FakeInvoiceApi]:
+    fake = FakeInvoiceApi()
+    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=fake.port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    yield fake
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+def settings(service_env: TestInfra, mail: SmtpSink, invoice_api: FakeInvoiceApi) -> Any:
+    from app.settings import Settings
+
+    # Tiny SMTP backoff and a low delivery limit keep outage and dead-letter tests to seconds.
+    return Settings(
+        smtp_host=mail.host,
+        smtp_port=mail.port,
+        smtp_timeout_s=2,
+        smtp_attempts=2,
+        smtp_backoff_initial_s=0.1,
+        smtp_backoff_max_s=0.2,
+        delivery_limit=4,
+        public_base_url="https://billing.example.com",
+        notifier_invoice_api_url=invoice_api.url,
+        notifier_api_key=INVOICE_API_KEY,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Any) -> Any:
+    from app.main import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def bus(service_env: TestInfra, client: httpx.AsyncClient) -> AsyncIterator[EventBus]:
+    """Publishes into the running app's queue (declared by then); records what the app announces."""
+    async with EventBus(service_env.amqp_url) as events:
+        await events.record("notification.sent")
+        yield events
+
+
+@pytest.fixture(scope="session")
+def admin_headers(service_env: TestInfra) -> dict[str, str]:
+    return service_env.auth(uuid.uuid4(), "admin")

@@ -15,7 +15,7 @@ from app.rendering import RenderedEmail, build_message
 from app.smtp import SmtpRejected, SmtpSender, SmtpUnavailable
 
 if TYPE_CHECKING:
-    from tests.conftest import SmtpSink
+    from tests.fakes import SmtpSink
 
 RETRY_LOG = "app.smtp"
 

@@ -14,11 +14,11 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     "invoice_finalized": {
         "customer_name": "Ada Lovelace",
         "invoice_number": "INV-2027-0042",
-        "invoice_id": "4f7c2a9e-1b3d-4c5e-8f90-1a2b3c4d5e6f",
         "total": 4999,
+        "amount_due": 4999,
         "currency": "USD",
         "due_date": date(2027, 3, 3),
-        "public_base_url": "https://billing.example.com/",
+        "invoice_url": "https://billing.example.com/invoices/4f7c2a9e-1b3d-4c5e-8f90-1a2b3c4d5e6f",
     },
     "invoice_paid": {
         "customer_name": "Ada Lovelace",
@@ -47,6 +47,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "amount": 1234,
         "currency": "USD",
         "refund_pending": True,
+        "refund_amount": 1234,
     },
 }
 
@@ -94,6 +95,12 @@ class TestSubjectsAndAmounts:
         assert link in rendered.text
         assert f'href="{link}"' in rendered.html
 
+    def test_invoice_finalized_with_a_credit_applied_names_the_total_and_the_smaller_amount_due(self) -> None:
+        rendered = render("invoice_finalized", total=4999, amount_due=3999)
+
+        assert rendered.subject.startswith("Invoice INV-2027-0042 for $39.99 is due")
+        assert "$49.99" in rendered.text and "Amount due: $39.99" in rendered.text
+
     def test_invoice_paid_is_a_receipt_with_amount_and_paid_date(self) -> None:
         rendered = render("invoice_paid")
 
@@ -108,6 +115,12 @@ class TestSubjectsAndAmounts:
         assert "March 5, 2027" in rendered.text
         assert "update your card" in rendered.text
         assert "update your card" in rendered.html
+
+    def test_payment_failed_after_a_hard_decline_names_no_date_and_asks_for_a_new_card(self) -> None:
+        rendered = render("payment_failed", next_retry_at=None)
+
+        assert "try again on" not in rendered.text
+        assert "add a new card" in rendered.text and "add a new card" in rendered.html
 
     def test_final_notice_names_the_date_of_the_last_attempt(self) -> None:
         rendered = render("final_notice")
@@ -138,6 +151,16 @@ class TestSubjectsAndAmounts:
 
         assert rendered.subject == "Credit note CN-2027-0007 for $12.34"
         assert "on its way" in rendered.text and "on its way" in rendered.html
+
+    def test_credit_note_names_the_refund_amount_when_it_is_less_than_the_credit(self) -> None:
+        rendered = render("credit_note_issued", amount=2000, refund_amount=1500)
+
+        assert "A refund of $15.00 is on its way" in " ".join(rendered.text.split())
+
+    def test_subscription_canceled_at_period_end_says_until_when_it_stays_active(self) -> None:
+        rendered = render("subscription_canceled", refund_amount=0, at_period_end=True, ends_at="2027-04-01")
+
+        assert "It stays active until April 1, 2027." in rendered.text
 
     def test_credit_note_without_a_refund_does_not_promise_one(self) -> None:
         rendered = render("credit_note_issued", refund_pending=False)

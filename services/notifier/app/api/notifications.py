@@ -1,0 +1,39 @@
+"""The notification log: which emails went out, to whom, for which event."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from billing_shared.auth import CurrentPrincipal
+from billing_shared.errors import not_found
+from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
+
+from ..db.models import Notification
+from .schemas import NotificationOut, NotificationPage
+
+router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+
+
+@router.get("", response_model=NotificationPage, summary="List sent emails (admin: all; user: their own)")
+async def list_notifications(
+    request: Request,
+    principal: CurrentPrincipal,
+    customer_id: uuid.UUID | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> NotificationPage:
+    if not principal.is_admin:
+        if customer_id is not None and customer_id != principal.customer_id:
+            raise not_found("customer")  # a user learns nothing about other customers
+        customer_id = principal.customer_id
+    stmt = select(Notification)
+    if customer_id is not None:
+        stmt = stmt.where(Notification.customer_id == customer_id)
+    async with request.app.state.runtime.db.sessions() as session:
+        rows, next_cursor = await fetch_page(session, stmt, Notification.id, cursor, limit)
+    data = [NotificationOut.model_validate(r) for r in rows]
+    return NotificationPage(data=data, has_more=next_cursor is not None, next_cursor=next_cursor)

@@ -1,0 +1,1 @@
+"""Notifier persistence: tables in the `notifier` schema."""

@@ -1,0 +1,64 @@
+"""Fetch an invoice's PDF from the invoice service's public API, as an admin service account.
+
+The API key is exchanged at POST /api/auth/token and the access token is cached until shortly before it
+expires. Every failure is logged and answered with None: an email is never held back for its attachment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+_EXPIRY_MARGIN_S = 30.0
+
+
+class InvoicePdfClient:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout_s: float = 5.0, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._api_key = api_key
+        self._token: str | None = None
+        self._token_expires = 0.0  # time.monotonic() deadline
+        self._token_lock = asyncio.Lock()
+
+    async def fetch(self, invoice_id: uuid.UUID) -> bytes | None:
+        """The PDF bytes, or None (logged) when the invoice service cannot give them now."""
+        try:
+            # A client per fetch: emails are few, and nothing is left open when the app stops.
+            async with httpx.AsyncClient(
+                base_url=self._base_url, timeout=self._timeout_s, transport=self._transport
+            ) as http:
+                response = await self._get_pdf(http, invoice_id, await self._access_token(http))
+                if response.status_code == 401:  # revoked or expired early: exchange the key once more
+                    response = await self._get_pdf(http, invoice_id, await self._access_token(http, force=True))
+            response.raise_for_status()
+            if not response.content.startswith(b"%PDF"):
+                raise ValueError(f"not a PDF (content-type {response.headers.get('content-type')!r})")
+            return response.content
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            log.warning("invoice %s: PDF not attached, sending the link only: %r", invoice_id, exc)
+            return None
+
+    @staticmethod
+    async def _get_pdf(http: httpx.AsyncClient, invoice_id: uuid.UUID, token: str) -> httpx.Response:
+        return await http.get(f"/api/invoices/{invoice_id}.pdf", headers={"Authorization": f"Bearer {token}"})
+
+    async def _access_token(self, http: httpx.AsyncClient, force: bool = False) -> str:
+        async with self._token_lock:  # concurrent emails share one exchange
+            if force or self._token is None or time.monotonic() >= self._token_expires:
+                response = await http.post("/api/auth/token", headers={"Authorization": f"Bearer {self._api_key}"})
+                response.raise_for_status()
+                body = response.json()
+                self._token = str(body["access_token"])
+                lifetime = float(body.get("expires_in", 300))
+                self._token_expires = time.monotonic() + max(lifetime - _EXPIRY_MARGIN_S, lifetime / 2)
+            return self._token

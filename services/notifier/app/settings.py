@@ -1,0 +1,42 @@
+"""Notifier service settings (env vars; working local defaults: an SMTP sink on 127.0.0.1:1025)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import model_validator
+
+from billing_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: ClassVar[str] = "notifier"
+
+    # Each in-flight email holds a DB transaction while SMTP answers, so keep fewer in flight than the pool holds.
+    prefetch: int = 8
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_use_tls: bool = False
+    smtp_start_tls: bool = False
+    smtp_timeout_s: float = 10.0
+    smtp_attempts: int = 3
+    smtp_backoff_initial_s: float = 0.5
+    smtp_backoff_max_s: float = 4.0
+
+    notifier_sender: str = "billing@example.com"
+    public_base_url: str = "http://localhost:8080"
+    # Optional: attach invoice PDFs. Both must be set; the key is an API key of an admin service account.
+    notifier_invoice_api_url: str | None = None
+    notifier_api_key: str | None = None
+    notifier_invoice_api_timeout_s: float = 5.0
+
+    @model_validator(mode="after")
+    def _check_smtp(self) -> "Settings":
+        if self.smtp_use_tls and self.smtp_start_tls:
+            raise ValueError("SMTP_USE_TLS and SMTP_START_TLS are exclusive: pick implicit TLS or STARTTLS")
+        if self.smtp_attempts < 1:
+            raise ValueError("SMTP_ATTEMPTS must be at least 1")
+        return self

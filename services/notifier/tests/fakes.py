@@ -1,0 +1,103 @@
+"""Test doubles with real network ends: an SMTP server (aiosmtpd) and the invoice service's token and PDF API."""
+
+from __future__ import annotations
+
+import socket
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Annotated, Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse, Response
+
+INVOICE_API_KEY = "bk_test_notifier_admin"
+PDF_BYTES = b"%PDF-1.7\n% a stand-in invoice\n%%EOF\n"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class _CollectingHandler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self._sink = sink
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self._sink.unknown_mailboxes:
+            return "550 5.1.1 No such user"
+        if self._sink.rcpt_replies:
+            return self._sink.rcpt_replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        self._sink.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """An SMTP server that can be started and stopped on a fixed port; messages survive restarts."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.messages: list[EmailMessage] = []
+        # Replies such as "451 4.3.0 try later" given to the next RCPT commands instead of accepting them.
+        self.rcpt_replies: list[str] = []
+        # Addresses refused for good ("550 No such user") on every attempt.
+        self.unknown_mailboxes: set[str] = set()
+        self._controller: Controller | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def start(self) -> None:
+        """Blocks until the server accepts connections (aiosmtpd runs it in its own thread)."""
+        if self._controller is None:
+            controller = Controller(_CollectingHandler(self), hostname=self.host, port=self.port)
+            controller.start()
+            self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+class FakeInvoiceApi:
+    """The invoice service's two endpoints the notifier calls, and what it was asked."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.pdf_invoice_ids: set[str] = set()
+        self.token_exchanges = 0
+        self.app = self._build()
+
+    def _build(self) -> Any:
+        api = FastAPI()
+
+        @api.post("/api/auth/token")
+        async def create_token(authorization: Annotated[str, Header()] = "") -> Any:
+            if authorization != f"Bearer {INVOICE_API_KEY}":
+                return JSONResponse({"error": {"code": "unauthorized"}}, status_code=401)
+            self.token_exchanges += 1
+            return {"access_token": f"token-{self.token_exchanges}", "token_type": "bearer", "expires_in": 900}
+
+        @api.get("/api/invoices/{invoice_id}.pdf")
+        async def read_invoice_pdf(invoice_id: str, authorization: Annotated[str, Header()] = "") -> Any:
+            if not authorization.startswith("Bearer token-"):
+                return JSONResponse({"error": {"code": "unauthorized"}}, status_code=401)
+            if invoice_id not in self.pdf_invoice_ids:
+                return JSONResponse({"error": {"code": "not_found"}}, status_code=404)
+            return Response(PDF_BYTES, media_type="application/pdf")
+
+        return api

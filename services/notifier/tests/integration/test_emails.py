@@ -1,0 +1,186 @@
+"""Each customer-facing event becomes its email, to the projected address, with the right subject and amounts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from billing_shared.contracts import (
+    CreditNoteIssued,
+    DunningExhausted,
+    DunningFinalNotice,
+    DunningRetryScheduled,
+    InvoiceFinalized,
+    InvoicePaid,
+    SubscriptionCanceled,
+)
+from billing_shared.events import Event
+from billing_shared.testing import EventBus
+from tests.fakes import PDF_BYTES, FakeInvoiceApi, SmtpSink
+from tests.support import (
+    T0,
+    days,
+    html_of,
+    mails_to,
+    new_customer,
+    text_of,
+    wait_for_mail,
+    wait_for_announcement,
+    wait_until_handled,
+)
+
+INVOICE_ID = uuid.UUID("0190f7a2-0000-7000-8000-00000000a001")
+
+
+def invoice_finalized(customer_id: uuid.UUID, **overrides: Any) -> InvoiceFinalized:
+    fields = dict(
+        invoice_id=uuid.uuid4(), number="INV-2027-0042", customer_id=customer_id, currency="USD",
+        total=4999, amount_due=4999, due_at=T0 + days(14),
+    )
+    return InvoiceFinalized(**(fields | overrides))
+
+
+CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
+    "invoice_finalized": (
+        lambda c: invoice_finalized(c, invoice_id=INVOICE_ID),
+        "Invoice INV-2027-0042 for $49.99 is due March 15, 2027",
+        ["Total: $49.99", f"https://billing.example.com/invoices/{INVOICE_ID}"],
+    ),
+    "invoice_paid": (
+        lambda c: InvoicePaid(
+            invoice_id=uuid.uuid4(), number="INV-2027-0042", customer_id=c, currency="USD",
+            total=4999, amount_paid=4999, paid_at=T0,
+        ),
+        "Receipt for invoice INV-2027-0042",
+        ["Amount paid: $49.99", "Paid on: March 1, 2027"],
+    ),
+    "payment_failed": (
+        lambda c: DunningRetryScheduled(
+            case_id=uuid.uuid4(), customer_id=c, amount=1000, currency="EUR", failures=1, next_retry_at=T0 + days(2)
+        ),
+        "Your payment of €10.00 failed",
+        ["We will try again on March 3, 2027", "update your card"],
+    ),
+    "payment_failed_hard_decline": (
+        lambda c: DunningRetryScheduled(
+            case_id=uuid.uuid4(), customer_id=c, amount=1000, currency="EUR", failures=1,
+            next_retry_at=None, waiting_for_new_payment_method=True,
+        ),
+        "Your payment of €10.00 failed",
+        ["will not try it again", "add a new card"],
+    ),
+    "final_notice": (
+        lambda c: DunningFinalNotice(
+            case_id=uuid.uuid4(), customer_id=c, amount=1000, currency="EUR", retry_at=T0 + days(9)
+        ),
+        "Final notice: last payment attempt on March 10, 2027",
+        ["€10.00", "suspended"],
+    ),
+    "subscription_suspended": (
+        lambda c: DunningExhausted(case_id=uuid.uuid4(), customer_id=c, amount=1000, currency="EUR", failures=4),
+        "Your subscription has been suspended",
+        ["payment of €10.00"],
+    ),
+    "subscription_canceled": (
+        lambda c: SubscriptionCanceled(
+            subscription_id=uuid.uuid4(), customer_id=c, canceled_at=T0, at_period_end=False, ends_at=T0,
+            credit_amount=1234, currency="USD",
+        ),
+        "Your subscription has been canceled",
+        ["Prorated refund: $12.34"],
+    ),
+    "credit_note_issued": (
+        lambda c: CreditNoteIssued(
+            credit_note_id=uuid.uuid4(), number="CN-2027-0007", invoice_id=uuid.uuid4(), customer_id=c,
+            amount=1234, currency="USD", refund_due=True, refund_amount=1234,
+        ),
+        "Credit note CN-2027-0007 for $12.34",
+        ["A refund of $12.34 is on its way"],
+    ),
+}
+
+
+async def test_a_new_customer_gets_a_welcome_email(bus: EventBus, mail: SmtpSink) -> None:
+    _, email = await new_customer(bus, mail, name="Grace Hopper")
+
+    [welcome] = mails_to(mail, email)
+    assert welcome["Subject"] == "Welcome, Grace Hopper"
+    assert welcome["From"] == "billing@example.com"
+    assert "Welcome aboard" in text_of(welcome)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_event_arrives_as_its_email_with_recipient_subject_and_amounts(
+    case: str, bus: EventBus, mail: SmtpSink
+) -> None:
+    make_event, subject, phrases = CASES[case]
+    customer_id, email = await new_customer(bus, mail)
+
+    envelope = await bus.publish(make_event(customer_id))
+
+    _, message = await wait_for_mail(mail, email, count=2)
+    assert message["Subject"] == subject
+    assert message["To"] == email
+    assert message["Message-ID"].strip().startswith(f"<{envelope.event_id}.")
+    assert "Hello Ada Lovelace," in text_of(message)
+    for phrase in phrases:
+        assert phrase in text_of(message)
+    assert message.get_body(("html",)) is not None
+
+
+async def test_each_email_is_announced_as_notification_sent(bus: EventBus, mail: SmtpSink) -> None:
+    customer_id, email = await new_customer(bus, mail)
+
+    envelope = await bus.publish(CASES["invoice_paid"][0](customer_id))
+
+    await wait_for_mail(mail, email, count=2)
+    [announced] = await wait_for_announcement(bus, envelope.event_id)
+    assert announced.payload["template"] == "invoice_paid"
+    assert announced.payload["recipient"] == email
+    assert announced.payload["customer_id"] == str(customer_id)
+    assert announced.producer == "notifier"
+
+
+class TestInvoicePdf:
+    async def test_invoice_email_attaches_the_pdf_the_invoice_service_renders(
+        self, bus: EventBus, mail: SmtpSink, invoice_api: FakeInvoiceApi
+    ) -> None:
+        customer_id, email = await new_customer(bus, mail)
+        first, second = uuid.uuid4(), uuid.uuid4()
+        invoice_api.pdf_invoice_ids.update({str(first), str(second)})
+
+        await bus.publish(invoice_finalized(customer_id, invoice_id=first, number="INV-2027-0100"))
+        await bus.publish(invoice_finalized(customer_id, invoice_id=second, number="INV-2027-0101"))
+
+        _, *invoices = await wait_for_mail(mail, email, count=3)
+        attachments = {part.get_filename(): part.get_content() for m in invoices for part in m.iter_attachments()}
+        assert attachments == {"invoice-INV-2027-0100.pdf": PDF_BYTES, "invoice-INV-2027-0101.pdf": PDF_BYTES}
+        assert all(m.get_content_type() == "multipart/mixed" for m in invoices)
+        assert invoice_api.token_exchanges == 1  # the access token is cached, not fetched per email
+
+    async def test_invoice_email_without_a_pdf_is_sent_with_the_link_only(
+        self, bus: EventBus, mail: SmtpSink, invoice_api: FakeInvoiceApi
+    ) -> None:
+        customer_id, email = await new_customer(bus, mail)
+        missing = uuid.uuid4()  # the invoice service answers 404 for its PDF
+
+        await bus.publish(invoice_finalized(customer_id, invoice_id=missing))
+
+        _, invoice = await wait_for_mail(mail, email, count=2)
+        assert list(invoice.iter_attachments()) == []
+        assert f'href="https://billing.example.com/invoices/{missing}"' in html_of(invoice)
+
+
+async def test_zero_amount_invoices_are_not_emailed(bus: EventBus, mail: SmtpSink, app: Any) -> None:
+    customer_id, email = await new_customer(bus, mail)
+
+    finalized = await bus.publish(invoice_finalized(customer_id, total=0, amount_due=0))
+    paid = await bus.publish(
+        InvoicePaid(invoice_id=uuid.uuid4(), customer_id=customer_id, currency="USD", amount_paid=0, paid_at=T0)
+    )
+
+    await wait_until_handled(app, finalized.event_id, paid.event_id)
+    assert len(mails_to(mail, email)) == 1  # the welcome email only

@@ -1,0 +1,153 @@
+"""Exactly one email per event: through redelivery, SMTP outages and permanent refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from billing_shared import dlq
+from billing_shared.contracts import DunningExhausted, InvoicePaid
+from billing_shared.testing import EventBus, wait_for
+from tests.support import (
+    T0,
+    handled_count,
+    mails_to,
+    new_customer,
+    sent_events_for,
+    unique_email,
+    wait_for_announcement,
+    wait_for_count,
+    wait_for_mail,
+    wait_until_handled,
+)
+
+if TYPE_CHECKING:
+    from billing_shared.testing import TestInfra
+    from tests.fakes import SmtpSink
+
+
+def receipt(customer_id: uuid.UUID, number: str = "INV-2027-0200", amount: int = 2500) -> InvoicePaid:
+    return InvoicePaid(
+        invoice_id=uuid.uuid4(), number=number, customer_id=customer_id, currency="USD",
+        total=amount, amount_paid=amount, paid_at=T0,
+    )
+
+
+async def test_an_event_delivered_three_times_is_emailed_once(bus: EventBus, mail: SmtpSink) -> None:
+    customer_id, email = await new_customer(bus, mail)
+    duplicates_before = handled_count("invoice.paid", "duplicate")
+    event_id = uuid.uuid4()
+
+    for _ in range(3):
+        await bus.publish(receipt(customer_id), event_id=event_id)
+
+    await wait_for_count("invoice.paid", "duplicate", duplicates_before + 2)
+    receipts = [m for m in mails_to(mail, email) if m["Subject"].startswith("Receipt")]
+    assert len(receipts) == 1
+    assert len(await wait_for_announcement(bus, event_id)) == 1  # and announced once
+
+
+async def test_smtp_down_for_a_while_then_every_email_is_delivered_exactly_once(
+    bus: EventBus, mail: SmtpSink, service_env: TestInfra
+) -> None:
+    customer_id, email = await new_customer(bus, mail)
+    failures_before = handled_count("invoice.paid", "failed")
+    await asyncio.to_thread(mail.stop)
+    try:
+        published = [await bus.publish(receipt(customer_id, number=f"INV-2027-03{i:02d}")) for i in range(3)]
+        # The outage is seen: at least one delivery was nacked after the sender's and the consumer's retries.
+        await wait_for_count("invoice.paid", "failed", failures_before + 1)
+        assert len(mails_to(mail, email)) == 1
+    finally:
+        await asyncio.to_thread(mail.start)
+
+    await wait_for_mail(mail, email, count=4)
+    await wait_for(lambda: _all_announced(bus, published), message="every email announced")
+    subjects = sorted(m["Subject"] for m in mails_to(mail, email))
+    assert subjects == ["Receipt for invoice INV-2027-0300", "Receipt for invoice INV-2027-0301",
+                        "Receipt for invoice INV-2027-0302", "Welcome, Ada Lovelace"]
+    letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
+    assert not {str(e.event_id) for e in published} & {letter.event_id for letter in letters}
+
+
+async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retried(
+    bus: EventBus, mail: SmtpSink, app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    customer_id, email = await new_customer(bus, mail)
+    mail.unknown_mailboxes.add(email)
+    failures_before = handled_count("dunning.exhausted", "failed")
+
+    envelope = await bus.publish(
+        DunningExhausted(case_id=uuid.uuid4(), customer_id=customer_id, amount=1000, currency="EUR", failures=4)
+    )
+
+    await wait_until_handled(app, envelope.event_id)
+    response = await client.get("/api/notifications", params={"customer_id": str(customer_id)}, headers=admin_headers)
+    rejected = [n for n in response.json()["data"] if n["event_id"] == str(envelope.event_id)]
+    assert [(n["status"], n["template"]) for n in rejected] == [("rejected", "subscription_suspended")]
+    assert "No such user" in rejected[0]["error"]
+    assert handled_count("dunning.exhausted", "failed") == failures_before  # acked at once, never nacked
+    assert sent_events_for(bus, envelope.event_id) == []
+    assert len(mails_to(mail, email)) == 1
+
+
+async def test_an_event_for_an_unknown_customer_dead_letters_and_others_keep_flowing(
+    bus: EventBus, mail: SmtpSink, service_env: TestInfra
+) -> None:
+    stranger = uuid.uuid4()
+    customer_id, email = await new_customer(bus, mail)
+
+    orphan = await bus.publish(receipt(stranger, number="INV-2027-0400"))
+    await bus.publish(receipt(customer_id, number="INV-2027-0401"))
+
+    _, delivered = await wait_for_mail(mail, email, count=2)  # not held up behind the orphan
+    assert delivered["Subject"] == "Receipt for invoice INV-2027-0401"
+
+    async def orphan_dead_lettered() -> bool:
+        letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
+        return any(letter.event_id == str(orphan.event_id) for letter in letters)
+
+    await wait_for(orphan_dead_lettered, timeout=20, interval=0.2, message="the orphan in notifier.dlq")
+
+
+async def test_a_dead_lettered_event_replayed_once_its_customer_exists_is_emailed_once(
+    bus: EventBus, mail: SmtpSink, service_env: TestInfra
+) -> None:
+    from billing_shared.contracts import CustomerCreated
+
+    late_id, late_email = uuid.uuid4(), unique_email("late")
+    orphan = await bus.publish(receipt(late_id, number="INV-2027-0500"))
+
+    async def dead_lettered() -> bool:
+        letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
+        return any(letter.event_id == str(orphan.event_id) for letter in letters)
+
+    await wait_for(dead_lettered, timeout=20, interval=0.2, message="the orphan in notifier.dlq")
+    await bus.publish(CustomerCreated(customer_id=late_id, email=late_email, name="Late Comer"), occurred_at=T0)
+    await wait_for_mail(mail, late_email)
+
+    assert await dlq.replay_dead_letters(service_env.amqp_url, "notifier", {str(orphan.event_id)}) == 1
+
+    _, replayed = await wait_for_mail(mail, late_email, count=2)
+    assert replayed["Subject"] == "Receipt for invoice INV-2027-0500"
+    await wait_for_announcement(bus, orphan.event_id)
+    assert len(mails_to(mail, late_email)) == 2
+
+
+async def test_an_event_that_arrives_before_its_customer_waits_for_it(bus: EventBus, mail: SmtpSink) -> None:
+    from billing_shared.contracts import CustomerCreated
+
+    customer_id, email = uuid.uuid4(), unique_email("early")
+
+    await bus.publish(receipt(customer_id, number="INV-2027-0600"))
+    await bus.publish(CustomerCreated(customer_id=customer_id, email=email, name="Early Bird"), occurred_at=T0)
+
+    messages = await wait_for_mail(mail, email, count=2)
+    assert sorted(m["Subject"] for m in messages) == ["Receipt for invoice INV-2027-0600", "Welcome, Early Bird"]
+
+
+async def _all_announced(bus: EventBus, published: list[Any]) -> bool:
+    return all(sent_events_for(bus, e.event_id) for e in published)

@@ -1,0 +1,173 @@
+"""Which event becomes which email, with which variables (pure; no broker, no SMTP)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from app.domain.emails import EMAILED_EVENTS, greeting_name, message_id, plan_email
+from app.rendering import email_kinds, render_email
+from billing_shared.contracts import (
+    CreditNoteIssued,
+    CustomerCreated,
+    DunningExhausted,
+    DunningFinalNotice,
+    DunningRetryScheduled,
+    InvoiceFinalized,
+    InvoicePaid,
+    SubscriptionCanceled,
+)
+from billing_shared.events import Envelope, Event
+
+BASE = "https://billing.example.com/"
+CUSTOMER = uuid.uuid4()
+WHEN = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def envelope(event: Event) -> Envelope:
+    return Envelope(type=event.type, producer="test", payload=event.model_dump(mode="json"))
+
+
+EVENTS: dict[str, Event] = {
+    "welcome": CustomerCreated(customer_id=CUSTOMER, email="ada@example.com", name="Ada"),
+    "invoice_finalized": InvoiceFinalized(
+        invoice_id=uuid.uuid4(), number="INV-1", customer_id=CUSTOMER, currency="USD", total=4999,
+        amount_due=4999, due_at=WHEN,
+    ),
+    "invoice_paid": InvoicePaid(
+        invoice_id=uuid.uuid4(), number="INV-1", customer_id=CUSTOMER, currency="USD", amount_paid=4999, paid_at=WHEN
+    ),
+    "payment_failed": DunningRetryScheduled(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=1, next_retry_at=WHEN
+    ),
+    "final_notice": DunningFinalNotice(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", retry_at=WHEN
+    ),
+    "subscription_suspended": DunningExhausted(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=4
+    ),
+    "subscription_canceled": SubscriptionCanceled(
+        subscription_id=uuid.uuid4(), customer_id=CUSTOMER, canceled_at=WHEN, at_period_end=False, ends_at=WHEN,
+        credit_amount=1234, currency="USD",
+    ),
+    "credit_note_issued": CreditNoteIssued(
+        credit_note_id=uuid.uuid4(), number="CN-1", invoice_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1234,
+        currency="USD", refund_due=True, refund_amount=1000,
+    ),
+}
+
+
+def test_every_template_has_an_event_and_every_emailed_event_a_template() -> None:
+    assert set(EVENTS) == email_kinds()
+    assert {e.type for e in EVENTS.values()} == set(EMAILED_EVENTS)
+
+
+@pytest.mark.parametrize("template", sorted(EVENTS))
+def test_each_event_plans_its_template_for_its_customer_and_the_plan_renders(template: str) -> None:
+    plan = plan_email(envelope(EVENTS[template]), BASE)
+
+    assert plan is not None
+    assert (plan.template, plan.customer_id) == (template, CUSTOMER)
+    render_email(template, plan.context | {"customer_name": "Ada"})  # nothing the template needs is missing
+
+
+def test_invoice_finalized_asks_for_its_pdf_and_links_the_invoice_page() -> None:
+    event = EVENTS["invoice_finalized"]
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and plan.attach_invoice_id == event.invoice_id  # type: ignore[attr-defined]
+    assert plan.attachment_name == "invoice-INV-1.pdf"
+    text = render_email(plan.template, plan.context | {"customer_name": "Ada"}).text
+    assert f"https://billing.example.com/invoices/{event.invoice_id}" in text  # type: ignore[attr-defined]
+
+
+def test_invoice_finalized_links_the_signed_hosted_page_when_the_invoice_service_gives_one() -> None:
+    signed = "https://billing.example.com/invoices/abc?expires=1&signature=x"
+    event = InvoiceFinalized(
+        invoice_id=uuid.uuid4(), customer_id=CUSTOMER, currency="USD", amount_due=1, due_at=WHEN,
+        hosted_invoice_url=signed,
+    )
+
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and plan.context["invoice_url"] == signed
+    html = render_email(plan.template, plan.context | {"customer_name": "Ada"}).html
+    assert 'href="https://billing.example.com/invoices/abc?expires=1&amp;signature=x"' in html
+
+
+def test_an_invoice_without_a_number_is_named_by_its_short_id_rather_than_none() -> None:
+    invoice_id = uuid.UUID("0190f7a2-1234-7000-8000-000000000001")
+    event = InvoicePaid(invoice_id=invoice_id, customer_id=CUSTOMER, currency="USD", amount_paid=1, paid_at=WHEN)
+
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and plan.context["invoice_number"] == "#0190f7a2"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        InvoiceFinalized(
+            invoice_id=uuid.uuid4(), customer_id=CUSTOMER, currency="USD", amount_due=0, due_at=WHEN
+        ),
+        InvoicePaid(invoice_id=uuid.uuid4(), customer_id=CUSTOMER, currency="USD", amount_paid=0, paid_at=WHEN),
+    ],
+    ids=["finalized", "paid"],
+)
+def test_zero_amount_invoices_ask_for_no_email(event: Event) -> None:
+    assert plan_email(envelope(event), BASE) is None
+
+
+def test_a_hard_decline_has_no_retry_date_even_if_the_event_carries_one() -> None:
+    event = DunningRetryScheduled(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=1,
+        next_retry_at=WHEN, waiting_for_new_payment_method=True,
+    )
+
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and plan.context["next_retry_at"] is None
+
+
+def test_the_credit_note_email_names_the_refund_not_the_credit() -> None:
+    plan = plan_email(envelope(EVENTS["credit_note_issued"]), BASE)
+
+    assert plan is not None
+    assert (plan.context["amount"], plan.context["refund_amount"], plan.context["refund_pending"]) == (1234, 1000, True)
+
+
+def test_a_credit_note_without_refund_promises_none() -> None:
+    event = CreditNoteIssued(
+        credit_note_id=uuid.uuid4(), number="CN-2", invoice_id=uuid.uuid4(), customer_id=CUSTOMER, amount=500,
+        currency="USD",
+    )
+
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and plan.context["refund_pending"] is False
+
+
+def test_the_cancellation_email_carries_the_prorated_credit() -> None:
+    plan = plan_email(envelope(EVENTS["subscription_canceled"]), BASE)
+
+    assert plan is not None and (plan.context["refund_amount"], plan.context["currency"]) == (1234, "USD")
+
+
+def test_message_id_is_fixed_by_event_and_template_in_the_senders_domain() -> None:
+    event_id = uuid.uuid4()
+
+    first = message_id(event_id, "invoice_paid", "Billing <billing@acme.test>")
+
+    assert first == f"<{event_id}.invoice_paid@acme.test>"
+    assert first == message_id(event_id, "invoice_paid", "billing@acme.test")
+    assert first != message_id(event_id, "welcome", "billing@acme.test")
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "greeting"),
+    [("Ada Lovelace", "ada@example.com", "Ada Lovelace"), ("  ", "grace@example.com", "grace")],
+)
+def test_customers_without_a_name_are_greeted_by_their_address(name: str, email: str, greeting: str) -> None:
+    assert greeting_name(name, email) == greeting
