@@ -1,0 +1,1 @@
+"""The dunning service: retry schedules for failed payments, escalation, suspension and recovery."""

@@ -1,0 +1,73 @@
+"""Dunning cases (one per unpaid invoice, or per failed one-off payment) and their attempts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from billing_shared.db import make_metadata
+from billing_shared.ids import new_id
+
+metadata = make_metadata("dunning")
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class DunningCase(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_customer", "customer_id", "id"),
+        Index("ix_cases_status", "status", "id"),
+        Index("ix_cases_due", "next_retry_at", postgresql_where=text("status = 'open' AND next_retry_at IS NOT NULL")),
+        Index("ix_cases_waiting", "wait_until", postgresql_where=text("status = 'open' AND wait_until IS NOT NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    # "invoice:<id>" or "payment:<id>": one case per unpaid invoice / failed one-off payment.
+    case_key: Mapped[str] = mapped_column(String(80), unique=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))  # the payment that failed first
+    subscription_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    waiting_for_payment_method: Mapped[bool] = mapped_column(Boolean, default=False)
+    wait_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure_code: Mapped[str | None] = mapped_column(String(100))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recovered_by_payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Attempt(Base):
+    """One charge attempt of a case: the first failure, then each retry from dispatch to outcome."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (UniqueConstraint("case_id", "attempt", name="uq_attempts_case_attempt"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("dunning.cases.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(30))  # initial | schedule | payment_method
+    outcome: Mapped[str] = mapped_column(String(20))  # pending | failed | succeeded
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    payment_method_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    succeeded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failure_code: Mapped[str | None] = mapped_column(String(100))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    decline_type: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

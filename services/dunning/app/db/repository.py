@@ -1,0 +1,138 @@
+"""Queries on dunning cases: find-and-lock for consumers, claim-due for schedulers, reads for the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.cases import CaseStatus
+from .models import Attempt, DunningCase
+
+
+def case_key(invoice_id: uuid.UUID | None, payment_id: uuid.UUID | None) -> str:
+    return f"invoice:{invoice_id}" if invoice_id is not None else f"payment:{payment_id}"
+
+
+async def open_or_lock_case(session: AsyncSession, values: dict) -> tuple[DunningCase, bool]:
+    """Insert the case for values["case_key"] unless it exists; return it locked, and whether it is new."""
+    inserted = (
+        await session.execute(
+            insert(DunningCase)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[DunningCase.case_key])
+            .returning(DunningCase.id)
+        )
+    ).scalar_one_or_none()
+    case = await lock_case_by_key(session, values["case_key"])
+    assert case is not None
+    return case, inserted is not None
+
+
+async def lock_case(session: AsyncSession, case_id: uuid.UUID) -> DunningCase | None:
+    return await session.scalar(
+        select(DunningCase).where(DunningCase.id == case_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+async def lock_case_for_payment(
+    session: AsyncSession, dunning_case_id: uuid.UUID | None, invoice_id: uuid.UUID | None, payment_id: uuid.UUID
+) -> DunningCase | None:
+    """The case a payment belongs to: by the case id it carries, else its invoice, else the original payment."""
+    if dunning_case_id is not None:
+        case = await lock_case(session, dunning_case_id)
+        if case is not None:
+            return case
+    return await lock_case_by_key(session, case_key(invoice_id, payment_id))
+
+
+async def lock_case_by_key(session: AsyncSession, key: str) -> DunningCase | None:
+    return await session.scalar(
+        select(DunningCase).where(DunningCase.case_key == key).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+async def lock_open_cases_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> Sequence[DunningCase]:
+    stmt = (
+        select(DunningCase)
+        .where(DunningCase.customer_id == customer_id, DunningCase.status == CaseStatus.OPEN)
+        .order_by(DunningCase.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def claim_due(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[DunningCase]:
+    """Open cases with a retry due by `as_of`, locked; rows another replica holds are skipped."""
+    stmt = (
+        select(DunningCase)
+        .where(
+            DunningCase.status == CaseStatus.OPEN,
+            DunningCase.next_retry_at.is_not(None),
+            DunningCase.next_retry_at <= as_of,
+        )
+        .order_by(DunningCase.next_retry_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def claim_expired_waits(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[DunningCase]:
+    """Open hard-declined cases whose wait for a new payment method ended by `as_of`, locked."""
+    stmt = (
+        select(DunningCase)
+        .where(
+            DunningCase.status == CaseStatus.OPEN,
+            DunningCase.wait_until.is_not(None),
+            DunningCase.wait_until <= as_of,
+        )
+        .order_by(DunningCase.wait_until)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def attempt_of(session: AsyncSession, case_id: uuid.UUID, attempt: int) -> Attempt | None:
+    return await session.scalar(select(Attempt).where(Attempt.case_id == case_id, Attempt.attempt == attempt))
+
+
+async def add_attempt(session: AsyncSession, **values) -> bool:
+    """Insert an attempt row; False if this attempt number of the case is already recorded."""
+    inserted = (
+        await session.execute(
+            insert(Attempt)
+            .values(**values)
+            .on_conflict_do_nothing(constraint="uq_attempts_case_attempt")
+            .returning(Attempt.id)
+        )
+    ).scalar_one_or_none()
+    return inserted is not None
+
+
+async def timeline(session: AsyncSession, case_id: uuid.UUID) -> Sequence[Attempt]:
+    return (await session.scalars(select(Attempt).where(Attempt.case_id == case_id).order_by(Attempt.attempt))).all()
+
+
+def cases_query(customer_id: uuid.UUID | None, status: CaseStatus | None) -> Select:
+    stmt = select(DunningCase)
+    if customer_id is not None:
+        stmt = stmt.where(DunningCase.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(DunningCase.status == status)
+    return stmt
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(DunningCase.status, func.count()).group_by(DunningCase.status))
+    counts = {s.value: 0 for s in CaseStatus}
+    counts.update({status: n for status, n in rows})
+    return counts

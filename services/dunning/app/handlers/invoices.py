@@ -1,0 +1,25 @@
+"""An invoice paid another way ends its case as recovered; a voided invoice cancels it."""
+
+from __future__ import annotations
+
+from billing_shared.clock import ensure_utc
+from billing_shared.contracts import InvoicePaid, InvoiceVoided
+from billing_shared.db import UnitOfWork
+from billing_shared.events import Envelope
+
+from .. import operations
+from ..db import repository
+
+
+async def handle_invoice_paid(envelope: Envelope, uow: UnitOfWork) -> None:
+    paid = envelope.payload_as(InvoicePaid)
+    case = await repository.lock_case_by_key(uow.session, repository.case_key(paid.invoice_id, None))
+    if case is not None:
+        await operations.recover(uow, case, ensure_utc(envelope.occurred_at), paid.payment_id)
+
+
+async def handle_invoice_voided(envelope: Envelope, uow: UnitOfWork) -> None:
+    voided = envelope.payload_as(InvoiceVoided)
+    case = await repository.lock_case_by_key(uow.session, repository.case_key(voided.invoice_id, None))
+    if case is not None:
+        operations.cancel(case, ensure_utc(envelope.occurred_at))

@@ -1,0 +1,44 @@
+"""payment.failed opens or advances a case; payment.succeeded recovers it; a new card retries now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from billing_shared.clock import ensure_utc
+from billing_shared.consumer import Handler
+from billing_shared.contracts import PaymentFailed, PaymentMethodAdded, PaymentSucceeded
+from billing_shared.db import UnitOfWork
+from billing_shared.events import Envelope
+
+from .. import operations
+from ..db import repository
+
+
+def payment_failed_handler(schedule: Sequence[timedelta]) -> Handler:
+    async def handle_payment_failed(envelope: Envelope, uow: UnitOfWork) -> None:
+        failed = envelope.payload_as(PaymentFailed)
+        at = ensure_utc(envelope.occurred_at)
+        case = None
+        if failed.dunning_case_id is not None:
+            case = await repository.lock_case(uow.session, failed.dunning_case_id)
+        if case is None:
+            case, _ = await operations.open_case(uow, failed, at)
+        await operations.record_failure(uow, case, failed, at, schedule)
+
+    return handle_payment_failed
+
+
+async def handle_payment_succeeded(envelope: Envelope, uow: UnitOfWork) -> None:
+    paid = envelope.payload_as(PaymentSucceeded)
+    case = await repository.lock_case_for_payment(uow.session, paid.dunning_case_id, paid.invoice_id, paid.payment_id)
+    if case is not None:
+        attempt = paid.attempt if paid.dunning_case_id == case.id else None
+        await operations.recover(uow, case, ensure_utc(envelope.occurred_at), paid.payment_id, attempt)
+
+
+async def handle_payment_method_added(envelope: Envelope, uow: UnitOfWork) -> None:
+    added = envelope.payload_as(PaymentMethodAdded)
+    at = ensure_utc(envelope.occurred_at)
+    for case in await repository.lock_open_cases_of_customer(uow.session, added.customer_id):
+        await operations.dispatch_retry(uow, case, at, trigger="payment_method", payment_method_id=added.payment_method_id)

@@ -1,0 +1,103 @@
+"""A test driver for dunning flows: publish payment events, run the scheduler, read events back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from billing_shared.contracts import PaymentFailed, PaymentMethodAdded, PaymentSucceeded
+from billing_shared.events import Envelope
+from billing_shared.testing import EventBus, wait_for
+
+
+@dataclass
+class Debt:
+    """The customer, invoice and first payment a test's dunning case is about."""
+
+    customer_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    invoice_id: uuid.UUID | None = field(default_factory=uuid.uuid4)
+    payment_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    subscription_id: uuid.UUID | None = field(default_factory=uuid.uuid4)
+    amount: int = 2500
+    currency: str = "EUR"
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "customer_id": self.customer_id,
+            "invoice_id": self.invoice_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "subscription_id": self.subscription_id,
+        }
+
+
+class Dunning:
+    def __init__(self, client, admin_headers: dict[str, str], bus: EventBus):
+        self.client = client
+        self.admin = admin_headers
+        self.bus = bus
+
+    async def fail(
+        self,
+        debt: Debt,
+        at: datetime,
+        *,
+        attempt: int = 1,
+        case_id: uuid.UUID | None = None,
+        decline_type: str = "soft",
+        event_id: uuid.UUID | None = None,
+        payment_id: uuid.UUID | None = None,
+    ) -> Envelope:
+        event = PaymentFailed(
+            **debt.facts(),
+            payment_id=payment_id or (debt.payment_id if attempt == 1 else uuid.uuid4()),
+            dunning_case_id=case_id,
+            attempt=attempt,
+            failure_code="card_declined" if decline_type == "soft" else "stolen_card",
+            decline_type=decline_type,  # type: ignore[arg-type]
+        )
+        return await self.bus.publish(event, event_id=event_id, occurred_at=at)
+
+    async def succeed(self, debt: Debt, at: datetime, *, attempt: int = 1, case_id: uuid.UUID | None = None):
+        event = PaymentSucceeded(
+            **debt.facts(), payment_id=uuid.uuid4(), dunning_case_id=case_id, attempt=attempt
+        )
+        return await self.bus.publish(event, occurred_at=at)
+
+    async def add_card(self, debt: Debt, at: datetime) -> uuid.UUID:
+        method_id = uuid.uuid4()
+        event = PaymentMethodAdded(
+            payment_method_id=method_id, customer_id=debt.customer_id, brand="visa", last4="4242",
+            exp_month=12, exp_year=2130, is_default=True,
+        )
+        await self.bus.publish(event, occurred_at=at)
+        return method_id
+
+    async def run(self, as_of: datetime) -> dict[str, Any]:
+        response = await self.client.post("/api/dunning/runs", json={"as_of": as_of.isoformat()}, headers=self.admin)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def case(self, case_id: uuid.UUID | str) -> dict[str, Any]:
+        response = await self.client.get(f"/api/dunning/cases/{case_id}", headers=self.admin)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def events(self, event_type: str, debt: Debt) -> list[Envelope]:
+        return [
+            e for e in self.bus.of_type(event_type)
+            if e.payload["customer_id"] == str(debt.customer_id)
+            and e.payload.get("invoice_id") == (str(debt.invoice_id) if debt.invoice_id else None)
+        ]
+
+    async def wait_event(
+        self, event_type: str, debt: Debt, where: Callable[[Envelope], bool] = lambda e: True, count: int = 1
+    ) -> list[Envelope]:
+        async def found() -> list[Envelope] | None:
+            matching = [e for e in self.events(event_type, debt) if where(e)]
+            return matching if len(matching) >= count else None
+
+        return await wait_for(found, message=f"{count} x {event_type}")

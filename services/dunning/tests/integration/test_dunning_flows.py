@@ -1,0 +1,175 @@
+"""Dunning end to end on the real broker and database: failures, retries, recovery, exhaustion.
+
+The schedule is "2,3" (retry 2 days after the first failure, 3 days after the second; 3 failures in
+all). Time moves only through POST /api/dunning/runs {"as_of": ...}.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from dunning_driver import Debt
+
+DAY = timedelta(days=1)
+SECOND = timedelta(seconds=1)
+
+
+def at(envelope) -> datetime:
+    return envelope.occurred_at
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def same_time(text: str | None, expected: datetime) -> bool:
+    return text is not None and datetime.fromisoformat(text.replace("Z", "+00:00")) == expected
+
+
+async def test_three_failures_exhaust_the_case_with_retries_at_the_configured_offsets(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    first = (await dunning.wait_event("dunning.retry_scheduled", debt))[0]
+    case_id = first.payload["case_id"]
+    assert first.payload["failures"] == 1
+    assert same_time(first.payload["next_retry_at"], epoch + 2 * DAY)
+    assert first.payload["waiting_for_new_payment_method"] is False
+    assert (first.payload["amount"], first.payload["currency"]) == (2500, "EUR")
+
+    assert (await dunning.run(epoch + 2 * DAY - SECOND))["retries_due"] == 0
+    assert (await dunning.run(epoch + 2 * DAY))["retries_due"] == 1
+    retry = (await dunning.wait_event("dunning.retry_due", debt))[0]
+    assert at(retry) == epoch + 2 * DAY
+    assert retry.payload["case_id"] == case_id
+    assert retry.payload["attempt"] == 2
+    assert retry.payload["payment_method_id"] is None
+    assert retry.payload["subscription_id"] == str(debt.subscription_id)
+    assert retry.payload["payment_id"] == str(debt.payment_id)
+    assert dunning.events("dunning.final_notice", debt) == []
+
+    second_failure = at(retry)
+    await dunning.fail(debt, second_failure, attempt=2, case_id=case_id)
+    scheduled = await dunning.wait_event("dunning.retry_scheduled", debt, lambda e: e.payload["failures"] == 2)
+    assert same_time(scheduled[0].payload["next_retry_at"], second_failure + 3 * DAY)
+    notice = (await dunning.wait_event("dunning.final_notice", debt))[0]
+    assert same_time(notice.payload["retry_at"], second_failure + 3 * DAY)
+
+    assert (await dunning.run(second_failure + 3 * DAY - SECOND))["retries_due"] == 0
+    assert (await dunning.run(second_failure + 3 * DAY))["retries_due"] == 1
+    last_retry = (await dunning.wait_event("dunning.retry_due", debt, lambda e: e.payload["attempt"] == 3))[0]
+    assert at(last_retry) == second_failure + 3 * DAY
+
+    await dunning.fail(debt, at(last_retry), attempt=3, case_id=case_id)
+    exhausted = (await dunning.wait_event("dunning.exhausted", debt))[0]
+    assert exhausted.payload["failures"] == 3
+    assert exhausted.payload["invoice_id"] == str(debt.invoice_id)
+    assert exhausted.payload["subscription_id"] == str(debt.subscription_id)
+    assert at(exhausted) == at(last_retry)
+
+    assert (await dunning.run(at(last_retry) + 30 * DAY))["retries_due"] == 0
+    case = await dunning.case(case_id)
+    assert (case["status"], case["failures"], case["next_retry_at"]) == ("exhausted", 3, None)
+    assert [(a["attempt"], a["trigger"], a["outcome"]) for a in case["attempts"]] == [
+        (1, "initial", "failed"),
+        (2, "schedule", "failed"),
+        (3, "schedule", "failed"),
+    ]
+    assert same_time(case["attempts"][1]["due_at"], epoch + 2 * DAY)
+    assert len(dunning.events("dunning.retry_due", debt)) == 2
+    assert len(dunning.events("dunning.retry_scheduled", debt)) == 2
+
+
+async def test_success_after_a_failure_recovers_and_nothing_is_retried_later(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+
+    await dunning.succeed(debt, epoch + DAY)  # e.g. the customer paid the invoice by hand
+    recovered = (await dunning.wait_event("dunning.recovered", debt))[0]
+    assert recovered.payload["case_id"] == case_id
+    assert at(recovered) == epoch + DAY
+
+    assert (await dunning.run(epoch + 60 * DAY))["retries_due"] == 0
+    case = await dunning.case(case_id)
+    assert (case["status"], case["next_retry_at"]) == ("recovered", None)
+    assert case["recovered_by_payment_id"] == recovered.payload["recovered_by_payment_id"]
+    assert dunning.events("dunning.retry_due", debt) == []
+
+
+async def test_a_successful_retry_recovers_and_marks_its_attempt(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    await dunning.run(epoch + 2 * DAY)
+    retry = (await dunning.wait_event("dunning.retry_due", debt))[0]
+
+    await dunning.succeed(debt, at(retry), attempt=2, case_id=case_id)
+    await dunning.wait_event("dunning.recovered", debt)
+    case = await dunning.case(case_id)
+    assert [(a["attempt"], a["outcome"]) for a in case["attempts"]] == [(1, "failed"), (2, "succeeded")]
+    assert (await dunning.run(epoch + 60 * DAY))["retries_due"] == 0
+
+
+async def test_a_new_card_during_dunning_triggers_an_immediate_retry_with_it(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+
+    method_id = await dunning.add_card(debt, epoch + 6 * 3600 * SECOND)
+    retry = (await dunning.wait_event("dunning.retry_due", debt))[0]
+    assert at(retry) == epoch + 6 * 3600 * SECOND
+    assert retry.payload["attempt"] == 2
+    assert retry.payload["payment_method_id"] == str(method_id)
+    assert retry.payload["case_id"] == case_id
+
+    # The immediate retry took the slot: the scheduled one is not sent as well.
+    assert (await dunning.run(epoch + 2 * DAY))["retries_due"] == 0
+    case = await dunning.case(case_id)
+    assert case["attempts"][1]["trigger"] == "payment_method"
+    assert case["attempts"][1]["outcome"] == "pending"
+
+
+async def test_a_hard_decline_waits_for_a_new_payment_method_instead_of_retrying(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch, decline_type="hard")
+    waiting = (await dunning.wait_event("dunning.retry_scheduled", debt))[0]
+    assert waiting.payload["waiting_for_new_payment_method"] is True
+    assert waiting.payload["next_retry_at"] is None
+    case_id = waiting.payload["case_id"]
+
+    assert (await dunning.run(epoch + 4 * DAY))["retries_due"] == 0
+    case = await dunning.case(case_id)
+    assert (case["status"], case["waiting_for_payment_method"]) == ("open", True)
+
+    method_id = await dunning.add_card(debt, epoch + 4 * DAY)
+    retry = (await dunning.wait_event("dunning.retry_due", debt))[0]
+    assert (retry.payload["attempt"], retry.payload["payment_method_id"]) == (2, str(method_id))
+    assert (await dunning.case(case_id))["waiting_for_payment_method"] is False
+
+
+async def test_a_hard_decline_without_a_new_method_is_exhausted_when_the_schedule_would_end(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch, decline_type="hard")
+    await dunning.wait_event("dunning.retry_scheduled", debt)
+
+    assert (await dunning.run(epoch + 5 * DAY - SECOND))["exhausted"] == 0
+    assert (await dunning.run(epoch + 5 * DAY))["exhausted"] == 1
+    exhausted = (await dunning.wait_event("dunning.exhausted", debt))[0]
+    assert at(exhausted) == epoch + 5 * DAY
+    assert dunning.events("dunning.retry_due", debt) == []
+
+
+async def test_a_one_off_payment_without_invoice_is_dunned_by_its_payment(dunning, epoch):
+    debt = Debt(invoice_id=None, subscription_id=None)
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    await dunning.run(epoch + 2 * DAY)
+    retry = (await dunning.wait_event("dunning.retry_due", debt))[0]
+    assert retry.payload["payment_id"] == str(debt.payment_id)
+    assert retry.payload["invoice_id"] is None
+
+    await dunning.fail(debt, at(retry), attempt=2, case_id=case_id)  # the retry is a new payment of the case
+    await dunning.wait_event("dunning.retry_scheduled", debt, lambda e: e.payload["failures"] == 2)
+    await dunning.succeed(debt, at(retry) + DAY, attempt=3, case_id=case_id)
+    await dunning.wait_event("dunning.recovered", debt)
+    assert (await dunning.case(case_id))["failures"] == 2
