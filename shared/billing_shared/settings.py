@@ -20,8 +20,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
 
     database_url: str = ""
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Six services share one Postgres (100 connections by default): keep each pool small.
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = "billing.events"

@@ -1,0 +1,1 @@
+"""HTTP routers of the invoice service: JSON API, credit notes, and the printable pages."""

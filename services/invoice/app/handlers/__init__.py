@@ -1,0 +1,30 @@
+"""What each consumed event does, keyed by routing key."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from billing_shared.consumer import Handler
+
+from ..invoicing import Terms
+from .customers import handle_customer_changed
+from .payments import handle_dunning_exhausted, handle_payment_succeeded
+from .subscriptions import (
+    handle_subscription_canceled,
+    handle_subscription_created,
+    handle_subscription_plan_changed,
+    handle_subscription_renewed,
+)
+
+
+def make_handlers(terms: Terms) -> dict[str, Handler]:
+    return {
+        "customer.created": handle_customer_changed,
+        "customer.updated": handle_customer_changed,
+        "subscription.created": partial(handle_subscription_created, terms=terms),
+        "subscription.renewed": partial(handle_subscription_renewed, terms=terms),
+        "subscription.plan_changed": partial(handle_subscription_plan_changed, terms=terms),
+        "subscription.canceled": partial(handle_subscription_canceled, terms=terms),
+        "payment.succeeded": partial(handle_payment_succeeded, terms=terms),
+        "dunning.exhausted": handle_dunning_exhausted,
+    }

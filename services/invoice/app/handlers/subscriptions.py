@@ -1,0 +1,106 @@
+"""Subscription facts -> invoices: one per period (created, renewed), one per immediate plan change, credit notes."""
+
+from __future__ import annotations
+
+from billing_shared.consumer import Retryable
+from billing_shared.contracts import (
+    SubscriptionCanceled,
+    SubscriptionCreated,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+)
+from billing_shared.db import UnitOfWork
+from billing_shared.events import Envelope
+
+from ..crediting import issue_credit_note
+from ..domain.invoices import totals
+from ..domain.lines import period_line, proration_lines
+from ..invoicing import Draft, Terms, finalize, find_period_invoice, latest_payment_method, open_invoice
+
+
+async def _bill_period(
+    uow: UnitOfWork, terms: Terms, event: SubscriptionCreated | SubscriptionRenewed, reason: str, envelope: Envelope
+) -> None:
+    line = period_line(
+        plan_name=event.plan_name,
+        amount=event.amount,
+        currency=event.currency,
+        interval=event.interval,
+        interval_count=event.interval_count,
+        period_start=event.period_start,
+        period_end=event.period_end,
+        trial=event.status == "trialing",
+    )
+    draft = Draft(
+        kind="period",
+        billing_reason=reason,
+        customer_id=event.customer_id,
+        currency=event.currency,
+        lines=[line],
+        subscription_id=event.subscription_id,
+        plan_id=event.plan_id,
+        payment_method_id=event.payment_method_id,
+        period_start=event.period_start,
+        period_end=event.period_end,
+        effective_at=event.period_start,
+    )
+    invoice = await open_invoice(uow.session, draft, envelope.occurred_at)
+    if invoice is not None:  # None: this period was invoiced already (a replay under another event id)
+        await finalize(uow, terms, invoice, envelope.occurred_at)
+
+
+async def handle_subscription_created(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
+    await _bill_period(uow, terms, envelope.payload_as(SubscriptionCreated), "subscription_create", envelope)
+
+
+async def handle_subscription_renewed(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
+    await _bill_period(uow, terms, envelope.payload_as(SubscriptionRenewed), "subscription_cycle", envelope)
+
+
+async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
+    """A net charge is invoiced (and charged) now; a net credit becomes a credit note on the period's invoice."""
+    event = envelope.payload_as(SubscriptionPlanChanged)
+    if event.effective != "now" or not event.lines:
+        return  # a change at period end shows up on the renewal invoice
+    lines = proration_lines(event.lines, event.currency)
+    net = totals(lines, event.currency).total
+    at = envelope.occurred_at
+    if net < 0:
+        invoice = await find_period_invoice(uow.session, event.subscription_id, event.period_start)
+        if invoice is None:
+            raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
+        await issue_credit_note(
+            uow, terms, invoice, amount=-net, currency=event.currency, reason="plan_change",
+            source_key=f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}", at=at,
+        )
+        return
+    draft = Draft(
+        kind="plan_change",
+        billing_reason="subscription_update",
+        customer_id=event.customer_id,
+        currency=event.currency,
+        lines=lines,
+        subscription_id=event.subscription_id,
+        plan_id=event.new_plan_id,
+        payment_method_id=await latest_payment_method(uow.session, event.subscription_id),
+        period_start=event.period_start,
+        period_end=event.period_end,
+        effective_at=event.effective_at,
+    )
+    invoice = await open_invoice(uow.session, draft, at)
+    if invoice is not None:
+        await finalize(uow, terms, invoice, at)
+
+
+async def handle_subscription_canceled(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
+    """An immediate cancellation with a credit for unused time -> a credit note on that period's invoice."""
+    event = envelope.payload_as(SubscriptionCanceled)
+    if event.credit_amount <= 0:
+        return
+    invoice = await find_period_invoice(uow.session, event.subscription_id, event.period_start, before=event.canceled_at)
+    if invoice is None:
+        raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
+    await issue_credit_note(
+        uow, terms, invoice, amount=event.credit_amount, currency=event.currency, reason="cancellation",
+        source_key=f"cancellation:{event.subscription_id}", at=envelope.occurred_at,
+    )

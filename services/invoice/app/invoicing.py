@@ -1,0 +1,305 @@
+"""Invoice use cases: open, finalize (number + due date), pay, write off, void. Each runs in the caller's unit of work.
+
+Every state change goes through `domain.states.transition` and is announced by an event in the same
+transaction (the outbox). Times are the triggering event's occurred_at (or the clock, for API calls).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert as core_insert
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_shared.contracts import (
+    InvoiceFinalized,
+    InvoicePaid,
+    InvoiceUncollectible,
+    InvoiceVoided,
+    PaymentSucceeded,
+)
+from billing_shared.db import UnitOfWork
+from billing_shared.ids import new_id
+
+from .db.models import Customer, Invoice, InvoiceLine, InvoicePayment
+from .db.numbering import next_number
+from .domain import invoices as calc
+from .domain.credits import Balance
+from .domain.states import InvoiceStatus, check_voidable, transition
+from .links import InvoiceLinks
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class UnknownInvoice(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What invoicing needs from the settings."""
+
+    invoice_prefix: str
+    credit_note_prefix: str
+    net_days: int
+    links: InvoiceLinks
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Terms":
+        return cls(
+            invoice_prefix=settings.invoice_number_prefix,
+            credit_note_prefix=settings.credit_note_prefix,
+            net_days=settings.invoice_net_days,
+            links=InvoiceLinks(settings.public_base_url, settings.invoice_link_secret, settings.invoice_link_ttl_s),
+        )
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What an invoice is opened with; `effective_at` (with the period and kind) makes it unique."""
+
+    kind: str
+    billing_reason: str
+    customer_id: uuid.UUID
+    currency: str
+    lines: Sequence[calc.LineItem]
+    subscription_id: uuid.UUID | None = None
+    plan_id: uuid.UUID | None = None
+    payment_method_id: uuid.UUID | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    effective_at: datetime | None = None
+
+
+def balance_of(invoice: Invoice) -> Balance:
+    return Balance(invoice.total, invoice.amount_paid, invoice.amount_credited, invoice.amount_refunded)
+
+
+async def lock_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice | None:
+    return await session.get(Invoice, invoice_id, with_for_update=True, populate_existing=True)
+
+
+async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Invoice | None:
+    """Insert a draft invoice with its lines; None if this period (or plan change) is already invoiced."""
+    sums = calc.totals(draft.lines, draft.currency)
+    invoice_id = (
+        await session.execute(
+            insert(Invoice)
+            .values(
+                id=new_id(),
+                status=InvoiceStatus.DRAFT.value,
+                kind=draft.kind,
+                billing_reason=draft.billing_reason,
+                customer_id=draft.customer_id,
+                subscription_id=draft.subscription_id,
+                plan_id=draft.plan_id,
+                payment_method_id=draft.payment_method_id,
+                period_start=draft.period_start,
+                period_end=draft.period_end,
+                effective_at=draft.effective_at,
+                currency=draft.currency.upper(),
+                subtotal=sums.subtotal,
+                total=sums.total,
+                amount_due=Balance(sums.total).due,
+                created_at=at,
+            )
+            .on_conflict_do_nothing(constraint="uq_invoices_subscription_period")
+            .returning(Invoice.id)
+        )
+    ).scalar_one_or_none()
+    if invoice_id is None:
+        return None
+    if draft.lines:
+        await session.execute(
+            core_insert(InvoiceLine),
+            [
+                {
+                    "id": new_id(),
+                    "invoice_id": invoice_id,
+                    "position": position,
+                    "kind": line.kind,
+                    "description": line.description[:500],
+                    "amount": line.amount,
+                    "quantity": line.quantity,
+                    "currency": line.currency,
+                    "period_start": line.period_start,
+                    "period_end": line.period_end,
+                }
+                for position, line in enumerate(draft.lines, start=1)
+            ],
+        )
+    return await session.get(Invoice, invoice_id)
+
+
+async def finalize(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime) -> None:
+    """Draft -> open: bill-to snapshot, due date, the next gapless number; invoice.finalized.
+
+    An invoice with nothing due is settled at once (paid, with no payment) and says so (invoice.paid).
+    """
+    session = uow.session
+    status = transition(invoice.status, InvoiceStatus.OPEN)
+    customer = await session.get(Customer, invoice.customer_id)  # before any change: it autoflushes
+    invoice.status = status.value
+    if customer is not None:
+        invoice.customer_name, invoice.customer_email = customer.name, customer.email
+    invoice.finalized_at = at
+    invoice.due_at = calc.due_at(at, terms.net_days)
+    invoice.amount_due = balance_of(invoice).due
+    # Last statement before the commit: the series stays locked from here to the end of the transaction.
+    # (No autoflush: the pending update must not reach the table before it has its number.)
+    with session.no_autoflush:
+        invoice.number = await next_number(session, terms.invoice_prefix)
+    await session.flush()
+    html_url, pdf_url = terms.links.urls(invoice.id)
+    uow.emit(
+        InvoiceFinalized(
+            invoice_id=invoice.id,
+            number=invoice.number,
+            customer_id=invoice.customer_id,
+            subscription_id=invoice.subscription_id,
+            currency=invoice.currency,
+            total=invoice.total,
+            amount_due=invoice.amount_due,
+            due_at=invoice.due_at,
+            payment_method_id=invoice.payment_method_id,
+            hosted_invoice_url=html_url,
+            invoice_pdf_url=pdf_url,
+        ),
+        occurred_at=at,
+    )
+    if invoice.amount_due == 0:
+        mark_paid(uow, terms, invoice, at, payment_id=None)
+
+
+def mark_paid(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime, payment_id: uuid.UUID | None) -> None:
+    invoice.status = transition(invoice.status, InvoiceStatus.PAID).value
+    invoice.paid_at = at
+    invoice.payment_id = payment_id or invoice.payment_id
+    html_url, pdf_url = terms.links.urls(invoice.id)
+    uow.emit(
+        InvoicePaid(
+            invoice_id=invoice.id,
+            number=invoice.number,
+            customer_id=invoice.customer_id,
+            subscription_id=invoice.subscription_id,
+            currency=invoice.currency,
+            total=invoice.total,
+            amount_paid=invoice.amount_paid,
+            paid_at=at,
+            payment_id=invoice.payment_id,
+            hosted_invoice_url=html_url,
+            invoice_pdf_url=pdf_url,
+        ),
+        occurred_at=at,
+    )
+
+
+def mark_void(uow: UnitOfWork, invoice: Invoice, at: datetime) -> None:
+    check_voidable(invoice.status, invoice.amount_paid)
+    invoice.status = InvoiceStatus.VOID.value
+    invoice.voided_at = at
+    invoice.amount_due = 0
+    uow.emit(
+        InvoiceVoided(
+            invoice_id=invoice.id,
+            number=invoice.number,
+            customer_id=invoice.customer_id,
+            subscription_id=invoice.subscription_id,
+            currency=invoice.currency,
+            total=invoice.total,
+        ),
+        occurred_at=at,
+    )
+
+
+async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceeded, at: datetime) -> None:
+    """Apply a successful payment once (by payment id); the invoice is paid when nothing is left due."""
+    if payment.invoice_id is None:
+        return
+    session = uow.session
+    invoice = await lock_invoice(session, payment.invoice_id)
+    if invoice is None:
+        raise UnknownInvoice(f"payment {payment.payment_id} is for unknown invoice {payment.invoice_id}")
+    if payment.currency.upper() != invoice.currency:
+        raise ValueError(f"payment {payment.payment_id} is in {payment.currency}, invoice in {invoice.currency}")
+    applied = (
+        await session.execute(
+            insert(InvoicePayment)
+            .values(
+                payment_id=payment.payment_id,
+                invoice_id=invoice.id,
+                amount=payment.amount,
+                currency=invoice.currency,
+                paid_at=at,
+            )
+            .on_conflict_do_nothing()
+            .returning(InvoicePayment.payment_id)
+        )
+    ).first()
+    if applied is None:
+        return
+    invoice.amount_paid += payment.amount
+    status = InvoiceStatus(invoice.status)
+    if status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+        invoice.amount_due = balance_of(invoice).due
+        if invoice.amount_due == 0:
+            mark_paid(uow, terms, invoice, at, payment_id=payment.payment_id)
+    else:
+        # Money arrived for an invoice that owes nothing: keep the record; a refund is a person's call.
+        log.warning(
+            "payment %s of %d %s applied to %s invoice %s", payment.payment_id, payment.amount,
+            payment.currency, status.value, invoice.id,
+        )
+
+
+async def mark_uncollectible(uow: UnitOfWork, invoice_id: uuid.UUID, at: datetime) -> None:
+    """Dunning gave up: an open invoice is written off (it can still be paid late)."""
+    invoice = await lock_invoice(uow.session, invoice_id)
+    if invoice is None:
+        log.warning("dunning exhausted for unknown invoice %s: ignored", invoice_id)
+        return
+    if invoice.status != InvoiceStatus.OPEN.value:
+        return  # paid meanwhile, voided, or already written off: nothing to change
+    invoice.status = transition(invoice.status, InvoiceStatus.UNCOLLECTIBLE).value
+    invoice.marked_uncollectible_at = at
+    uow.emit(
+        InvoiceUncollectible(
+            invoice_id=invoice.id,
+            number=invoice.number,
+            customer_id=invoice.customer_id,
+            subscription_id=invoice.subscription_id,
+            currency=invoice.currency,
+            total=invoice.total,
+            amount_due=invoice.amount_due,
+        ),
+        occurred_at=at,
+    )
+
+
+async def find_period_invoice(
+    session: AsyncSession, subscription_id: uuid.UUID, period_start: datetime | None, before: datetime | None = None
+) -> Invoice | None:
+    """The (locked) invoice of a subscription period; without a period start, the latest one begun by `before`."""
+    stmt = select(Invoice).where(Invoice.subscription_id == subscription_id, Invoice.kind == "period")
+    if period_start is not None:
+        stmt = stmt.where(Invoice.period_start == period_start)
+    elif before is not None:
+        stmt = stmt.where(Invoice.period_start <= before)
+    stmt = stmt.order_by(Invoice.period_start.desc()).limit(1).with_for_update()
+    return (await session.scalars(stmt.execution_options(populate_existing=True))).first()
+
+
+async def latest_payment_method(session: AsyncSession, subscription_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Invoice.payment_method_id)
+        .where(Invoice.subscription_id == subscription_id, Invoice.payment_method_id.is_not(None))
+        .order_by(Invoice.id.desc())
+        .limit(1)
+    )

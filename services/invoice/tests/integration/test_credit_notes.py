@@ -1,0 +1,115 @@
+"""Credits for unused time become numbered credit notes on the period's invoice, refunded if it was paid.
+
+The first test here issues the session's first credit note, so it is CN-000001 (no other file issues any).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from billing_shared.contracts import ProrationLine, SubscriptionCanceled, SubscriptionPlanChanged
+
+from conftest import START
+
+
+def cancellation(created, credit: int, days_in: int = 10, **fields) -> SubscriptionCanceled:
+    at = START + timedelta(days=days_in)
+    values = dict(
+        subscription_id=created.subscription_id, customer_id=created.customer_id, canceled_at=at,
+        at_period_end=False, ends_at=at, period_start=created.period_start, period_end=created.period_end,
+        credit_amount=credit, currency="USD",
+    )
+    return SubscriptionCanceled(**(values | fields))
+
+
+async def test_cancel_with_credit_on_a_paid_invoice_issues_cn_000001_with_a_refund(billing, client, admin_headers):
+    created, invoice = await billing.subscribe()
+    payment = await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+
+    await billing.publish(cancellation(created, credit=3387), at=START + timedelta(days=10))
+    issued = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert issued.payload["number"] == "CN-000001"
+    assert issued.payload["amount"] == 3387 and issued.payload["currency"] == "USD"
+    assert issued.payload["refund_due"] is True and issued.payload["refund_amount"] == 3387
+    assert issued.payload["payment_id"] == str(payment.payment_id)
+    assert issued.payload["reason"] == "cancellation"
+    after = await billing.invoice(invoice["id"])
+    assert (after["status"], after["amount_paid"], after["amount_credited"], after["amount_due"]) == ("paid", 4999, 3387, 0)
+    assert [note["number"] for note in after["credit_notes"]] == ["CN-000001"]
+
+    listed = await client.get("/api/credit_notes", params={"invoice_id": invoice["id"]}, headers=admin_headers)
+    assert [note["id"] for note in listed.json()["data"]] == [issued.payload["credit_note_id"]]
+    read = await client.get(f"/api/credit_notes/{issued.payload['credit_note_id']}", headers=admin_headers)
+    assert read.status_code == 200 and read.json()["refund_amount"] == 3387
+
+
+async def test_the_same_cancellation_twice_credits_once(billing):
+    created, invoice = await billing.subscribe()
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+    first = await billing.publish(cancellation(created, credit=1000))
+    second = await billing.publish(cancellation(created, credit=1000))
+    await billing.handled(first)
+    await billing.handled(second)
+
+    assert (await billing.invoice(invoice["id"]))["amount_credited"] == 1000
+    assert len(billing.events_for("credit_note.issued", invoice["id"])) == 1
+
+
+async def test_a_credit_never_refunds_more_than_was_paid(billing):
+    created, invoice = await billing.subscribe()
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+    await billing.publish(cancellation(created, credit=999_999))
+    issued = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert issued.payload["amount"] == 4999 and issued.payload["refund_amount"] == 4999
+
+
+async def test_a_credit_on_an_unpaid_invoice_lowers_the_amount_due_without_a_refund(billing, client, service_env):
+    created, invoice = await billing.subscribe()
+    await billing.publish(cancellation(created, credit=1999))
+    issued = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert issued.payload["refund_due"] is False and issued.payload["refund_amount"] == 0
+    assert issued.payload["payment_id"] is None
+    after = await billing.invoice(invoice["id"])
+    assert (after["status"], after["amount_due"]) == ("open", 3000)
+    note_url = f"/api/credit_notes/{issued.payload['credit_note_id']}"
+    assert (await client.get(note_url, headers=service_env.auth(invoice["customer_id"]))).status_code == 200
+    assert (await client.get(note_url, headers=service_env.auth(uuid.uuid4()))).status_code == 404
+
+
+async def test_an_unpaid_invoice_credited_in_full_is_voided(billing):
+    created, invoice = await billing.subscribe()
+    await billing.publish(cancellation(created, credit=4999, days_in=0))
+    await billing.event_for("credit_note.issued", invoice["id"])
+    voided = await billing.event_for("invoice.voided", invoice["id"])
+
+    assert voided.payload["number"] == invoice["number"]
+    after = await billing.invoice(invoice["id"])
+    assert (after["status"], after["amount_due"]) == ("void", 0)
+
+
+async def test_a_plan_change_with_a_net_credit_is_a_credit_note_on_the_period_invoice(billing):
+    created, invoice = await billing.subscribe()
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+    at = START + timedelta(days=10)
+    change = SubscriptionPlanChanged(
+        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
+        new_plan_id=uuid.uuid4(), new_plan_name="Basic", effective="now", effective_at=at,
+        period_start=created.period_start, period_end=created.period_end, currency="USD",
+        lines=[
+            ProrationLine(description="Unused time on Pro", amount=-3387, currency="USD"),
+            ProrationLine(description="Remaining time on Basic", amount=677, currency="USD"),
+        ],
+    )
+    await billing.publish(change, at=at)
+    issued = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert (issued.payload["amount"], issued.payload["refund_amount"], issued.payload["reason"]) == (2710, 2710, "plan_change")
+    assert len(await billing.invoices_of(created.subscription_id)) == 1  # no invoice for a net credit

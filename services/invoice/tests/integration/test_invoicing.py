@@ -1,0 +1,141 @@
+"""Subscription, payment and dunning facts turn into invoices: once per period, finalized, paid, written off."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timedelta
+
+from billing_shared.contracts import CustomerUpdated, DunningExhausted, ProrationLine, SubscriptionPlanChanged
+
+from conftest import START
+
+
+async def test_subscription_created_opens_one_finalized_numbered_invoice(billing):
+    customer_id = await billing.customer("Grace Hopper")
+    event, invoice = await billing.subscribe(customer_id=customer_id)
+
+    assert invoice["status"] == "open"
+    assert re.fullmatch(r"INV-\d{6}", invoice["number"])
+    assert (invoice["subtotal"], invoice["total"], invoice["amount_paid"], invoice["amount_due"]) == (4999, 4999, 0, 4999)
+    assert invoice["currency"] == "USD"
+    assert invoice["customer_name"] == "Grace Hopper"
+    assert invoice["period"] == {"start": "2027-01-01T00:00:00Z", "end": "2027-02-01T00:00:00Z"}
+    assert datetime.fromisoformat(invoice["due_at"]) == START + timedelta(days=7)
+    [line] = invoice["lines"]
+    assert (line["description"], line["amount"], line["kind"]) == ("Pro (per month)", 4999, "subscription")
+
+    finalized = await billing.event_for("invoice.finalized", invoice["id"])
+    assert finalized.payload["number"] == invoice["number"]
+    assert finalized.payload["amount_due"] == 4999 and finalized.payload["total"] == 4999
+    assert finalized.payload["subscription_id"] == str(event.subscription_id)
+    assert finalized.payload["payment_method_id"] == str(event.payment_method_id)
+    assert datetime.fromisoformat(finalized.payload["due_at"]) == START + timedelta(days=7)
+    assert finalized.payload["hosted_invoice_url"].startswith(f"http://localhost:8080/invoices/{invoice['id']}?sig=")
+    assert finalized.occurred_at == START
+
+
+async def test_renewed_delivered_three_times_and_replayed_makes_one_invoice(billing):
+    created, _ = await billing.subscribe()
+    renewed = billing.renewal(created)
+    event_id = uuid.uuid4()
+    for _ in range(3):
+        await billing.publish(renewed, event_id=event_id, at=renewed.period_start)
+    # The same fact again under another event id (a producer replay): still one invoice for the period.
+    replay = await billing.publish(renewed, at=renewed.period_start)
+    await billing.handled(replay)
+
+    invoices = await billing.invoices_of(created.subscription_id, count=2)
+    assert len(invoices) == 2
+    renewal_invoices = [i for i in invoices if i["period"]["start"] == "2027-02-01T00:00:00Z"]
+    assert len(renewal_invoices) == 1
+    assert renewal_invoices[0]["billing_reason"] == "subscription_cycle"
+    assert len(billing.events_for("invoice.finalized", renewal_invoices[0]["id"])) == 1
+
+
+async def test_trial_period_invoice_is_zero_and_paid_at_once_without_a_payment(billing):
+    _, invoice = await billing.subscribe(status="trialing", trial_end=START + timedelta(days=14))
+    invoice = await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+
+    assert (invoice["total"], invoice["amount_due"], invoice["payment_id"]) == (0, 0, None)
+    assert invoice["lines"][0]["description"] == "Pro (free trial)"
+    paid = await billing.event_for("invoice.paid", invoice["id"])
+    assert paid.payload["amount_paid"] == 0 and paid.payload["payment_id"] is None
+
+
+async def test_payment_succeeded_pays_the_invoice_once_and_announces_it(billing):
+    _, invoice = await billing.subscribe()
+    payment = await billing.pay(invoice, at=START + timedelta(hours=2))
+    paid = await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+
+    assert (paid["amount_paid"], paid["amount_due"], paid["payment_id"]) == (4999, 0, str(payment.payment_id))
+    assert datetime.fromisoformat(paid["paid_at"]) == START + timedelta(hours=2)
+    announced = await billing.event_for("invoice.paid", invoice["id"])
+    assert announced.payload["payment_id"] == str(payment.payment_id)
+    assert announced.payload["amount_paid"] == 4999
+
+    again = await billing.publish(payment, at=START + timedelta(hours=3))  # same payment, another event id
+    await billing.handled(again)
+    assert (await billing.invoice(invoice["id"]))["amount_paid"] == 4999
+    assert len(billing.events_for("invoice.paid", invoice["id"])) == 1
+
+
+async def test_a_partial_payment_leaves_the_invoice_open_with_the_rest_due(billing):
+    _, invoice = await billing.subscribe()
+    await billing.pay(invoice, amount=1000)
+    partly = await billing.invoice_when(invoice["id"], lambda i: i["amount_paid"] == 1000)
+
+    assert (partly["status"], partly["amount_due"]) == ("open", 3999)
+
+
+async def test_dunning_exhausted_marks_the_invoice_uncollectible(billing):
+    _, invoice = await billing.subscribe()
+    await billing.publish(
+        DunningExhausted(
+            case_id=uuid.uuid4(), customer_id=invoice["customer_id"], invoice_id=invoice["id"],
+            amount=4999, currency="USD", failures=4,
+        ),
+        at=START + timedelta(days=9),
+    )
+    written_off = await billing.invoice_when(invoice["id"], lambda i: i["status"] == "uncollectible")
+
+    assert written_off["amount_due"] == 4999
+    announced = await billing.event_for("invoice.uncollectible", invoice["id"])
+    assert announced.payload["amount_due"] == 4999
+
+
+async def test_plan_change_with_a_net_charge_is_invoiced_with_its_proration_lines(billing):
+    created, first = await billing.subscribe()
+    at = START + timedelta(days=10)
+    change = SubscriptionPlanChanged(
+        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
+        new_plan_id=uuid.uuid4(), new_plan_name="Team", effective="now", effective_at=at,
+        period_start=created.period_start, period_end=created.period_end, currency="USD",
+        lines=[
+            ProrationLine(description="Unused time on Pro", amount=-3387, currency="USD"),
+            ProrationLine(description="Remaining time on Team", amount=6774, currency="USD"),
+        ],
+    )
+    await billing.publish(change, at=at)
+    invoices = await billing.invoices_of(created.subscription_id, count=2)
+    [upgrade] = [i for i in invoices if i["id"] != first["id"]]
+
+    assert (upgrade["kind"], upgrade["billing_reason"]) == ("plan_change", "subscription_update")
+    assert [(line["amount"], line["kind"]) for line in upgrade["lines"]] == [(-3387, "proration"), (6774, "proration")]
+    assert (upgrade["total"], upgrade["amount_due"]) == (3387, 3387)
+    finalized = await billing.event_for("invoice.finalized", upgrade["id"])
+    assert finalized.payload["payment_method_id"] == str(created.payment_method_id)
+
+
+async def test_customer_projection_keeps_the_newest_fact_whatever_the_order(billing):
+    customer_id = await billing.customer("Old Name")
+    newer = await billing.publish(
+        CustomerUpdated(customer_id=customer_id, email="new@example.com", name="New Name"), at=START
+    )
+    older = await billing.publish(
+        CustomerUpdated(customer_id=customer_id, email="stale@example.com", name="Stale"), at=START - timedelta(hours=1)
+    )
+    await billing.handled(newer)
+    await billing.handled(older)
+
+    assert await billing.scalar("SELECT name FROM customers WHERE id = :id", id=customer_id) == "New Name"
