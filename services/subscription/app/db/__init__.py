@@ -1,0 +1,1 @@
+"""Database models and queries of the subscription service."""

@@ -1,0 +1,102 @@
+"""Queries over plans, subscriptions and periods that more than one operation needs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from .models import Plan, Subscription, SubscriptionPeriod
+
+
+async def get_plan(session: AsyncSession, plan_id: uuid.UUID) -> Plan | None:
+    return await session.get(Plan, plan_id)
+
+
+async def find_or_create_plan(
+    session: AsyncSession, *, name: str, amount: int, currency: str, interval: str, create: bool
+) -> Plan | None:
+    """The live plan with exactly this name, price and interval; created if missing and `create` is set.
+
+    A transaction-scoped advisory lock on the plan's identity serialises concurrent finds-or-creates,
+    so two requests naming the same new plan share one plan rather than making twins.
+    """
+    identity = f"plan:{name}:{amount}:{currency}:{interval}"
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": identity})
+    plan = await session.scalar(
+        select(Plan)
+        .where(
+            Plan.name == name,
+            Plan.amount == amount,
+            Plan.currency == currency,
+            Plan.interval == interval,
+            Plan.interval_count == 1,
+            Plan.archived_at.is_(None),
+        )
+        .order_by(Plan.id)
+        .limit(1)
+    )
+    if plan is None and create:
+        plan = Plan(name=name, amount=amount, currency=currency, interval=interval, interval_count=1, trial_days=0)
+        session.add(plan)
+        await session.flush()
+    return plan
+
+
+async def lock_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription | None:
+    """The subscription with its plan, locked until the end of the transaction."""
+    return await session.scalar(
+        select(Subscription)
+        .options(joinedload(Subscription.plan))
+        .where(Subscription.id == subscription_id)
+        .with_for_update(of=Subscription)
+    )
+
+
+async def read_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription | None:
+    return await session.scalar(
+        select(Subscription).options(joinedload(Subscription.plan)).where(Subscription.id == subscription_id)
+    )
+
+
+async def lock_period(session: AsyncSession, subscription_id: uuid.UUID, index: int) -> SubscriptionPeriod | None:
+    return await session.get(SubscriptionPeriod, (subscription_id, index), with_for_update=True)
+
+
+async def lock_paid_period(
+    session: AsyncSession, subscription_id: uuid.UUID, period_start: datetime | None, paid_at: datetime
+) -> SubscriptionPeriod | None:
+    """The period an invoice paid: the one it names, else the one containing paid_at, else the last begun."""
+    base = select(SubscriptionPeriod).where(SubscriptionPeriod.subscription_id == subscription_id).with_for_update()
+    if period_start is not None:
+        named = await session.scalar(base.where(SubscriptionPeriod.period_start == period_start))
+        if named is not None:
+            return named
+    return await session.scalar(
+        base.where(SubscriptionPeriod.period_start <= paid_at)
+        .order_by(SubscriptionPeriod.period_index.desc())
+        .limit(1)
+    )
+
+
+async def end_of_paid_service(session: AsyncSession, subscription_id: uuid.UUID) -> datetime | None:
+    """The end of the latest period that is paid (or cost nothing, like a trial)."""
+    return await session.scalar(
+        select(func.max(SubscriptionPeriod.period_end)).where(
+            SubscriptionPeriod.subscription_id == subscription_id,
+            or_(SubscriptionPeriod.amount == 0, SubscriptionPeriod.amount_paid > 0),
+        )
+    )
+
+
+async def paid_since(session: AsyncSession, subscription_id: uuid.UUID, since: datetime) -> bool:
+    """Whether a payment for any period was recorded at or after `since` (guards against stale events)."""
+    found = await session.scalar(
+        select(SubscriptionPeriod.period_index)
+        .where(SubscriptionPeriod.subscription_id == subscription_id, SubscriptionPeriod.paid_at >= since)
+        .limit(1)
+    )
+    return found is not None

@@ -1,0 +1,1 @@
+"""What each consumed event does to subscriptions."""

@@ -1,0 +1,265 @@
+"""The billing run: renew every subscription whose period ended at or before `as_of`, one period at a time.
+
+Work is claimed in batches with FOR UPDATE SKIP LOCKED, so any number of runners (replicas, the scheduler,
+POST /api/billing-runs, the CLI) can run at once: a subscription is advanced by exactly one period per
+claim, in the same transaction as its period row (unique per subscription and index) and its outbox
+event. The loop claims again until nothing is due, so as_of three months ahead gives three renewals,
+each its own subscription.renewed. Rows are written with set-based statements (UPDATE ... FROM unnest,
+multi-row INSERT), never one ORM round trip per subscription. A batch that fails is retried one
+subscription per transaction, so one bad row is counted as failed and cannot block the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from billing_shared.contracts import SubscriptionCanceled, SubscriptionRenewed
+from billing_shared.db import Database, UnitOfWork
+
+from ..db.models import Plan, Subscription, plans, subscriptions
+from ..domain.schedule import Schedule
+from .lifecycle import RENEWABLE, resume
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+_RENEW = text(
+    """
+    UPDATE subscriptions AS s
+       SET plan_id = v.plan_id, pending_plan_id = NULL, status = v.status, current_period_index = v.idx,
+           current_period_start = v.starts, current_period_end = v.ends, updated_at = v.starts
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:plan_ids AS uuid[]), CAST(:statuses AS text[]),
+                  CAST(:idx AS int[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
+           AS v(id, plan_id, status, idx, starts, ends)
+     WHERE s.id = v.id
+    """
+)
+_INSERT_PERIODS = text(
+    """
+    INSERT INTO subscription_periods (subscription_id, period_index, plan_id, kind, period_start, period_end,
+                                      amount, currency, amount_paid, amount_credited)
+    SELECT v.id, v.idx, v.plan_id, 'regular', v.starts, v.ends, v.amount, v.currency, 0, 0
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:idx AS int[]), CAST(:plan_ids AS uuid[]),
+                  CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]), CAST(:amounts AS bigint[]),
+                  CAST(:currencies AS text[])) AS v(id, idx, plan_id, starts, ends, amount, currency)
+    """
+)
+_END = text(
+    """
+    UPDATE subscriptions
+       SET status = 'canceled', ended_at = current_period_end, cancel_at_period_end = false,
+           pending_plan_id = NULL, updated_at = current_period_end
+     WHERE id = ANY(CAST(:ids AS uuid[]))
+    """
+)
+
+
+@dataclass
+class RunSummary:
+    as_of: datetime
+    renewed: int = 0
+    ended: int = 0
+    resumed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failed_ids: set[uuid.UUID] = field(default_factory=set, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("as_of", "renewed", "ended", "resumed", "skipped", "failed")}
+
+
+async def count_due(db: Database, as_of: datetime) -> int:
+    """Subscriptions with at least one period to renew or end (for a progress bar's total)."""
+    s = subscriptions.c
+    async with db.sessions() as session:
+        return await session.scalar(
+            select(func.count()).where(s.status.in_(RENEWABLE), s.current_period_end <= as_of)
+        ) or 0
+
+
+async def run_billing(
+    db: Database, as_of: datetime, *, batch_size: int = 500, on_progress: Progress | None = None
+) -> RunSummary:
+    summary = RunSummary(as_of)
+    try:
+        summary.resumed = await resume_due(db, as_of, batch_size)
+    except Exception:  # a resume that cannot be done must not hold up every renewal
+        log.exception("resuming paused subscriptions failed; renewing the rest anyway")
+    while True:
+        claimed = await _advance_batch(db, as_of, batch_size, summary)
+        if not claimed:
+            break
+        if on_progress:
+            on_progress(claimed)
+    summary.failed = len(summary.failed_ids)
+    summary.skipped = await _count_held(db, as_of)
+    return summary
+
+
+async def resume_due(db: Database, as_of: datetime, batch_size: int = 100) -> int:
+    """Resume paused subscriptions whose resumes_at has come, each at its resumes_at."""
+    resumed = 0
+    while True:
+        async with db.uow() as uow:
+            due = list(
+                await uow.session.scalars(
+                    select(Subscription)
+                    .where(Subscription.status == "paused", Subscription.resumes_at <= as_of)
+                    .order_by(Subscription.resumes_at)
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not due:
+                return resumed
+            plan_rows = await _plans(uow, {sub.plan_id for sub in due})
+            for sub in due:
+                sub.plan = plan_rows[sub.plan_id]
+                await resume(uow, sub, at=sub.resumes_at)
+            await uow.commit()
+            resumed += len(due)
+
+
+async def _count_held(db: Database, as_of: datetime) -> int:
+    """Paused or suspended subscriptions whose period has ended: due, but not billed."""
+    s = subscriptions.c
+    async with db.sessions() as session:
+        return await session.scalar(
+            select(func.count()).where(s.status.in_(("paused", "suspended")), s.current_period_end <= as_of)
+        ) or 0
+
+
+async def _advance_batch(db: Database, as_of: datetime, batch_size: int, summary: RunSummary) -> int:
+    """Claim up to batch_size due subscriptions and advance each by one period; the number claimed."""
+    async with db.uow() as uow:
+        rows = await _claim(uow, as_of, batch_size, summary.failed_ids)
+        if not rows:
+            return 0
+        try:
+            renewed, ended = await _advance(uow, rows)
+            await uow.commit()
+        except Exception:
+            log.exception("billing batch of %d failed; retrying its subscriptions one by one", len(rows))
+            ids = [row.id for row in rows]
+        else:
+            summary.renewed += renewed
+            summary.ended += ended
+            return len(rows)
+    for subscription_id in ids:
+        await _advance_one(db, as_of, subscription_id, summary)
+    return len(ids)
+
+
+async def _advance_one(db: Database, as_of: datetime, subscription_id: uuid.UUID, summary: RunSummary) -> None:
+    try:
+        async with db.uow() as uow:
+            rows = await _claim(uow, as_of, 1, summary.failed_ids, only=subscription_id)
+            if rows:
+                renewed, ended = await _advance(uow, rows)
+                await uow.commit()
+                summary.renewed += renewed
+                summary.ended += ended
+    except Exception:
+        log.exception("renewing subscription %s failed; it is left for the next run", subscription_id)
+        summary.failed_ids.add(subscription_id)
+
+
+async def _claim(
+    uow: UnitOfWork, as_of: datetime, limit: int, failed: set[uuid.UUID], only: uuid.UUID | None = None
+) -> Sequence[Any]:
+    s = subscriptions.c
+    stmt = (
+        select(
+            s.id, s.customer_id, s.plan_id, s.pending_plan_id, s.payment_method_id, s.status, s.anchor,
+            s.anchor_period_index, s.current_period_index, s.current_period_start, s.current_period_end,
+            s.cancel_at_period_end, s.canceled_at,
+        )
+        .where(s.status.in_(RENEWABLE), s.current_period_end <= as_of)
+        .order_by(s.current_period_end)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if failed:
+        stmt = stmt.where(s.id.not_in(failed))
+    if only is not None:
+        stmt = stmt.where(s.id == only)
+    return (await uow.session.execute(stmt)).all()
+
+
+async def _plans(uow: UnitOfWork, ids: set[uuid.UUID]) -> dict[uuid.UUID, Plan]:
+    found = await uow.session.scalars(select(Plan).where(Plan.id.in_(ids)))
+    return {plan.id: plan for plan in found}
+
+
+async def _advance(uow: UnitOfWork, rows: Sequence[Any]) -> tuple[int, int]:
+    """Renew (or end, if flagged to cancel at period end) each claimed subscription by one period."""
+    plan_ids = {row.plan_id for row in rows} | {row.pending_plan_id for row in rows if row.pending_plan_id}
+    plan_rows = (await uow.session.execute(select(plans).where(plans.c.id.in_(plan_ids)))).all()
+    plan_by_id = {plan.id: plan for plan in plan_rows}
+    renew: dict[str, list[Any]] = {"ids": [], "plan_ids": [], "statuses": [], "idx": [], "starts": [], "ends": []}
+    new_periods: dict[str, list[Any]] = {
+        "ids": [], "idx": [], "plan_ids": [], "starts": [], "ends": [], "amounts": [], "currencies": []
+    }
+    ended: list[uuid.UUID] = []
+    for row in rows:
+        plan = plan_by_id[row.plan_id]
+        if row.cancel_at_period_end:
+            ended.append(row.id)
+            uow.emit(_ended_event(row, plan.currency), occurred_at=row.current_period_end)
+            continue
+        plan = plan_by_id[row.pending_plan_id] if row.pending_plan_id else plan
+        index, start = row.current_period_index + 1, row.current_period_end
+        end = Schedule(row.anchor, row.anchor_period_index, plan.interval, plan.interval_count).end_of(index)
+        status = "active" if row.status == "trialing" else row.status
+        for key, value in zip(renew, (row.id, plan.id, status, index, start, end)):
+            renew[key].append(value)
+        for key, value in zip(new_periods, (row.id, index, plan.id, start, end, plan.amount, plan.currency)):
+            new_periods[key].append(value)
+        uow.emit(
+            SubscriptionRenewed(
+                subscription_id=row.id,
+                customer_id=row.customer_id,
+                plan_id=plan.id,
+                plan_name=plan.name,
+                amount=plan.amount,
+                currency=plan.currency,
+                interval=plan.interval,
+                interval_count=plan.interval_count,
+                period_start=start,
+                period_end=end,
+                status=status,
+                payment_method_id=row.payment_method_id,
+                period_index=index,
+            ),
+            occurred_at=start,
+        )
+    if renew["ids"]:
+        await uow.session.execute(_INSERT_PERIODS, new_periods)
+        await uow.session.execute(_RENEW, renew)
+    if ended:
+        await uow.session.execute(_END, {"ids": ended})
+    return len(renew["ids"]), len(ended)
+
+
+def _ended_event(row: Any, currency: str) -> SubscriptionCanceled:
+    """A cancel-at-period-end taking effect: nothing unused, so nothing credited."""
+    return SubscriptionCanceled(
+        subscription_id=row.id,
+        customer_id=row.customer_id,
+        canceled_at=row.canceled_at or row.current_period_end,
+        at_period_end=True,
+        ends_at=row.current_period_end,
+        period_start=row.current_period_start,
+        period_end=row.current_period_end,
+        credit_amount=0,
+        currency=currency,
+        lines=[],
+    )

@@ -1,0 +1,87 @@
+"""What collecting money does to a subscription: paid periods, past due, suspension and reactivation.
+
+These run from consumed events, at the time the event says it happened (occurred_at).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+from billing_shared.contracts import SubscriptionReactivated, SubscriptionSuspended
+from billing_shared.db import UnitOfWork
+
+from ..db.models import Subscription
+from ..db.repository import end_of_paid_service, lock_paid_period, lock_subscription, paid_since
+from ..domain.states import SubscriptionStatus
+from .lifecycle import can_become, next_plan, restart_period
+
+log = logging.getLogger(__name__)
+S = SubscriptionStatus
+
+
+async def record_payment(
+    uow: UnitOfWork,
+    subscription_id: uuid.UUID,
+    *,
+    amount_paid: int,
+    paid_at: datetime,
+    period_start: datetime | None,
+    at: datetime,
+) -> Subscription | None:
+    """Add an invoice payment to the period it paid; a past-due or suspended subscription becomes active."""
+    sub = await lock_subscription(uow.session, subscription_id)
+    if sub is None:
+        log.info("invoice.paid for unknown subscription %s ignored", subscription_id)
+        return None
+    period = await lock_paid_period(uow.session, sub.id, period_start, paid_at)
+    if period is not None and amount_paid > 0:
+        period.amount_paid += amount_paid
+        period.paid_at = paid_at
+    if sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
+        await reactivate(uow, sub, at)
+    return sub
+
+
+async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
+    """Back to active. A suspension that outlived its period restarts billing from now (like a resume),
+    rather than billing the months the customer had no service."""
+    was_suspended = sub.status == S.SUSPENDED
+    sub.status, sub.service_ends_at, sub.updated_at = S.ACTIVE.value, None, at
+    if was_suspended and at >= sub.current_period_end:
+        await restart_period(uow, sub, await next_plan(uow, sub), at)
+    uow.emit(
+        SubscriptionReactivated(subscription_id=sub.id, customer_id=sub.customer_id, status=sub.status, at=at),
+        occurred_at=at,
+    )
+
+
+async def mark_past_due(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
+    """A payment failed and dunning retries it: active becomes past_due (unless a payment came in since)."""
+    sub = await lock_subscription(uow.session, subscription_id)
+    if sub is None or sub.status != S.ACTIVE or await paid_since(uow.session, sub.id, at):
+        return
+    sub.status, sub.updated_at = S.PAST_DUE.value, at
+
+
+async def suspend(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
+    """Dunning gave up: suspended, but service continues to the end of the period already paid."""
+    sub = await lock_subscription(uow.session, subscription_id)
+    if sub is None or not can_become(sub, S.SUSPENDED) or await paid_since(uow.session, sub.id, at):
+        if sub is not None:
+            log.info("dunning.exhausted for %s subscription %s ignored", sub.status, sub.id)
+        return
+    paid_until = await end_of_paid_service(uow.session, sub.id)
+    service_ends_at = paid_until if paid_until is not None and paid_until > at else at
+    sub.status, sub.service_ends_at, sub.updated_at = S.SUSPENDED.value, service_ends_at, at
+    uow.emit(
+        SubscriptionSuspended(
+            subscription_id=sub.id,
+            customer_id=sub.customer_id,
+            status=sub.status,
+            at=at,
+            service_ends_at=service_ends_at,
+        ),
+        occurred_at=at,
+    )

@@ -1,0 +1,55 @@
+"""Small request helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+
+def idem() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+async def create_plan(client, admin_headers, **overrides: Any) -> dict[str, Any]:
+    body = {"name": f"Plan {uuid.uuid4().hex[:6]}", "amount": 3000, "currency": "USD", "interval": "month"}
+    response = await client.post("/api/plans", json={**body, **overrides}, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def subscribe(client, headers, customer_id, plan_id, **extra: Any) -> dict[str, Any]:
+    body = {"customer_id": str(customer_id), "plan_id": plan_id, **extra}
+    response = await client.post("/api/subscriptions", json=body, headers={**headers, **idem()})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def bill(client, admin_headers, as_of: str) -> dict[str, Any]:
+    response = await client.post("/api/billing-runs", json={"as_of": as_of}, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def events_for(bus, event_type: str, subscription_id: str, count: int = 1, timeout: float = 10.0) -> list:
+    """Wait until `count` events of this type about this subscription were recorded; return them all."""
+    from billing_shared.testing import wait_for
+
+    async def enough():
+        found = [e for e in bus.of_type(event_type) if e.payload.get("subscription_id") == subscription_id]
+        return found if len(found) >= count else None
+
+    return await wait_for(enough, timeout, message=f"{count} x {event_type} for {subscription_id}")
+
+
+async def period_rows(db, subscription_id: str) -> list:
+    from sqlalchemy import text
+
+    async with db.sessions() as session:
+        result = await session.execute(
+            text(
+                "SELECT period_index, period_start, period_end, amount, amount_paid, amount_credited "
+                "FROM subscription_periods WHERE subscription_id = :id ORDER BY period_index"
+            ),
+            {"id": subscription_id},
+        )
+        return list(result.all())

@@ -1,0 +1,145 @@
+"""Consumed events: invoice.paid marks the period paid and reactivates; dunning makes past_due, then suspends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from billing_shared.contracts import DunningExhausted, DunningRetryScheduled, InvoicePaid
+from billing_shared.testing import EventBus, wait_for
+
+from tests.integration.helpers import bill, create_plan, events_for, period_rows, subscribe
+from tests.integration.test_cancel import pay_period
+
+
+def _dunning(cls, sub: dict, **extra):
+    return cls(
+        case_id=uuid.uuid4(),
+        customer_id=uuid.UUID(sub["customer_id"]),
+        subscription_id=uuid.UUID(sub["id"]),
+        amount=3000,
+        currency="USD",
+        **extra,
+    )
+
+
+async def status_of(client, sub, headers, expected: str) -> bool:
+    return (await client.get(f"/api/subscriptions/{sub['id']}", headers=headers)).json()["status"] == expected
+
+
+async def test_a_redelivered_invoice_paid_counts_once(client, admin_headers, service_env, db, test_clock, customer_id, user_headers):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    event_id = uuid.uuid4()
+    paid = InvoicePaid(
+        invoice_id=uuid.uuid4(), customer_id=uuid.UUID(customer_id.hex), subscription_id=uuid.UUID(sub["id"]),
+        currency="USD", total=3000, amount_paid=3000, paid_at=datetime(2024, 7, 1, 1, tzinfo=UTC),
+    )
+    async with EventBus(service_env.amqp_url) as bus:
+        for _ in range(2):
+            await bus.publish(paid, event_id=event_id)
+        await pay_period(bus, db, sub, 0, datetime(2024, 7, 1, 2, tzinfo=UTC))  # a later event: the first two are done
+    (row,) = await period_rows(db, sub["id"])
+    assert row.amount_paid == 3000
+
+
+async def test_retry_scheduled_makes_it_past_due_and_payment_reactivates(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.reactivated")
+        await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
+        await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 4, tzinfo=UTC))
+        (event,) = await events_for(bus, "subscription.reactivated", sub["id"])
+    assert event.payload["status"] == "active"
+    assert await status_of(client, sub, user_headers, "active")
+
+
+async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_paid_period(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended", "subscription.reactivated", "subscription.renewed")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
+        await bill(client, admin_headers, "2024-08-01T00:00:00Z")  # period 1, never paid
+        await bus.publish(_dunning(DunningExhausted, sub, failures=4), occurred_at=datetime(2024, 8, 10, tzinfo=UTC))
+        (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
+        assert suspended.payload["service_ends_at"] == "2024-08-10T00:00:00Z"  # the paid July period is over
+        summary = await bill(client, admin_headers, "2024-09-02T00:00:00Z")
+        assert summary["skipped"] >= 1
+        test_clock.set(2024, 9, 20)
+        # Paying the overdue invoice reactivates; its period long over, billing restarts from the payment.
+        await bus.publish(
+            InvoicePaid(
+                invoice_id=uuid.uuid4(), customer_id=customer_id, subscription_id=uuid.UUID(sub["id"]),
+                currency="USD", total=3000, amount_paid=3000, paid_at=datetime(2024, 9, 20, tzinfo=UTC),
+                period_start=datetime(2024, 8, 1, tzinfo=UTC),
+            ),
+            occurred_at=datetime(2024, 9, 20, tzinfo=UTC),
+        )
+        await events_for(bus, "subscription.reactivated", sub["id"])
+        renewals = await events_for(bus, "subscription.renewed", sub["id"], count=2)
+    assert [r.payload["period_start"] for r in renewals] == ["2024-08-01T00:00:00Z", "2024-09-20T00:00:00Z"]
+    rows = await period_rows(db, sub["id"])
+    assert [r.amount_paid for r in rows] == [3000, 3000, 0]
+
+
+async def test_suspension_keeps_service_until_a_paid_period_ends(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
+        # e.g. a failed upgrade charge: the July period itself was paid, so service runs to its end
+        await bus.publish(_dunning(DunningExhausted, sub, failures=4), occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
+        (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
+    assert suspended.payload["service_ends_at"] == "2024-08-01T00:00:00Z"
+    after = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
+    assert after["status"] == "suspended" and after["service_ends_at"] == "2024-08-01T00:00:00Z"
+
+
+async def test_a_dunning_event_older_than_a_payment_is_ignored(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 3, tzinfo=UTC))
+        envelope = await bus.publish(
+            _dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC)
+        )
+        await pay_period(bus, db, sub, 3000 * 2, datetime(2024, 7, 4, tzinfo=UTC))  # a later event, handled after it
+    assert envelope.type == "dunning.retry_scheduled"
+    assert await status_of(client, sub, user_headers, "active")
+
+
+async def test_events_about_unknown_subscriptions_are_ignored(service_env, db):
+    stranger = {"id": str(uuid.uuid4()), "customer_id": str(uuid.uuid4()), "current_period_start": "2024-07-01T00:00:00+00:00"}
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.publish(_dunning(DunningExhausted, stranger, failures=4))
+        envelope = await bus.publish(
+            InvoicePaid(
+                invoice_id=uuid.uuid4(), customer_id=uuid.uuid4(), subscription_id=uuid.UUID(stranger["id"]),
+                currency="USD", total=1, amount_paid=1, paid_at=datetime(2024, 7, 1, tzinfo=UTC),
+            )
+        )
+
+    async def handled():
+        from sqlalchemy import text
+
+        async with db.sessions() as session:
+            return await session.scalar(text("SELECT 1 FROM inbox WHERE event_id = :id"), {"id": envelope.event_id})
+
+    await wait_for(handled, message="the event to be handled (and ignored)")

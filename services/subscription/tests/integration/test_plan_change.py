@@ -1,0 +1,74 @@
+"""Plan changes: upgrades now with proration lines, downgrades at period end, same currency and interval only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from billing_shared.testing import EventBus
+
+from tests.integration.helpers import create_plan, events_for, period_rows, subscribe
+from tests.integration.test_cancel import pay_period
+
+
+async def test_upgrade_credits_unused_old_and_charges_remaining_new(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    basic = await create_plan(client, admin_headers, name="Basic", amount=1000)
+    pro = await create_plan(client, admin_headers, name="Pro", amount=4000)
+    sub = await subscribe(client, user_headers, customer_id, basic["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.plan_changed")
+        await pay_period(bus, db, sub, 1000, datetime(2024, 4, 1, 1, tzinfo=UTC))
+        test_clock.set(2024, 4, 16)  # 15 of 30 days left
+        response = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": pro["id"]}, headers=user_headers)
+        (event,) = await events_for(bus, "subscription.plan_changed", sub["id"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["plan_id"] == pro["id"] and body["pending_plan_id"] is None
+    assert [line["amount"] for line in body["lines"]] == [-500, 2000]
+    assert [line["description"] for line in body["lines"]] == [
+        "Unused time: 15 of 30 days of Basic", "Remaining time: 15 of 30 days of Pro"
+    ]
+    assert event.payload["effective"] == "now" and event.payload["effective_at"] == "2024-04-16T00:00:00Z"
+    assert [line["amount"] for line in event.payload["lines"]] == [-500, 2000]
+    (row,) = await period_rows(db, sub["id"])
+    assert (row.amount, row.amount_credited) == (4000, 500)
+
+
+async def test_downgrade_waits_for_the_period_end(client, admin_headers, service_env, test_clock, customer_id, user_headers):
+    test_clock.set(2024, 4, 1)
+    pro = await create_plan(client, admin_headers, amount=4000)
+    basic = await create_plan(client, admin_headers, amount=1000)
+    sub = await subscribe(client, user_headers, customer_id, pro["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.plan_changed")
+        response = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": basic["id"]}, headers=user_headers)
+        (event,) = await events_for(bus, "subscription.plan_changed", sub["id"])
+    assert response.json()["plan_id"] == pro["id"] and response.json()["pending_plan_id"] == basic["id"]
+    assert event.payload["effective"] == "period_end" and event.payload["effective_at"] == "2024-05-01T00:00:00Z"
+    assert event.payload["lines"] == []
+
+
+async def test_changes_across_currency_or_interval_are_refused(client, admin_headers, db, test_clock, customer_id, user_headers):
+    test_clock.set(2024, 4, 1)
+    monthly = await create_plan(client, admin_headers, amount=1000)
+    euro = await create_plan(client, admin_headers, amount=2000, currency="EUR")
+    yearly = await create_plan(client, admin_headers, amount=20000, interval="year")
+    sub = await subscribe(client, user_headers, customer_id, monthly["id"])
+    for target, code in ((euro, "currency_mismatch"), (yearly, "interval_mismatch"), (monthly, "same_plan")):
+        response = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": target["id"]}, headers=user_headers)
+        assert response.status_code == 422 and response.json()["error"]["code"] == code
+        assert response.json()["error"]["field"] == "plan_id"
+    after = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
+    assert after["plan_id"] == monthly["id"] and after["pending_plan_id"] is None
+
+
+async def test_a_canceled_subscription_cannot_change_plan(client, admin_headers, test_clock, customer_id, user_headers):
+    test_clock.set(2024, 4, 1)
+    basic = await create_plan(client, admin_headers, amount=1000)
+    pro = await create_plan(client, admin_headers, amount=4000)
+    sub = await subscribe(client, user_headers, customer_id, basic["id"])
+    await client.post(f"/api/subscriptions/{sub['id']}/cancel", headers=user_headers)
+    response = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": pro["id"]}, headers=user_headers)
+    assert response.status_code == 409
