@@ -37,7 +37,7 @@ def test_service_image_runs_migrations_then_uvicorn_on_8000_from_its_folder(name
     command = _last(dockerfile, "CMD")
 
     assert _last(dockerfile, "WORKDIR") == f"/srv/services/{name}"
-    assert re.search(r"alembic upgrade head && exec uvicorn app\.main:app .*--port 8000", command), command
+    assert re.search(r"alembic upgrade head && exec uvicorn --factory app\.main:create_app .*--port 8000", command), command
     assert "/health" in _last(dockerfile, "HEALTHCHECK")
 
 

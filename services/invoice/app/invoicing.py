@@ -194,6 +194,7 @@ def mark_paid(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime, pay
             amount_paid=invoice.amount_paid,
             paid_at=at,
             payment_id=invoice.payment_id,
+            period_start=invoice.period_start,
             hosted_invoice_url=html_url,
             invoice_pdf_url=pdf_url,
         ),
