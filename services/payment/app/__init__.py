@@ -1,0 +1,1 @@
+"""Payment service: payment methods (tokens only, never card numbers), charges and refunds."""

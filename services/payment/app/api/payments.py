@@ -1,0 +1,163 @@
+"""One-off payments: POST with an Idempotency-Key (Stripe semantics), read and list.
+
+A declined card is not an HTTP error here: the payment resource was created, so the answer is 201 with
+`status: "failed"` and the failure code (Stripe answers 402; we keep every charge outcome in one shape, and
+a replay returns the same 201). A lost gateway answer is 201 with `status: "unknown"` until reconciled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from billing_shared import clock
+from billing_shared.auth import CurrentPrincipal
+from billing_shared.errors import ApiError, not_found
+from billing_shared.idempotency import Claim
+from billing_shared.ids import new_id
+from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
+
+from ..context import PaymentContext
+from ..db.models import Payment, PaymentMethod
+from ..domain.payments import payment_charge_key
+from ..service_layer.charges import (
+    ChargeTarget,
+    apply_charge_result,
+    attached_method,
+    charge_at_gateway,
+    default_method,
+    new_payment,
+)
+from .deps import Context, IdempotencyKey, check_customer, idempotency_scope
+from .schemas import PaymentCreate, PaymentOut, PaymentPage, Status
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+
+def payment_body(payment: Payment) -> dict:
+    return PaymentOut.model_validate(payment).model_dump(mode="json")
+
+
+@router.post("", status_code=201, response_model=PaymentOut, summary="Charge a customer once per Idempotency-Key")
+async def create_payment(
+    body: PaymentCreate, ctx: Context, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    claim = await ctx.keys.claim(idempotency_scope(principal), idempotency_key, body.model_dump(mode="json"))
+    if claim.is_replay:
+        return JSONResponse(claim.replay_body, status_code=claim.replay_status)
+    try:
+        check_customer(principal, body.customer_id)
+        if claim.resource_id is not None:  # the request that claimed this key died: resume its payment
+            started, token = await _resume(ctx, claim.resource_id)
+        else:
+            started, token = await _start_payment(ctx, claim, body)
+    except ApiError:
+        await ctx.keys.release(claim)
+        raise
+    # No transaction is open across the gateway call.
+    result = await charge_at_gateway(ctx.gateway, started, token) if token is not None else None
+    async with ctx.db.uow() as uow:
+        payment = await uow.session.get(Payment, started.id, with_for_update=True)
+        assert payment is not None
+        if result is not None:
+            now = clock.now(payment.customer_id)
+            event = apply_charge_result(payment, result, at=now, now=now, schedule=ctx.settings.payment_reconcile_after_s)
+            if event is not None:
+                uow.emit(event, occurred_at=now)
+        response = payment_body(payment)
+        await ctx.keys.complete(uow.session, claim, 201, response, payment.id)
+        await uow.commit()
+    return JSONResponse(response, status_code=201)
+
+
+async def _start_payment(ctx: PaymentContext, claim: Claim, body: PaymentCreate) -> tuple[Payment, str]:
+    """Write the pending payment and tie it to the idempotency key; (payment, card token)."""
+    async with ctx.db.uow() as uow:
+        if body.payment_method_id is not None:
+            method = await attached_method(uow.session, body.customer_id, body.payment_method_id)
+            if method is None:
+                raise ApiError(422, "invalid_payment_method", "no such payment method for this customer",
+                               field="payment_method_id")
+        else:
+            method = await default_method(uow.session, body.customer_id)
+            if method is None:
+                raise ApiError(422, "no_payment_method", "the customer has no default payment method; "
+                               "add one or pass payment_method_id", field="payment_method_id")
+        payment_id = new_id()
+        now = clock.now(body.customer_id)
+        payment = new_payment(
+            _target(body, payment_id), method, at=now, now=now,
+            pending_grace_s=ctx.settings.payment_pending_reconcile_after_s, payment_id=payment_id,
+        )
+        uow.session.add(payment)
+        await uow.session.flush()
+        await ctx.keys.attach_resource(uow.session, claim, payment.id)
+        await uow.commit()
+        return payment, method.gateway_token
+
+
+def _target(body: PaymentCreate, payment_id: uuid.UUID) -> ChargeTarget:
+    # Attempt 1 of a one-off payment is keyed by the payment itself; dunning's retries by the same root.
+    return ChargeTarget(
+        customer_id=body.customer_id,
+        amount=body.amount,
+        currency=body.currency,
+        source="api",
+        attempt=1,
+        gateway_key=payment_charge_key(payment_id, 1),
+        invoice_id=body.invoice_id,
+        description=body.description,
+    )
+
+
+async def _resume(ctx: PaymentContext, payment_id: uuid.UUID) -> tuple[Payment, str | None]:
+    """(payment, token to charge again under the same key), or no token when it needs no gateway call."""
+    async with ctx.db.sessions() as session:
+        payment = await session.get(Payment, payment_id)
+        if payment is None:
+            raise not_found("payment")
+        if payment.status != "pending" or payment.payment_method_id is None:
+            return payment, None
+        method = await session.get(PaymentMethod, payment.payment_method_id)
+        return payment, method.gateway_token if method else None
+
+
+@router.get("/{payment_id}", response_model=PaymentOut, summary="Read a payment (its customer, or admin)")
+async def read_payment(payment_id: uuid.UUID, ctx: Context, principal: CurrentPrincipal) -> PaymentOut:
+    async with ctx.db.sessions() as session:
+        payment = await session.get(Payment, payment_id)
+    if payment is None or not principal.can_see(payment.customer_id):
+        raise not_found("payment")
+    return PaymentOut.model_validate(payment)
+
+
+@router.get("", response_model=PaymentPage, summary="List payments (a user sees only its own)")
+async def list_payments(
+    ctx: Context,
+    principal: CurrentPrincipal,
+    customer_id: uuid.UUID | None = None,
+    invoice_id: uuid.UUID | None = None,
+    status: Status | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> PaymentPage:
+    if not principal.is_admin:
+        if customer_id is not None and customer_id != principal.customer_id:
+            return PaymentPage(data=[], has_more=False)
+        customer_id = principal.customer_id
+    stmt = select(Payment)
+    if customer_id is not None:
+        stmt = stmt.where(Payment.customer_id == customer_id)
+    if invoice_id is not None:
+        stmt = stmt.where(Payment.invoice_id == invoice_id)
+    if status is not None:
+        stmt = stmt.where(Payment.status == status)
+    async with ctx.db.sessions() as session:
+        rows, next_cursor = await fetch_page(session, stmt, Payment.id, cursor, limit)
+    return PaymentPage(
+        data=[PaymentOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor
+    )

@@ -1,0 +1,1 @@
+"""Payment persistence: tables in the `payment` schema."""

@@ -1,0 +1,30 @@
+"""invoice.finalized → charge the amount due to the invoice's (or the customer's default) payment method."""
+
+from __future__ import annotations
+
+from billing_shared.contracts import InvoiceFinalized
+from billing_shared.db import UnitOfWork
+from billing_shared.events import Envelope
+
+from ..context import PaymentContext
+from ..domain.payments import invoice_charge_key
+from ..service_layer.charges import ChargeTarget
+from ..service_layer.collect import collect
+
+
+async def handle_invoice_finalized(envelope: Envelope, uow: UnitOfWork, *, ctx: PaymentContext) -> None:
+    invoice = envelope.payload_as(InvoiceFinalized)
+    if invoice.amount_due <= 0:
+        return  # nothing to collect (fully discounted, credited, or a free trial)
+    target = ChargeTarget(
+        customer_id=invoice.customer_id,
+        amount=invoice.amount_due,
+        currency=invoice.currency.upper(),
+        source="invoice",
+        attempt=1,
+        gateway_key=invoice_charge_key(invoice.invoice_id, 1),
+        invoice_id=invoice.invoice_id,
+        subscription_id=invoice.subscription_id,
+        description=f"invoice {invoice.number}" if invoice.number else None,
+    )
+    await collect(ctx, uow, target, preferred_method=invoice.payment_method_id, at=envelope.occurred_at)

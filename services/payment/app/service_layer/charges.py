@@ -1,0 +1,194 @@
+"""Charging: choosing the payment method, writing the pending payment, settling it from the gateway's answer.
+
+A payment row is written (and committed) before the gateway is called, under a gateway idempotency key
+derived from what is being paid; its outcome is written in a second transaction together with the event
+that announces it. No transaction is held open across the gateway call on the HTTP path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_shared.contracts import PaymentFailed, PaymentSucceeded
+from billing_shared.events import Event
+from billing_shared.ids import new_id
+
+from ..adapters.gateway import ChargeResult, PaymentGateway
+from ..db.models import Payment, PaymentMethod
+from ..domain.payments import OPEN, check_transition, next_check_at
+
+NO_PAYMENT_METHOD = "no_payment_method"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeTarget:
+    """Everything about one charge attempt except its outcome."""
+
+    customer_id: uuid.UUID
+    amount: int
+    currency: str
+    source: str
+    attempt: int
+    gateway_key: str
+    invoice_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
+    dunning_case_id: uuid.UUID | None = None
+    original_payment_id: uuid.UUID | None = None
+    description: str | None = None
+
+
+async def default_method(session: AsyncSession, customer_id: uuid.UUID) -> PaymentMethod | None:
+    return await session.scalar(
+        select(PaymentMethod).where(
+            PaymentMethod.customer_id == customer_id,
+            PaymentMethod.is_default.is_(True),
+            PaymentMethod.detached_at.is_(None),
+        )
+    )
+
+
+async def attached_method(
+    session: AsyncSession, customer_id: uuid.UUID, method_id: uuid.UUID | None
+) -> PaymentMethod | None:
+    """The customer's attached method with this id (None for another customer's or a detached one)."""
+    if method_id is None:
+        return None
+    method = await session.get(PaymentMethod, method_id)
+    if method is None or method.customer_id != customer_id or method.detached_at is not None:
+        return None
+    return method
+
+
+async def method_for_charge(
+    session: AsyncSession, customer_id: uuid.UUID, preferred: uuid.UUID | None
+) -> PaymentMethod | None:
+    """The preferred method if it is still usable, else the customer's default (None if neither)."""
+    return await attached_method(session, customer_id, preferred) or await default_method(session, customer_id)
+
+
+def new_payment(
+    target: ChargeTarget,
+    method: PaymentMethod | None,
+    *,
+    at: datetime,
+    now: datetime,
+    pending_grace_s: int,
+    payment_id: uuid.UUID | None = None,
+) -> Payment:
+    """A pending payment; the reconciler looks at it if nobody has settled it after `pending_grace_s`."""
+    return Payment(
+        id=payment_id or new_id(),
+        customer_id=target.customer_id,
+        payment_method_id=method.id if method else None,
+        amount=target.amount,
+        currency=target.currency,
+        status="pending",
+        source=target.source,
+        attempt=target.attempt,
+        invoice_id=target.invoice_id,
+        subscription_id=target.subscription_id,
+        dunning_case_id=target.dunning_case_id,
+        original_payment_id=target.original_payment_id,
+        description=target.description,
+        gateway_idempotency_key=target.gateway_key,
+        refunded_amount=0,
+        reconcile_checks=0,
+        next_reconcile_at=now + timedelta(seconds=pending_grace_s),
+        created_at=at,
+        updated_at=now,
+    )
+
+
+async def insert_payment_once(session: AsyncSession, payment: Payment) -> bool:
+    """Insert unless a payment with its gateway key (or invoice and attempt) exists; True if inserted."""
+    table = Payment.__table__
+    values = {c.key: getattr(payment, c.key) for c in table.columns if getattr(payment, c.key, None) is not None}
+    inserted = await session.execute(insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id))
+    return inserted.first() is not None
+
+
+async def payment_by_key(session: AsyncSession, gateway_key: str, *, for_update: bool = False) -> Payment | None:
+    stmt = select(Payment).where(Payment.gateway_idempotency_key == gateway_key)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def charge_at_gateway(gateway: PaymentGateway, payment: Payment, token: str) -> ChargeResult:
+    description = payment.description or (f"invoice {payment.invoice_id}" if payment.invoice_id else None)
+    return await gateway.charge(token, payment.amount, payment.currency, payment.gateway_idempotency_key, description)
+
+
+def payment_event(payment: Payment) -> Event:
+    """payment.succeeded or payment.failed for a settled payment."""
+    common = dict(
+        payment_id=payment.id,
+        customer_id=payment.customer_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        invoice_id=payment.invoice_id,
+        subscription_id=payment.subscription_id,
+        dunning_case_id=payment.dunning_case_id,
+        attempt=payment.attempt,
+        payment_method_id=payment.payment_method_id,
+    )
+    if payment.status == "succeeded":
+        return PaymentSucceeded(**common, gateway_charge_id=payment.gateway_charge_id)
+    if payment.status == "failed":
+        return PaymentFailed(
+            **common,
+            failure_code=payment.failure_code or "card_declined",
+            decline_type=payment.decline_type or "hard",  # type: ignore[arg-type]
+            failure_message=payment.failure_message or "",
+        )
+    raise ValueError(f"payment {payment.id} is not settled ({payment.status})")
+
+
+def fail_payment(payment: Payment, code: str, decline_type: str, message: str, *, at: datetime) -> Event:
+    """Settle an open payment as failed without a gateway answer (no method, no charge ever made)."""
+    check_transition(payment.status, "failed")
+    payment.status = "failed"
+    payment.failure_code = code
+    payment.decline_type = decline_type
+    payment.failure_message = message[:500]
+    payment.next_reconcile_at = None
+    payment.settled_at = at
+    payment.updated_at = at
+    return payment_event(payment)
+
+
+def apply_charge_result(
+    payment: Payment, result: ChargeResult, *, at: datetime, now: datetime, schedule: list[int]
+) -> Event | None:
+    """Record the gateway's answer on an open payment; the event to emit once it is settled, else None.
+
+    An "unknown" answer moves a pending payment to unknown and schedules the first reconciliation check.
+    A payment that is already settled is left as it is (whoever settled it emitted its event).
+    """
+    if payment.status not in OPEN:
+        return None
+    if result.status == "unknown":
+        if payment.status == "pending":
+            check_transition("pending", "unknown")
+            payment.status = "unknown"
+            payment.reconcile_checks = 0
+            payment.next_reconcile_at = next_check_at(schedule, 0, now)
+            payment.updated_at = now
+        return None
+    check_transition(payment.status, result.status)
+    payment.gateway_charge_id = result.gateway_charge_id
+    if result.status == "failed":
+        return fail_payment(
+            payment, result.failure_code or "card_declined", result.decline_type or "hard", result.message or "", at=at
+        )
+    payment.status = "succeeded"
+    payment.next_reconcile_at = None
+    payment.settled_at = at
+    payment.updated_at = at
+    return payment_event(payment)

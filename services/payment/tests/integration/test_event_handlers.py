@@ -1,0 +1,195 @@
+"""Consumed events: invoice.finalized charges once, dunning.retry_due charges again, credit notes refund."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+
+from app.db.models import Payment
+from billing_shared.contracts import CreditNoteIssued, DunningRetryDue, InvoiceFinalized
+from billing_shared.events import Envelope
+from billing_shared.plumbing_tables import outbox_table
+from billing_shared.testing import EventBus, wait_for
+from tests.conftest import HARD_DECLINE_CARD, events_about, idem
+
+
+def finalized(customer_id, amount_due=2500, **extra) -> InvoiceFinalized:
+    return InvoiceFinalized(
+        invoice_id=extra.pop("invoice_id", uuid.uuid4()),
+        number="INV-0001",
+        customer_id=customer_id,
+        subscription_id=extra.pop("subscription_id", uuid.uuid4()),
+        currency="USD",
+        total=amount_due,
+        amount_due=amount_due,
+        due_at=datetime.now(UTC) + timedelta(days=7),
+        **extra,
+    )
+
+
+def handled(event_type: str) -> float:
+    return sum(
+        REGISTRY.get_sample_value("events_handled_total", {"service": "payment", "type": event_type, "outcome": o}) or 0
+        for o in ("handled", "duplicate")
+    )
+
+
+def handled_at_least(event_type: str, count: float):
+    """A wait_for probe: the consumer(s) of this process have handled (or dropped as duplicates) `count` so far."""
+
+    async def probe() -> bool:
+        return handled(event_type) >= count
+
+    return probe
+
+
+async def invoice_payments(db, invoice_id) -> list[Payment]:
+    async with db.sessions() as session:
+        return list(await session.scalars(select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.attempt)))
+
+
+async def announced(db, routing_key: str, payment_id) -> int:
+    outbox = outbox_table("payment")
+    async with db.sessions() as session:
+        return await session.scalar(
+            select(func.count()).where(
+                outbox.c.routing_key == routing_key, outbox.c.body["payload"]["payment_id"].astext == str(payment_id)
+            )
+        )
+
+
+async def test_finalized_invoice_is_charged_to_the_default_method(customer, add_card, service_env):
+    customer_id, headers = customer
+    method = await add_card(customer_id, headers)
+    invoice = finalized(customer_id)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.succeeded")
+        await bus.publish(invoice)
+        [event] = await events_about(bus, "payment.succeeded", customer_id=customer_id)
+    payload = event.payload
+    assert payload["invoice_id"] == str(invoice.invoice_id)
+    assert payload["subscription_id"] == str(invoice.subscription_id)
+    assert (payload["amount"], payload["currency"], payload["attempt"]) == (2500, "USD", 1)
+    assert payload["payment_method_id"] == method["id"]
+
+
+async def test_invoice_with_nothing_due_is_not_charged(customer, add_card, service_env, db, gateway_stats):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    before = handled("invoice.finalized")
+    calls = gateway_stats()["charge_calls"]
+    invoice = finalized(customer_id, amount_due=0)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.publish(invoice)
+        await wait_for(handled_at_least("invoice.finalized", before + 1), message="the event to be handled")
+    assert await invoice_payments(db, invoice.invoice_id) == []
+    assert gateway_stats()["charge_calls"] == calls
+
+
+async def test_no_payment_method_fails_hard_without_calling_the_gateway(customer, service_env, gateway_stats):
+    customer_id, _ = customer
+    calls = gateway_stats()["charge_calls"]
+    invoice = finalized(customer_id)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.failed")
+        await bus.publish(invoice)
+        [event] = await events_about(bus, "payment.failed", customer_id=customer_id)
+    assert (event.payload["failure_code"], event.payload["decline_type"]) == ("no_payment_method", "hard")
+    assert event.payload["invoice_id"] == str(invoice.invoice_id) and event.payload["attempt"] == 1
+    assert gateway_stats()["charge_calls"] == calls
+
+
+async def test_redelivered_and_duplicated_invoice_events_on_two_replicas_charge_once(
+    customer, add_card, service_env, start_replica, db, gateway_stats
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    invoice = finalized(customer_id)
+    before = gateway_stats()["charges"]
+    async with start_replica(), EventBus(service_env.amqp_url) as bus:
+        seen = handled("invoice.finalized")
+        envelope = Envelope(type=invoice.type, producer="invoice", payload=invoice.model_dump(mode="json"))
+        for _ in range(3):  # the same event delivered three times
+            await bus.publish(envelope)
+        await bus.publish(invoice)  # and the same fact announced again under another event id
+        await wait_for(handled_at_least("invoice.finalized", seen + 4), message="4 deliveries handled")
+    [payment] = await invoice_payments(db, invoice.invoice_id)
+    assert payment.status == "succeeded"
+    assert gateway_stats()["charges"] - before == 1
+    assert await announced(db, "payment.succeeded", payment.id) == 1
+
+
+async def test_dunning_retry_charges_the_invoice_again_as_the_next_attempt(customer, add_card, service_env, client, db):
+    customer_id, headers = customer
+    declined = await add_card(customer_id, headers, number=HARD_DECLINE_CARD)
+    invoice = finalized(customer_id, amount_due=1500)
+    case_id = uuid.uuid4()
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.failed", "payment.succeeded")
+        await bus.publish(invoice)
+        [failed] = await events_about(bus, "payment.failed", customer_id=customer_id)
+        assert failed.payload["payment_method_id"] == declined["id"]
+        # The customer adds a good card and makes it the default; dunning retries.
+        good = await add_card(customer_id, headers)
+        await client.post(f"/api/customers/{customer_id}/payment_methods/{good['id']}/default", headers=headers)
+        retry = DunningRetryDue(
+            case_id=case_id, customer_id=customer_id, invoice_id=invoice.invoice_id, payment_id=failed.payload["payment_id"],
+            subscription_id=invoice.subscription_id, amount=999, currency="USD", attempt=2,
+        )
+        await bus.publish(retry)
+        await bus.publish(retry)  # a second announcement of the same retry changes nothing
+        [succeeded] = await events_about(bus, "payment.succeeded", customer_id=customer_id)
+    assert succeeded.payload["attempt"] == 2 and succeeded.payload["dunning_case_id"] == str(case_id)
+    assert succeeded.payload["amount"] == 1500  # the invoice's amount, not whatever the event carried
+    assert succeeded.payload["payment_method_id"] == good["id"]
+    assert [p.attempt for p in await invoice_payments(db, invoice.invoice_id)] == [1, 2]
+
+
+async def test_dunning_retry_of_a_one_off_payment_charges_its_amount_again(customer, add_card, client, service_env, db):
+    customer_id, headers = customer
+    declined = await add_card(customer_id, headers, number=HARD_DECLINE_CARD)
+    original = (await client.post(
+        "/api/payments", json={"customer_id": str(customer_id), "amount": 777, "currency": "GBP"}, headers=idem(headers)
+    )).json()
+    assert original["status"] == "failed"
+    good = await add_card(customer_id, headers)
+    await client.post(f"/api/customers/{customer_id}/payment_methods/{good['id']}/default", headers=headers)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.succeeded")
+        await bus.publish(DunningRetryDue(
+            case_id=uuid.uuid4(), customer_id=customer_id, payment_id=uuid.UUID(original["id"]),
+            amount=777, currency="GBP", attempt=2,
+        ))
+        [event] = await events_about(bus, "payment.succeeded", customer_id=customer_id)
+    assert (event.payload["amount"], event.payload["currency"], event.payload["attempt"]) == (777, "GBP", 2)
+    async with db.sessions() as session:
+        retry = await session.get(Payment, uuid.UUID(event.payload["payment_id"]))
+    assert retry.original_payment_id == uuid.UUID(original["id"])
+    assert declined["id"] != event.payload["payment_method_id"]
+
+
+async def test_credit_note_with_a_refund_due_refunds_once(customer, add_card, client, service_env, gateway_stats, db):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    payment = (await client.post(
+        "/api/payments", json={"customer_id": str(customer_id), "amount": 3000, "currency": "USD"}, headers=idem(headers)
+    )).json()
+    note = CreditNoteIssued(
+        credit_note_id=uuid.uuid4(), number="CN-1", invoice_id=uuid.uuid4(), customer_id=customer_id, amount=1200,
+        currency="USD", refund_due=True, refund_amount=1200, payment_id=uuid.UUID(payment["id"]),
+    )
+    before = gateway_stats()["refunds"]
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.refunded")
+        seen = handled("credit_note.issued")
+        await bus.publish(note)
+        await bus.publish(note)  # announced twice under two event ids
+        await wait_for(handled_at_least("credit_note.issued", seen + 2), message="both announcements handled")
+        [event] = await events_about(bus, "payment.refunded", customer_id=customer_id)
+    assert event.payload["credit_note_id"] == str(note.credit_note_id) and event.payload["amount"] == 1200
+    assert (await client.get(f"/api/payments/{payment['id']}", headers=headers)).json()["refunded_amount"] == 1200
+    assert gateway_stats()["refunds"] - before == 1
+    assert await announced(db, "payment.refunded", payment["id"]) == 1

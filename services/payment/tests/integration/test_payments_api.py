@@ -1,0 +1,203 @@
+"""One-off payments: outcomes per test card, Stripe idempotency semantics, access rules, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db.models import Payment
+from billing_shared.testing import EventBus
+from tests.conftest import HARD_DECLINE_CARD, INSUFFICIENT_FUNDS_CARD, events_about, idem
+
+
+def payment_body(customer_id, /, **overrides):
+    return {"customer_id": str(customer_id), "amount": 1999, "currency": "usd", **overrides}
+
+
+async def count_payments(db, customer_id) -> int:
+    async with db.sessions() as session:
+        return await session.scalar(select(func.count()).where(Payment.customer_id == customer_id))
+
+
+async def test_a_good_card_is_charged_and_payment_succeeded_is_published(client, customer, add_card, service_env):
+    customer_id, headers = customer
+    method = await add_card(customer_id, headers)
+    invoice_id = uuid.uuid4()
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.succeeded")
+        response = await client.post(
+            "/api/payments", json=payment_body(customer_id, invoice_id=str(invoice_id)), headers=idem(headers)
+        )
+        assert response.status_code == 201, response.text
+        payment = response.json()
+        assert (payment["status"], payment["amount"], payment["currency"]) == ("succeeded", 1999, "USD")
+        assert payment["payment_method_id"] == method["id"] and payment["gateway_charge_id"].startswith("ch_")
+        [event] = await events_about(bus, "payment.succeeded", payment_id=payment["id"])
+        assert event.payload["payment_id"] == payment["id"]
+        assert event.payload["invoice_id"] == str(invoice_id) and event.payload["attempt"] == 1
+
+
+@pytest.mark.parametrize(
+    ("card", "code", "decline_type"),
+    [(HARD_DECLINE_CARD, "card_declined", "hard"), (INSUFFICIENT_FUNDS_CARD, "insufficient_funds", "soft")],
+)
+async def test_a_decline_is_a_201_failed_payment_and_publishes_payment_failed(
+    client, customer, add_card, service_env, card, code, decline_type
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers, number=card)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.failed")
+        response = await client.post("/api/payments", json=payment_body(customer_id), headers=idem(headers))
+        assert response.status_code == 201
+        payment = response.json()
+        assert (payment["status"], payment["failure_code"], payment["decline_type"]) == ("failed", code, decline_type)
+        [event] = await events_about(bus, "payment.failed", payment_id=payment["id"])
+        assert (event.payload["failure_code"], event.payload["decline_type"]) == (code, decline_type)
+        assert event.payload["attempt"] == 1 and event.payload["payment_id"] == payment["id"]
+
+
+async def test_20_concurrent_identical_posts_charge_once_and_answer_identically(
+    client, customer, add_card, gateway_stats, db
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    before = gateway_stats()["charges"]
+    keyed = idem(headers)
+    responses = await asyncio.gather(
+        *(client.post("/api/payments", json=payment_body(customer_id), headers=keyed) for _ in range(20))
+    )
+    assert [r.status_code for r in responses] == [201] * 20, [r.text for r in responses if r.status_code != 201]
+    bodies = [r.json() for r in responses]
+    assert all(body == bodies[0] for body in bodies), bodies
+    assert bodies[0]["status"] == "succeeded"
+    assert gateway_stats()["charges"] - before == 1, gateway_stats()
+    assert await count_payments(db, customer_id) == 1
+
+
+async def test_same_key_with_another_body_is_422_idempotency_error(client, customer, add_card, db):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    keyed = idem(headers)
+    assert (await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)).status_code == 201
+    other = await client.post("/api/payments", json=payment_body(customer_id, amount=2000), headers=keyed)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_error"
+    assert await count_payments(db, customer_id) == 1
+
+
+async def test_a_replay_returns_the_first_response_even_for_a_decline(client, customer, add_card, gateway_stats):
+    customer_id, headers = customer
+    await add_card(customer_id, headers, number=HARD_DECLINE_CARD)
+    keyed = idem(headers)
+    first = await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
+    calls = gateway_stats()["charge_calls"]
+    again = await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
+    assert again.status_code == first.status_code == 201
+    assert again.json() == first.json()
+    assert gateway_stats()["charge_calls"] == calls
+
+
+async def test_missing_idempotency_key_is_400_and_nothing_is_written(client, customer, add_card, db):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    response = await client.post("/api/payments", json=payment_body(customer_id), headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_required"
+    assert await count_payments(db, customer_id) == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"amount": -100}, "amount"),
+        ({"amount": 0}, "amount"),
+        ({"amount": 50.0}, "amount"),
+        ({"amount": "1999"}, "amount"),
+        ({"amount": True}, "amount"),
+        ({"currency": "XXY"}, "currency"),
+        ({"currency": "dollars"}, "currency"),
+        ({"customer_id": "not-a-uuid"}, "customer_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+async def test_bad_input_is_422_naming_the_field_and_nothing_is_written(
+    client, customer, add_card, db, gateway_stats, overrides, field
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    calls = gateway_stats()["charge_calls"]
+    response = await client.post("/api/payments", json=payment_body(customer_id, **overrides), headers=idem(headers))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert await count_payments(db, customer_id) == 0
+    assert gateway_stats()["charge_calls"] == calls
+
+
+async def test_another_customers_payment_method_is_refused_and_the_key_stays_usable(
+    client, customer, add_card, service_env, db
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    other_id = uuid.uuid4()
+    theirs = await add_card(other_id, service_env.auth(other_id))
+    keyed = idem(headers)
+    refused = await client.post(
+        "/api/payments", json=payment_body(customer_id, payment_method_id=theirs["id"]), headers=keyed
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "payment_method_id"
+    assert await count_payments(db, customer_id) == 0 and await count_payments(db, other_id) == 0
+    # Nothing was remembered under the key: a corrected request with it goes through.
+    assert (await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)).status_code == 201
+
+
+async def test_a_user_cannot_charge_another_customer(client, customer, add_card, service_env, db):
+    customer_id, headers = customer
+    other_id = uuid.uuid4()
+    await add_card(other_id, service_env.auth(other_id))
+    response = await client.post("/api/payments", json=payment_body(other_id), headers=idem(headers))
+    assert response.status_code == 404
+    assert await count_payments(db, other_id) == 0
+
+
+async def test_no_default_payment_method_is_422(client, customer, db):
+    customer_id, headers = customer
+    response = await client.post("/api/payments", json=payment_body(customer_id), headers=idem(headers))
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "no_payment_method"
+
+
+async def test_a_payment_is_visible_to_its_customer_and_admin_only(client, customer, add_card, admin_headers, service_env):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    payment = (await client.post("/api/payments", json=payment_body(customer_id), headers=idem(headers))).json()
+    url = f"/api/payments/{payment['id']}"
+    assert (await client.get(url, headers=headers)).json() == payment
+    assert (await client.get(url, headers=admin_headers)).status_code == 200
+    assert (await client.get(url, headers=service_env.auth(uuid.uuid4()))).status_code == 404
+    assert (await client.get(url)).status_code == 401
+
+
+async def test_listing_shows_a_user_only_its_own_payments_filtered_and_paginated(
+    client, customer, add_card, admin_headers, service_env
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    declined = await add_card(customer_id, headers, number=HARD_DECLINE_CARD)
+    ids = []
+    for method_id in (None, declined["id"], None):
+        extra = {"payment_method_id": method_id} if method_id else {}
+        ids.append((await client.post("/api/payments", json=payment_body(customer_id, **extra), headers=idem(headers))).json()["id"])
+    page = (await client.get("/api/payments", params={"limit": 2}, headers=headers)).json()
+    rest = (await client.get("/api/payments", params={"limit": 2, "cursor": page["next_cursor"]}, headers=headers)).json()
+    assert [p["id"] for p in page["data"] + rest["data"]] == ids
+    failed = (await client.get("/api/payments", params={"status": "failed"}, headers=headers)).json()["data"]
+    assert [p["id"] for p in failed] == [ids[1]]
+    stranger = service_env.auth(uuid.uuid4())
+    assert (await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=stranger)).json()["data"] == []
+    as_admin = (await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=admin_headers)).json()
+    assert len(as_admin["data"]) == 3

@@ -1,0 +1,74 @@
+"""A charge whose answer is lost is "unknown", never re-charged, and settled later by asking the gateway."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from billing_shared.testing import EventBus, wait_for
+from tests.conftest import TIMEOUT_CARD, events_about, idem
+
+
+def later(seconds: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+async def unknown_payment(http, customer, add_card) -> dict:
+    customer_id, headers = customer
+    await add_card(customer_id, headers, number=TIMEOUT_CARD)
+    response = await http.post(
+        "/api/payments", json={"customer_id": str(customer_id), "amount": 4200, "currency": "EUR"}, headers=idem(headers)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_timeout_card_is_unknown_then_reconciled_to_succeeded_with_one_charge(
+    client, customer, add_card, start_replica, admin_headers, gateway_stats, service_env
+):
+    _, headers = customer
+    before = gateway_stats()
+    async with start_replica(payment_gateway_timeout_s=0.3, run_consumer=False, run_relay=False) as (_, impatient):
+        payment = await unknown_payment(impatient, customer, add_card)
+    assert payment["status"] == "unknown" and payment["gateway_charge_id"] is None
+
+    not_yet = await client.post("/api/payments/reconcile", json={"as_of": later(60)}, headers=admin_headers)
+    assert not_yet.status_code == 200
+    assert (await client.get(f"/api/payments/{payment['id']}", headers=headers)).json()["status"] == "unknown"
+
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.succeeded")
+        report = await client.post("/api/payments/reconcile", json={"as_of": later(301)}, headers=admin_headers)
+        assert report.status_code == 200 and report.json()["settled"] >= 1
+        settled = (await client.get(f"/api/payments/{payment['id']}", headers=headers)).json()
+        assert settled["status"] == "succeeded" and settled["gateway_charge_id"].startswith("ch_")
+        [event] = await events_about(bus, "payment.succeeded", payment_id=payment["id"])
+        assert event.payload["gateway_charge_id"] == settled["gateway_charge_id"]
+    after = gateway_stats()
+    assert after["charges"] - before["charges"] == 1
+    assert after["charge_calls"] - before["charge_calls"] == 1
+
+
+async def test_the_periodic_reconciler_settles_unknown_payments_by_itself(
+    customer, add_card, start_replica, client, gateway_stats
+):
+    _, headers = customer
+    before = gateway_stats()["charges"]
+    async with start_replica(
+        payment_gateway_timeout_s=0.3, run_consumer=False, run_relay=False, run_scheduler=True,
+        payment_reconcile_after_s=[0], payment_reconcile_interval_s=0.05,
+    ) as (_, http):
+        payment = await unknown_payment(http, customer, add_card)
+        assert payment["status"] == "unknown"
+
+        async def settled():
+            body = (await client.get(f"/api/payments/{payment['id']}", headers=headers)).json()
+            return body["status"] == "succeeded"
+
+        await wait_for(settled, timeout=10, message="the reconciler to settle the payment")
+    assert gateway_stats()["charges"] - before == 1
+
+
+async def test_reconcile_is_admin_only(client, customer):
+    _, headers = customer
+    response = await client.post("/api/payments/reconcile", json={}, headers=headers)
+    assert response.status_code == 403
