@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -26,6 +27,48 @@ from billing_shared.devstack import Stack, StackConfig
 from billing_shared.testing import ADMIN_DSN, create_vhost
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+# The services' own settings, tuned so that recovery paths finish within a test's patience: a charge
+# whose answer was lost is reconciled after seconds instead of minutes. Business dates still move only
+# through the APIs' `as_of`.
+E2E_ENV = {
+    "LOG_LEVEL": "WARNING",
+    "PAYMENT_GATEWAY_TIMEOUT_S": "2",
+    "PAYMENT_RECONCILE_AFTER_S": "1,2,5,10",
+    "PAYMENT_PENDING_RECONCILE_AFTER_S": "3",
+    "PAYMENT_RECONCILE_INTERVAL_S": "1",
+    "RELAY_POLL_INTERVAL_S": "0.5",
+    # A message that keeps failing reaches its DLQ in seconds rather than a minute (delivery limit unchanged).
+    "REDELIVERY_BACKOFF_S": "0.2",
+    "REDELIVERY_BACKOFF_MAX_S": "1",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-profile", choices=("quick", "long"), default="quick",
+        help="API fuzzing depth: quick (in `make test`) or long (`make fuzz`)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "time_travel: moves business time for every customer (billing or dunning runs with as_of); runs first"
+    )
+    config.addinivalue_line(
+        "markers", "broker_restart: stops and starts the RabbitMQ app (every vhost on the machine); runs last"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A run with as_of acts on every customer's subscriptions and dunning cases, so it goes first, before other
+    # tests have left any behind; the broker restart disturbs everything connected to RabbitMQ, so it goes last.
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("time_travel"):
+            return 0
+        return 2 if item.get_closest_marker("broker_restart") else 1
+
+    items.sort(key=rank)
 
 
 def _free(port: int) -> bool:
@@ -117,7 +160,7 @@ def stack() -> Any:
         base_port=base,
         smtp_port=base + 25,
         log_to_files=True,
-        extra_env={"LOG_LEVEL": "WARNING", "PAYMENT_GATEWAY_TIMEOUT_S": "2"},
+        extra_env=E2E_ENV,
     )
     running = Stack(config)
     try:
@@ -133,3 +176,15 @@ def stack() -> Any:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             for log in logs.glob("*.log"):
                 (ARTIFACTS / f"e2e-{log.name}").write_bytes(log.read_bytes()[-200_000:])
+        _write_mail_summary(running)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _write_mail_summary(running: Stack) -> None:
+    """One line per mail the SMTP sink received (recipient, subject, Message-ID), for reading a failure."""
+    try:
+        lines = [f"{m['To']}\t{m['Subject']}\t{m['Message-ID']}" for m in running.emails()]
+    except Exception as exc:  # a summary must never hide the test result
+        lines = [f"could not read the mail folder: {exc!r}"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "e2e-mail-summary.tsv").write_text("\n".join(lines) + "\n")

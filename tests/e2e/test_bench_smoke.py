@@ -1,0 +1,78 @@
+"""`make bench`'s smoke profile: every figure is produced and positive (a harness check, not a timing one)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FIGURES = [
+    "ceiling.pgbench.tps",
+    "ceiling.hop.completions_per_s",
+    "gateway_get.peak_per_s", "gateway_get.p50_ms", "gateway_get.p99_ms",
+    "event_email.peak_per_s", "event_email.p50_ms", "event_email.p99_ms",
+    "payments.per_s", "payments.p50_ms", "payments.p99_ms",
+    "subscribe.flows_per_s", "subscribe.p50_ms", "subscribe.p99_ms",
+]
+
+
+def _figure(results: dict, path: str) -> float | None:
+    value = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--profile", "smoke", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    written = sorted(out.glob("bench-*.json"))
+    assert written, f"no results written; exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc, json.loads(written[-1].read_text()), out
+
+
+def test_smoke_profile_runs_every_step_without_errors(smoke) -> None:
+    proc, results, _ = smoke
+    assert proc.returncode == 0, f"{results.get('errors')}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert not results.get("errors")
+
+
+@pytest.mark.parametrize("path", FIGURES)
+def test_smoke_profile_produces_each_figure(smoke, path: str) -> None:
+    value = _figure(smoke[1], path)
+    assert isinstance(value, (int, float)) and not math.isnan(value) and value > 0, \
+        f"{path} = {value!r}; errors: {smoke[1].get('errors')}"
+
+
+def test_billing_runs_renew_every_seeded_subscription_and_email_every_invoice(smoke) -> None:
+    runs = smoke[1].get("billing_runs")
+    assert runs, f"no billing runs; errors: {smoke[1].get('errors')}"
+    assert [r["subscriptions"] for r in runs] == smoke[1]["settings"]["billing_sizes"]
+    for run in runs:
+        assert run["renewed"] == run["subscriptions"], run
+        assert run["complete"] and run["receipts"] >= run["renewed"] and run["invoice_emails"] >= run["renewed"], run
+        assert run["renewals_per_s"] > 0 and run["paid_and_emailed_s"] > 0, run
+
+
+def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
+    proc, results, out = smoke
+    assert all(t["value"] is not None for t in results["targets"]), results["targets"]
+    assert "% of hop" in proc.stdout and "targets" in proc.stdout
+    assert list(out.glob("bench-*.png")), "no chart drawn"
+
+
+def test_usage_is_documented() -> None:
+    usage = subprocess.run([sys.executable, "-m", "bench.run", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert usage.returncode == 0 and "--profile" in usage.stdout and "smoke" in usage.stdout

@@ -1,0 +1,200 @@
+"""The flows of ARCHITECTURE.md end to end: only the gateway's public API in, only the SMTP sink's mail out.
+
+Business time moves only through the APIs' `as_of` (billing runs, dunning runs) and admin proration dates.
+Tests that move it for everyone are marked `time_travel` and run first in the session.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pytest
+
+from billing_api import TEST_CARDS, BillingApi, check, gateway_delta, idempotency_key
+from sink_mail import assert_exactly, of_kind, text_of, wait_mail
+
+
+@pytest.fixture(scope="module")
+def api(stack: Any) -> Any:
+    client = BillingApi(stack)
+    yield client
+    client.close()
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def add_months(anchor: datetime, months: int) -> datetime:
+    index = anchor.month - 1 + months
+    year, month = anchor.year + index // 12, index % 12 + 1
+    return anchor.replace(year=year, month=month, day=min(anchor.day, calendar.monthrange(year, month)[1]))
+
+
+def test_subscribe_invoices_charges_and_sends_a_receipt(stack, api):
+    customer = stack.new_customer("Flow Subscriber")
+    plan = api.create_plan("Flow basic", 2500)
+    before = api.gateway_stats()
+
+    subscription = api.subscribe(customer, plan["id"])
+
+    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
+    assert (invoice["subscription_id"], invoice["total"], invoice["amount_paid"], invoice["amount_due"]) == (
+        subscription["id"], 2500, 2500, 0)
+    [payment] = api.payments(customer["id"])
+    assert (payment["status"], payment["amount"], payment["invoice_id"]) == ("succeeded", 2500, invoice["id"])
+    mails = wait_mail(stack, customer["email"], {"invoice_finalized": 1, "invoice_paid": 1})
+    [receipt] = of_kind(mails, "invoice_paid")
+    assert invoice["number"] in str(receipt["Subject"]) + text_of(receipt) and "25.00" in text_of(receipt)
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1})
+    assert gateway_delta(before, api.gateway_stats())["charges"] == 1
+
+
+def test_failed_payment_is_retried_at_once_when_a_new_card_is_added_and_recovers(stack, api):
+    customer = stack.new_customer("Flow Recovery", card=TEST_CARDS["insufficient_funds"])
+    plan = api.create_plan("Flow recovery plan", 1500)
+    subscription = api.subscribe(customer, plan["id"])
+
+    [case] = api.wait_for(lambda: api.dunning_cases(customer["id"]) or None, what="a dunning case")
+    assert (case["status"], case["failures"], case["amount"]) == ("open", 1, 1500)
+    assert at(case["next_retry_at"]) > at(case["opened_at"])
+    mails = wait_mail(stack, customer["email"], {"payment_failed": 1})
+    assert "15.00" in text_of(of_kind(mails, "payment_failed")[0])
+    assert api.invoices(customer["id"], "paid") == []
+
+    new_card = api.add_card(customer, TEST_CARDS["ok"])
+
+    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
+    recovered = api.wait_for(
+        lambda: [c for c in api.dunning_cases(customer["id"]) if c["status"] == "recovered"] or None,
+        what="the case recovered")
+    assert recovered[0]["id"] == case["id"]
+    succeeded = [p for p in api.payments(customer["id"]) if p["status"] == "succeeded"]
+    assert [(p["payment_method_id"], p["invoice_id"]) for p in succeeded] == [(new_card["id"], invoice["id"])]
+    wait_mail(stack, customer["email"], {"invoice_paid": 1})
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "payment_failed": 1,
+                                              "invoice_paid": 1})
+    assert api.subscription(subscription["id"])["status"] == "active"
+
+
+@pytest.mark.time_travel
+def test_three_failures_suspend_the_subscription_and_make_the_invoice_uncollectible(stack, api):
+    customer = stack.new_customer("Flow Exhausted", card=TEST_CARDS["insufficient_funds"])
+    plan = api.create_plan("Flow dunning plan", 4200)
+    subscription = api.subscribe(customer, plan["id"])
+    [case] = api.wait_for(lambda: api.dunning_cases(customer["id"]) or None, what="a dunning case")
+    first_retry = at(case["next_retry_at"])
+
+    api.dunning_run(first_retry)
+    case = api.wait_for(lambda: next((c for c in api.dunning_cases(customer["id"]) if c["failures"] == 2), None),
+                        what="the second failure")
+    second_retry = at(case["next_retry_at"])
+    assert second_retry > first_retry
+    api.dunning_run(second_retry)
+
+    exhausted = api.wait_for(
+        lambda: next((c for c in api.dunning_cases(customer["id"]) if c["status"] == "exhausted"), None),
+        what="the case exhausted")
+    assert exhausted["failures"] == 3
+    [invoice] = api.wait_invoices(customer["id"], 1, "uncollectible")
+    assert invoice["amount_paid"] == 0 and invoice["total"] == 4200
+    suspended = api.wait_for(lambda: (lambda s: s if s["status"] == "suspended" else None)(
+        api.subscription(subscription["id"])), what="the subscription suspended")
+    assert suspended["service_ends_at"] is not None
+    failed = [p for p in api.payments(customer["id"]) if p["status"] == "failed"]
+    assert sorted(p["attempt"] for p in failed) == [1, 2, 3]
+    wait_mail(stack, customer["email"], {"payment_failed": 2, "final_notice": 1, "subscription_suspended": 1})
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "payment_failed": 2,
+                                              "final_notice": 1, "subscription_suspended": 1})
+
+
+@pytest.mark.time_travel
+def test_a_year_of_billing_runs_renews_twelve_times_on_calendar_months(stack, api):
+    customer = stack.new_customer("Flow Year")
+    plan = api.create_plan("Flow monthly", 1000)
+    subscription = api.subscribe(customer, plan["id"])
+    api.wait_invoices(customer["id"], 1, "paid")
+    anchor = at(subscription["current_period_start"])
+    before = api.gateway_stats()
+
+    for month in range(1, 13):
+        due = at(api.subscription(subscription["id"])["current_period_end"])
+        assert due == add_months(anchor, month)
+        run = api.billing_run(due)
+        assert run["renewed"] >= 1 and run["failed"] == 0
+        renewed = api.subscription(subscription["id"])
+        assert (renewed["current_period_index"], at(renewed["current_period_start"])) == (month, due)
+
+    invoices = api.wait_invoices(customer["id"], 13, "paid", timeout=60)
+    periods = sorted((at(i["period"]["start"]), at(i["period"]["end"])) for i in invoices)
+    assert periods == [(add_months(anchor, m), add_months(anchor, m + 1)) for m in range(13)]
+    assert len({i["number"] for i in invoices}) == 13
+    assert gateway_delta(before, api.gateway_stats())["charges"] == 12
+    wait_mail(stack, customer["email"], {"invoice_paid": 13}, timeout=60)
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 13, "invoice_paid": 13})
+
+
+def test_cancel_midway_credits_unused_days_refunds_them_and_says_how_much(stack, api):
+    customer = stack.new_customer("Flow Canceler")
+    plan = api.create_plan("Flow cancel plan", 3000)
+    paid_before = api.handled("subscription", "invoice.paid")
+    subscription = api.subscribe(customer, plan["id"])
+    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
+    api.wait_subscription_knows_paid(paid_before)
+    start, end = at(subscription["current_period_start"]), at(subscription["current_period_end"])
+    days = (end.date() - start.date()).days
+    before = api.gateway_stats()
+
+    canceled = api.cancel(subscription["id"], proration_date=(start + timedelta(days=10, hours=1)).isoformat())
+
+    unused = days - 10
+    expected = int((Decimal(3000 * unused) / days).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    assert (canceled["status"], canceled["credit_amount"]) == ("canceled", expected)
+    assert any(line.get("unused_days") == unused and line["amount"] == -expected for line in canceled["lines"])
+    [note] = api.wait_for(lambda: api.credit_notes(customer["id"]) or None, what="a credit note")
+    assert (note["invoice_id"], note["amount"], note["refund_due"]) == (invoice["id"], expected, True)
+    [payment] = api.wait_for(
+        lambda: [p for p in api.payments(customer["id"]) if p["refunded_amount"] == expected] or None,
+        what="the refund")
+    assert payment["amount"] == 3000
+    mails = wait_mail(stack, customer["email"], {"subscription_canceled": 1, "credit_note_issued": 1})
+    amount = f"{expected / 100:.2f}"
+    assert amount in text_of(of_kind(mails, "subscription_canceled")[0])
+    assert amount in text_of(of_kind(mails, "credit_note_issued")[0])
+    assert gateway_delta(before, api.gateway_stats())["refunds"] == 1
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1,
+                                              "subscription_canceled": 1, "credit_note_issued": 1})
+
+
+def test_one_off_payment_replays_for_the_same_key_and_refuses_another_body(stack, api):
+    customer = stack.new_customer("Flow One-off")
+    body = {"customer_id": customer["id"], "amount": 1234, "currency": "EUR", "description": "setup fee"}
+    key = idempotency_key()
+    headers = {**customer["headers"], "Idempotency-Key": key}
+    before = api.gateway_stats()
+
+    first = api.request("POST", "/api/payments", json=body, headers=headers)
+    replay = api.request("POST", "/api/payments", json=body, headers=headers)
+    other = api.request("POST", "/api/payments", json={**body, "amount": 4321}, headers=headers)
+
+    assert first.status_code == replay.status_code == 201
+    assert first.json() == replay.json() and first.json()["status"] == "succeeded"
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_error"
+    assert [p["id"] for p in api.payments(customer["id"])] == [first.json()["id"]]
+    assert gateway_delta(before, api.gateway_stats())["charges"] == 1
+
+
+def test_one_off_payment_that_fails_goes_to_dunning(stack, api):
+    customer = stack.new_customer("Flow One-off Fail", card=TEST_CARDS["insufficient_funds"])
+    body = {"customer_id": customer["id"], "amount": 990, "currency": "USD"}
+
+    failed = check(api.request("POST", "/api/payments", json=body,
+                               headers={**customer["headers"], "Idempotency-Key": idempotency_key()}), 201)
+
+    assert (failed["status"], failed["failure_code"]) == ("failed", "insufficient_funds")
+    [case] = api.wait_for(lambda: api.dunning_cases(customer["id"]) or None, what="a dunning case")
+    assert (case["payment_id"], case["invoice_id"], case["status"]) == (failed["id"], None, "open")
+    wait_mail(stack, customer["email"], {"payment_failed": 1})
