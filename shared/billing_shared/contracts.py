@@ -143,6 +143,9 @@ class SubscriptionCanceled(Event):
     credit_amount: int = 0
     currency: str
     lines: list[ProrationLine] = []
+    # True on a later, additional credit for an earlier immediate cancellation (the period's payment arrived
+    # after the cancel): bill the credit, but the customer was already told of the cancellation.
+    correction: bool = False
 
 
 @contract

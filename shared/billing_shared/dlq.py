@@ -52,7 +52,11 @@ def _text(value: Any) -> str | None:
 
 
 async def _drain(channel, queue_name: str, limit: int) -> list[AbstractIncomingMessage]:
-    queue = await channel.get_queue(queue_name, ensure=False)
+    try:
+        # Passive declare: a service that consumes nothing has no DLQ, which means no dead letters.
+        queue = await channel.declare_queue(queue_name, passive=True)
+    except aio_pika.exceptions.ChannelClosed:
+        return []
     messages = []
     while len(messages) < limit:
         message = await queue.get(no_ack=False, fail=False, timeout=5)

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
@@ -69,6 +70,19 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        if sqlstate.startswith("22"):
+            # SQLSTATE class 22, data exception: Postgres refused a value the client sent
+            # (a NUL byte in text, a number out of range).
+            return JSONResponse(
+                {"error": {"code": "invalid_request", "message": "a value in the request cannot be stored"}},
+                status_code=422,
+            )
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -81,6 +95,11 @@ MAX_BODY_BYTES = 1024 * 1024
 def install_observability(app: FastAPI, service: str) -> None:
     @app.middleware("http")
     async def _correlation_and_metrics(request: Request, call_next):
+        if "%00" in request.url.query or "\x00" in request.url.path:
+            return JSONResponse(
+                {"error": {"code": "validation_error", "message": "NUL characters are not allowed in URLs"}},
+                status_code=422,
+            )
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             # The gateway caps bodies too; this keeps a service safe when reached directly.
@@ -203,7 +222,9 @@ class ServiceRuntime:
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         if self.connection is not None:
-            checks["broker"] = "ok" if not self.connection.is_closed else "unavailable"
+            # A robust connection never reports itself closed while it reconnects: ask whether it is up.
+            up = not self.connection.is_closed and self.connection.connected.is_set()
+            checks["broker"] = "ok" if up else "unavailable"
         return checks
 
 

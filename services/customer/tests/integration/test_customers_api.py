@@ -132,3 +132,10 @@ async def test_event_and_state_commit_together(client, admin_headers, service_en
         )
     assert customers == 1
     assert after - before == 1
+
+
+async def test_nul_bytes_in_queries_and_bodies_are_422_not_500(client, admin_headers, unique_email):
+    assert (await client.get("/api/customers?q=a%00b", headers=admin_headers)).status_code == 422
+    response = await client.post("/api/customers", json={"email": unique_email, "name": "nul\u0000name"},
+                                 headers=admin_headers)
+    assert response.status_code == 422

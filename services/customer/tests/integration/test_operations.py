@@ -41,3 +41,11 @@ async def test_correlation_id_travels_from_http_header_into_the_event(client, ad
 async def test_openapi_is_served_under_the_service_prefix(client):
     spec = (await client.get("/api/customer/openapi.json")).json()
     assert "/api/customers" in spec["paths"]
+
+
+async def test_dead_letters_of_a_service_without_consumers_are_an_empty_list(client, admin_headers):
+    response = await client.get("/api/customer/dead-letters", headers=admin_headers)
+    assert response.status_code == 200
+    assert response.json() == {"data": []}
+    replay = await client.post("/api/customer/dead-letters/replay", headers=admin_headers)
+    assert replay.json() == {"replayed": 0}
