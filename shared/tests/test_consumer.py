@@ -97,8 +97,9 @@ async def test_poison_message_is_dead_lettered_while_later_messages_flow(db, cle
     await consumer.start()
     try:
         async with EventBus(infra.amqp_url) as bus:
-            poison = await bus.publish(event())
-            poison_ids.add(str(poison.event_id))
+            poison_id = uuid.uuid4()
+            poison_ids.add(str(poison_id))  # before publishing: the consumer may see it at once
+            poison = await bus.publish(event(), event_id=poison_id)
             healthy = [await bus.publish(event()) for _ in range(20)]
 
             async def healthy_applied():
