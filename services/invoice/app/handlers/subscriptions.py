@@ -102,5 +102,11 @@ async def handle_subscription_canceled(envelope: Envelope, uow: UnitOfWork, *, t
         raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
     await issue_credit_note(
         uow, terms, invoice, amount=event.credit_amount, currency=event.currency, reason="cancellation",
-        source_key=f"cancellation:{event.subscription_id}", at=envelope.occurred_at,
+        source_key=_cancellation_key(envelope, event), at=envelope.occurred_at,
     )
+
+
+def _cancellation_key(envelope: Envelope, event: SubscriptionCanceled) -> str:
+    """One credit note per cancellation, plus one per correction (a payment that arrived after it)."""
+    key = f"cancellation:{event.subscription_id}"
+    return f"{key}:correction:{envelope.event_id}" if event.correction else key

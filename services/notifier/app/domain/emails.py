@@ -2,6 +2,8 @@
 
 Pure functions over the event contracts; the customer's name and address come from the projection later.
 Zero-amount invoices are not emailed (nothing is due and nothing was charged): `plan_email` returns None.
+Nor is a cancellation correction (a late payment's extra credit): the customer heard of the cancellation
+already, and the credit_note.issued email tells them of the refund.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def _suspended(e: DunningExhausted, base_url: str) -> EmailPlan:
     return EmailPlan("subscription_suspended", e.customer_id, {"amount": e.amount, "currency": e.currency})
 
 
-def _canceled(e: SubscriptionCanceled, base_url: str) -> EmailPlan:
+def _canceled(e: SubscriptionCanceled, base_url: str) -> EmailPlan | None:
+    if e.correction:
+        return None
     return EmailPlan(
         "subscription_canceled",
         e.customer_id,

@@ -16,6 +16,6 @@ log = logging.getLogger(__name__)
 async def handle_emailed_event(envelope: Envelope, uow: UnitOfWork, *, delivery: EmailDelivery) -> None:
     plan = plan_email(envelope, delivery.settings.public_base_url)
     if plan is None:
-        log.info("%s %s needs no email (nothing due or paid)", envelope.type, envelope.event_id)
+        log.info("%s %s needs no email (nothing due or paid, or a correction)", envelope.type, envelope.event_id)
         return
     await delivery.deliver(envelope, uow, plan)

@@ -184,3 +184,23 @@ async def test_zero_amount_invoices_are_not_emailed(bus: EventBus, mail: SmtpSin
 
     await wait_until_handled(app, finalized.event_id, paid.event_id)
     assert len(mails_to(mail, email)) == 1  # the welcome email only
+
+
+async def test_a_cancellation_correction_sends_only_the_credit_note_email(
+    bus: EventBus, mail: SmtpSink, app: Any
+) -> None:
+    """A late payment's extra credit for an earlier cancel: the customer hears of the refund, not a second cancel."""
+    customer_id, email = await new_customer(bus, mail)
+
+    correction = await bus.publish(
+        SubscriptionCanceled(
+            subscription_id=uuid.uuid4(), customer_id=customer_id, canceled_at=T0, at_period_end=False, ends_at=T0,
+            credit_amount=2000, currency="USD", correction=True,
+        )
+    )
+    await wait_until_handled(app, correction.event_id)
+    await bus.publish(CASES["credit_note_issued"][0](customer_id))
+
+    _, credit_note = await wait_for_mail(mail, email, count=2)
+    assert credit_note["Subject"].startswith("Credit note CN-2027-0007")
+    assert not [m for m in mails_to(mail, email) if "canceled" in m["Subject"]]

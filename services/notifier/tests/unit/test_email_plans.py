@@ -155,6 +155,12 @@ def test_the_cancellation_email_carries_the_prorated_credit() -> None:
     assert plan is not None and (plan.context["refund_amount"], plan.context["currency"]) == (1234, "USD")
 
 
+def test_a_cancellation_correction_asks_for_no_email() -> None:
+    correction = EVENTS["subscription_canceled"].model_copy(update={"correction": True})
+
+    assert plan_email(envelope(correction), BASE) is None
+
+
 def test_message_id_is_fixed_by_event_and_template_in_the_senders_domain() -> None:
     event_id = uuid.uuid4()
 

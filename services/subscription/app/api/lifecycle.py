@@ -34,7 +34,9 @@ The body is optional (no body = cancel now).
 * `at_period_end: false` (default): canceled now. If the current period was paid, the unused part is
   credited: price x unused whole UTC days / days in the period, rounded half-up, never more than was
   paid (the Kill Bill convention); an unpaid period credits 0. Emits subscription.canceled with the credit
-  and its line ("Unused time: 29 of 30 days of Pro").
+  and its line ("Unused time: 29 of 30 days of Pro"). A payment for that period consumed after the cancel
+  (events are asynchronous) earns the rest of that credit then: a second subscription.canceled with
+  `correction: true` carries the extra credit, prorated at the same instant.
 * `at_period_end: true`: stays active until the period ends; the billing run then ends it instead of
   renewing (subscription.canceled with credit 0 at that time).
 

@@ -82,6 +82,10 @@ class SubscriptionPeriod(Base):
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_credited: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An immediate cancel inside this period: the instant it prorated at, and the part of amount_credited it
+    # credited (a payment recorded after the cancel earns the rest, see service.collection).
+    cancel_prorated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     @property

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
-from billing_shared.contracts import SubscriptionReactivated, SubscriptionSuspended
+from billing_shared.contracts import SubscriptionCanceled, SubscriptionReactivated, SubscriptionSuspended
 from billing_shared.db import UnitOfWork
 
-from ..db.models import Subscription
+from ..db.models import Subscription, SubscriptionPeriod
 from ..db.repository import end_of_paid_service, lock_paid_period, lock_subscription, paid_since
+from ..domain.periods import Period
+from ..domain.proration import unused_credit
 from ..domain.states import SubscriptionStatus
+from . import events
 from .lifecycle import can_become, next_plan, restart_period
 
 log = logging.getLogger(__name__)
@@ -30,7 +34,11 @@ async def record_payment(
     period_start: datetime | None,
     at: datetime,
 ) -> Subscription | None:
-    """Add an invoice payment to the period it paid; a past-due or suspended subscription becomes active."""
+    """Add an invoice payment to the period it paid; a past-due or suspended subscription becomes active.
+
+    A payment for a period the subscription was already canceled in (immediately) earns the credit the
+    cancel would have given had the payment come first: see `credit_late_payment`.
+    """
     sub = await lock_subscription(uow.session, subscription_id)
     if sub is None:
         log.info("invoice.paid for unknown subscription %s ignored", subscription_id)
@@ -39,9 +47,50 @@ async def record_payment(
     if period is not None and amount_paid > 0:
         period.amount_paid += amount_paid
         period.paid_at = paid_at
+        credit_late_payment(uow, sub, period, at)
     if sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
         await reactivate(uow, sub, at)
     return sub
+
+
+def credit_late_payment(uow: UnitOfWork, sub: Subscription, row: SubscriptionPeriod, at: datetime) -> int:
+    """Credit what an immediate cancel in this period owes now that more was paid for it, less what it credited.
+
+    Same proration, same instant as the cancel, never more than paid in total: a replayed or further payment
+    credits nothing more once the unused days are credited in full. Emits subscription.canceled with
+    correction=true and the extra credit (the invoice service refunds it); returns the extra credit.
+    """
+    prorated_at = row.cancel_prorated_at
+    if prorated_at is None:  # no immediate cancel fell inside this period
+        return 0
+    period = Period(row.period_start, row.period_end, row.period_index)
+    credited_otherwise = row.amount_credited - row.cancel_credited  # e.g. by a plan change earlier in the period
+    creditable = max(row.amount_paid - credited_otherwise, 0)
+    owed = unused_credit(row.amount, creditable, row.currency, period, prorated_at, sub.plan.name)
+    extra = -owed.amount - row.cancel_credited
+    if extra <= 0:
+        return 0
+    row.amount_credited += extra
+    row.cancel_credited += extra
+    canceled_at = sub.canceled_at or prorated_at
+    uow.emit(
+        SubscriptionCanceled(
+            subscription_id=sub.id,
+            customer_id=sub.customer_id,
+            canceled_at=canceled_at,
+            at_period_end=False,
+            ends_at=sub.ended_at or canceled_at,
+            period_start=period.start,
+            period_end=period.end,
+            credit_amount=extra,
+            currency=row.currency,
+            lines=events.proration_lines([replace(owed, amount=-extra)], period),
+            correction=True,
+        ),
+        occurred_at=at,
+    )
+    log.info("late payment for canceled subscription %s: %s %s more credited", sub.id, extra, row.currency)
+    return extra
 
 
 async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:

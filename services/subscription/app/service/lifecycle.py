@@ -104,11 +104,14 @@ async def cancel(
     period = current_period(sub)
     row = await _period_row(uow, sub)
     proration = Proration(row.currency)
-    if at in period and row.creditable > 0:
-        line = unused_credit(row.amount, row.creditable, row.currency, period, at, sub.plan.name)
-        if line.amount:
-            row.amount_credited += -line.amount
-            proration.lines = events.proration_lines([line], period)
+    if at in period:
+        row.cancel_prorated_at = at  # a payment for this period recorded later is credited then
+        if row.creditable > 0:
+            line = unused_credit(row.amount, row.creditable, row.currency, period, at, sub.plan.name)
+            if line.amount:
+                row.amount_credited += -line.amount
+                row.cancel_credited += -line.amount
+                proration.lines = events.proration_lines([line], period)
     sub.canceled_at, sub.ended_at, sub.updated_at = now, now, now
     sub.cancel_at_period_end, sub.pending_plan_id = False, None
     uow.emit(
