@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 
 class ApiError(Exception):
     """An error a client caused or can act on; rendered as JSON with its HTTP status."""
@@ -34,3 +36,28 @@ def conflict(code: str, message: str) -> ApiError:
 
 def invalid(field: str, message: str, code: str = "invalid_request") -> ApiError:
     return ApiError(422, code, message, field=field)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+# Documented on every route, so clients (and fuzzers) know the real error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad request"},
+    401: {"model": ErrorBody, "description": "Missing, invalid or expired token"},
+    403: {"model": ErrorBody, "description": "Not allowed for this role"},
+    404: {"model": ErrorBody, "description": "Not found (or not yours)"},
+    409: {"model": ErrorBody, "description": "Conflict with the current state"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    422: {"model": ErrorBody, "description": "Invalid input; `field` names the culprit"},
+}

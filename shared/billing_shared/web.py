@@ -28,7 +28,7 @@ from . import dlq
 from .auth import AdminPrincipal, TokenVerifier
 from .consumer import EventConsumer, Handler
 from .db import Database
-from .errors import ApiError
+from .errors import ERROR_RESPONSES, ApiError
 from .logs import configure_logging, correlation_id
 from .relay import OutboxRelay
 from .settings import ServiceSettings
@@ -280,9 +280,9 @@ def create_service_app(
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
-    app.include_router(dead_letter_router(settings))
+    app.include_router(dead_letter_router(settings), responses=ERROR_RESPONSES)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     return app
 
 
