@@ -1,0 +1,230 @@
+"""Print the figures with their ratio to the ceiling and the targets; write the JSON and draw the chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _get(results: dict[str, Any], path: str) -> Any:
+    value: Any = results
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets as pass/fail marks (not assertions): None where a figure is missing."""
+    hop = _get(results, "ceiling.hop.completions_per_s")
+    pay = _get(results, "payments.per_s")
+    sub = _get(results, "subscribe.flows_per_s")
+    runs = results.get("billing_runs") or []
+    small, large = (runs[0], runs[-1]) if len(runs) >= 2 else (None, None)
+    targets = []
+
+    def add(name: str, value: Any, limit: str, ok: bool | None) -> None:
+        targets.append({"target": name, "value": value, "limit": limit, "pass": ok})
+
+    add("one-off payments ≥ 50 % of the hop", _ratio(pay, hop), "≥ 0.50",
+        None if pay is None or not hop else pay / hop >= 0.5)
+    add("subscribe flows ≥ 25 % of the hop", _ratio(sub, hop), "≥ 0.25",
+        None if sub is None or not hop else sub / hop >= 0.25)
+    if large:
+        n = large["subscriptions"]
+        add(f"renewal step over {n:,} subscriptions < 60 s", large["renewal_s"], "< 60 s",
+            large["renewal_s"] < 60 if n >= 100_000 else None)
+    if small and large and small["renewal_s"] and small["subscriptions"]:
+        factor = large["subscriptions"] / small["subscriptions"]
+        time_factor = large["renewal_s"] / small["renewal_s"]
+        add(f"{factor:.0f}× subscriptions, renewal step time ×", round(time_factor, 2), f"≤ {factor * 1.1:.1f}",
+            time_factor <= factor * 1.1)
+        if small.get("complete") and large.get("complete"):
+            e2e = large["paid_and_emailed_s"] / small["paid_and_emailed_s"]
+            add(f"{factor:.0f}× subscriptions, paid-and-emailed time ×", round(e2e, 2), f"≤ {factor * 1.1:.1f}",
+                e2e <= factor * 1.1)
+    get_p99 = _get(results, "gateway_get.p99_ms")
+    add("gateway GET p99 at half the peak", get_p99, "< 25 ms", None if get_p99 is None else get_p99 < 25)
+    mail_p99 = _get(results, "event_email.p99_ms")
+    add("event → email p99 at half the peak", mail_p99, "< 500 ms", None if mail_p99 is None else mail_p99 < 500)
+    return targets
+
+
+def _ratio(value: float | None, ceiling: float | None) -> float | None:
+    if not isinstance(value, (int, float)) or not ceiling:
+        return None
+    return round(value / ceiling, 3)
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{text}{unit}"
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    hop = _get(results, "ceiling.hop.completions_per_s")
+    pg = _get(results, "ceiling.pgbench.tps")
+    lines = ["", "=" * 78, f"RESULTS  (profile {results.get('profile')}, {results.get('started_at')})", "=" * 78]
+
+    def row(name: str, value: Any, unit: str = "", ratio_of: float | None = None, extra: str = "") -> None:
+        ratio = _ratio(value, hop) if ratio_of is None else _ratio(value, ratio_of)
+        ratio_text = f"{ratio * 100:6.1f} % of hop" if ratio is not None else " " * 15
+        lines.append(f"  {name:<44} {_fmt(value, unit):>14}  {ratio_text}  {extra}".rstrip())
+
+    lines.append("ceiling")
+    lines.append(f"  {'pgbench TPC-B':<44} {_fmt(pg, ' tps'):>14}")
+    row("hop: HTTP → tx+outbox → publish → consumer", hop, "/s", ratio_of=hop,
+        extra=f"({_fmt(_ratio(hop, pg))} × pgbench)" if hop and pg else "")
+    if (p := results.get("payments")):
+        lines.append("one-off payments (through the gateway)")
+        row("throughput", p["per_s"], "/s")
+        row("latency p50 / p99", f"{_fmt(p['p50_ms'])} / {_fmt(p['p99_ms'])} ms")
+    if (s := results.get("subscribe")):
+        lines.append("subscribe → invoice → charge → paid → receipt email")
+        row("flows", s["flows_per_s"], "/s")
+        row("completion p50 / p99", f"{_fmt(s['p50_ms'])} / {_fmt(s['p99_ms'])} ms")
+    for run in results.get("billing_runs") or []:
+        n = run["subscriptions"]
+        lines.append(f"billing run over {n:,} due subscriptions")
+        row("renewal step", run["renewals_per_s"], "/s", extra=f"{_fmt(run['renewal_s'])} s for {run['renewed']:,}")
+        done = "" if run["complete"] else f"  INCOMPLETE ({run['receipts']:,} receipts; est. " \
+                                           f"{_fmt(run.get('paid_and_emailed_s_estimated'))} s)"
+        row("until every invoice paid and emailed", run["paid_and_emailed_s"], " s", ratio_of=0, extra=done)
+        row("  paid and emailed rate", run["paid_and_emailed_per_s"], "/s")
+        if run.get("backlog_at_start"):
+            lines.append(f"  (started with {run['backlog_at_start']:,} invoices of the previous run still in flight)")
+    if (e := results.get("event_email")):
+        lines.append(f"event → email (customer.created → welcome), at {_fmt(e['rate_per_s'])}/s = half the peak")
+        row("peak", e["peak_per_s"], "/s")
+        row("latency p50 / p99", f"{_fmt(e['p50_ms'])} / {_fmt(e['p99_ms'])} ms")
+    if (g := results.get("gateway_get")):
+        lines.append(f"gateway GET /api/customers/{{id}}, at {_fmt(g['rate_per_s'])}/s = half the peak")
+        row("peak", g["peak_per_s"], "/s")
+        row("latency p50 / p99", f"{_fmt(g['p50_ms'])} / {_fmt(g['p99_ms'])} ms")
+    lines.append("targets (marks, not assertions)")
+    for t in results.get("targets") or []:
+        mark = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
+        lines.append(f"  [{mark}] {t['target']:<50} {_fmt(t['value']):>10}  {t['limit']}")
+    lines.extend(cpu_lines(results))
+    failures = {k: v.get("failures") for k, v in results.items() if isinstance(v, dict) and v.get("failures")}
+    if failures:
+        lines.append(f"errors seen: {json.dumps(failures)[:600]}")
+    if results.get("errors"):
+        lines.append("scenarios that failed: " + "; ".join(results["errors"]))
+    return lines
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=str))
+
+
+def draw_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hop = _get(results, "ceiling.hop.completions_per_s") or float("nan")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    fig.suptitle(f"billing engine benchmark — profile {results.get('profile')}, {results.get('started_at')}")
+
+    names, values, colors = [], [], []
+    for label, path_, target in [("hop (ceiling)", "ceiling.hop.completions_per_s", None),
+                                 ("payments", "payments.per_s", 0.5),
+                                 ("subscribe flows", "subscribe.flows_per_s", 0.25),
+                                 ("welcome emails (peak)", "event_email.peak_per_s", None)]:
+        v = _get(results, path_)
+        if v is not None:
+            names.append(label)
+            values.append(v / hop * 100)
+            colors.append("#888" if target is None else ("#3a7" if v / hop >= target else "#c44"))
+    for run in results.get("billing_runs") or []:
+        names.append(f"billing {run['subscriptions']:,}: paid + emailed")
+        values.append(run["paid_and_emailed_per_s"] / hop * 100)
+        colors.append("#58c")
+    ax = axes[0]
+    ax.barh(names, values, color=colors)
+    ax.set_xscale("log")
+    ax.axvline(50, color="#3a7", ls="--", lw=1)
+    ax.axvline(25, color="#3a7", ls=":", lw=1)
+    ax.set_xlabel(f"% of the hop ceiling ({hop:,.0f}/s)")
+    ax.set_title("throughput vs ceiling")
+    ax.invert_yaxis()
+
+    ax = axes[1]
+    groups = [("payments", "payments"), ("subscribe", "subscribe"), ("event→email", "event_email"),
+              ("GET", "gateway_get")]
+    labels, p50, p99 = [], [], []
+    for label, key in groups:
+        r = results.get(key)
+        if r:
+            labels.append(label)
+            p50.append(r.get("p50_ms") or 0)
+            p99.append(r.get("p99_ms") or 0)
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], p50, 0.4, label="p50")
+    ax.bar([i + 0.2 for i in x], p99, 0.4, label="p99")
+    ax.set_xticks(list(x), labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    ax.set_title("latency")
+    ax.legend()
+
+    ax = axes[2]
+    runs = results.get("billing_runs") or []
+    if runs:
+        labels = [f"{r['subscriptions']:,}" for r in runs]
+        ax.bar([i - 0.2 for i in range(len(runs))], [r["renewal_s"] for r in runs], 0.4, label="renewal step")
+        ax.bar([i + 0.2 for i in range(len(runs))],
+               [r["paid_and_emailed_s"] if r["complete"] else (r.get("paid_and_emailed_s_estimated") or 0)
+                for r in runs], 0.4, label="until paid + emailed")
+        for i, r in enumerate(runs):
+            ax.annotate(f"{r['renewals_per_s']:,.0f} renewals/s", (i - 0.2, r["renewal_s"]), ha="center",
+                        va="bottom", fontsize=8)
+        ax.set_xticks(range(len(runs)), labels)
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds (log)")
+        ax.axhline(60, color="#c44", ls="--", lw=1)
+        ax.legend()
+    ax.set_title("billing runs")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def cpu_lines(results: dict[str, Any]) -> list[str]:
+    """Where the CPU went in each step: seconds per process, share of the machine, milliseconds per operation."""
+    cores = (results.get("machine") or {}).get("cpus") or 1
+    steps: list[tuple[str, dict[str, float], int]] = []
+    hop = _get(results, "ceiling.hop")
+    if hop and hop.get("cpu_seconds"):
+        steps.append(("hop", hop["cpu_seconds"], hop.get("ops_total") or 0))
+    for key, seconds in (results.get("cpu_seconds") or {}).items():
+        value = results.get(key)
+        ops = sum(r.get("renewed", 0) for r in value) if isinstance(value, list) else (value or {}).get("ops_total", 0)
+        steps.append((key, seconds, ops or 0))
+    if not steps:
+        return []
+    lines = ["CPU by process in each step (seconds; ms per operation; the machine's share in use)"]
+    for key, seconds, ops in steps:
+        wall = seconds.get("_wall") or 0
+        busy = seconds.get("total", 0) / (wall * cores) if wall else 0
+        top = sorted(((k, v) for k, v in seconds.items() if not k.startswith("_") and k not in ("total", "other") and v >= 0.05),
+                     key=lambda kv: -kv[1])
+        per_op = f", {seconds.get('total', 0) * 1000 / ops:.1f} ms CPU per op ({ops:,} ops)" if ops else ""
+        other = seconds.get("other", 0)
+        lines.append(f"  {key:<13} {wall:6.1f}s wall, ours {busy:4.0%} of {cores} cores{per_op}"
+                     + (f"; the rest of the machine {other / (wall * cores):.0%}" if wall and other > 0.05 else ""))
+        lines.append("      " + "  ".join(
+            f"{k} {v:.1f}" + (f" ({v * 1000 / ops:.1f}ms)" if ops else "") for k, v in top[:8]))
+    return lines

@@ -1,0 +1,282 @@
+"""The measured flows: one-off payments, subscribe → receipt, billing runs, event → email, gateway GET.
+
+Each returns plain figures (dicts of numbers); run.py puts them next to the ceiling and the targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from billing_shared import bootstrap
+
+from .loadgen import HttpPool, LoadResult, closed_loop, expect, open_loop, percentile
+from .system import BenchSystem
+
+RECEIPT = "Receipt for invoice"
+INVOICE_DUE = "Invoice "
+WELCOME = "Welcome"
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def _latency_figures(values: list[float], prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}p50_ms": _ms(percentile(values, 50)), f"{prefix}p99_ms": _ms(percentile(values, 99))}
+
+
+# --- one-off payments --------------------------------------------------------------------------
+
+
+async def one_off_payments(system: BenchSystem, http: HttpPool, customers: list[dict], *, warmup_s: float,
+                           duration_s: float, concurrency: int, progress) -> dict[str, Any]:
+    headers = await system.admin_headers(http)
+
+    async def pay(n: int) -> None:
+        customer = customers[n % len(customers)]
+        response = expect(await http.post(
+            "/api/payments",
+            json_body={"customer_id": customer["id"], "amount": 500 + n % 100, "currency": "USD",
+                       "description": "bench one-off"},
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        ), 201)
+        status = response.json()["status"]
+        if status != "succeeded":
+            raise RuntimeError(f"payment {status}")
+
+    progress(f"payments: warm-up {warmup_s:.0f}s")
+    warm = await closed_loop(pay, concurrency=concurrency, duration=warmup_s)
+    progress(f"payments: {concurrency} in flight for {duration_s:.0f}s")
+    result = await closed_loop(pay, concurrency=concurrency, duration=duration_s)
+    return {"per_s": round(result.rate, 1), **_latency_figures(result.latencies), "count": result.ok,
+            "failures": result.failures(), "concurrency": concurrency, "ops_total": warm.ok + result.ok}
+
+
+# --- subscribe → invoice → charge → paid → receipt ---------------------------------------------------
+
+
+async def create_plan(system: BenchSystem, http: HttpPool, amount: int = 1500) -> str:
+    headers = await system.admin_headers(http)
+    body = {"name": f"Bench plan {uuid.uuid4().hex[:6]}", "amount": amount, "currency": "USD", "interval": "month"}
+    response = expect(await http.post("/api/plans", json_body=body,
+                                      headers={**headers, "Idempotency-Key": uuid.uuid4().hex}), 201)
+    return response.json()["id"]
+
+
+async def subscribe_flows(system: BenchSystem, http: HttpPool, customers: list[dict], plan_id: str, *,
+                          warmup_s: float, duration_s: float, timeout_s: float, progress) -> dict[str, Any]:
+    """Each of len(customers) workers subscribes its own customer, waits for the receipt, and again."""
+    headers = await system.admin_headers(http)
+    receipts = {c["email"]: 0 for c in customers}
+
+    async def flow(n: int) -> float:
+        customer = customers[n % len(customers)]
+        started = time.time()
+        expect(await http.post(
+            "/api/subscriptions", json_body={"customer_id": customer["id"], "plan_id": plan_id},
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        ), 201)
+        receipts[customer["email"]] += 1
+        mail = await system.sink.wait(customer["email"], RECEIPT, receipts[customer["email"]], timeout=timeout_s)
+        return mail.arrived - started
+
+    async def run(seconds: float) -> LoadResult:
+        # Worker i always takes customer i: one flow per customer in flight, so its n-th receipt is its own.
+        workers = len(customers)
+        counters = [iter(range(i, 10**9, workers)) for i in range(workers)]
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        result = LoadResult(time.time(), 0.0)
+
+        async def worker(i: int) -> None:
+            while time.perf_counter() < deadline:
+                try:
+                    result.values.append(await flow(next(counters[i])))
+                    result.outcomes["ok"] += 1
+                except Exception as exc:
+                    result.outcomes[str(exc)[:100]] += 1
+                    return  # this customer's receipt count is now uncertain: the worker stops
+
+        await asyncio.gather(*(worker(i) for i in range(workers)))
+        result.elapsed = time.perf_counter() - started
+        return result
+
+    progress(f"subscribe: warm-up {warmup_s:.0f}s")
+    warm = await run(warmup_s)
+    progress(f"subscribe: {len(customers)} flows in flight for {duration_s:.0f}s (each ends at its receipt)")
+    result = await run(duration_s)
+    return {"flows_per_s": round(result.rate, 1), **_latency_figures(result.values), "count": result.ok,
+            "failures": result.failures(), "in_flight": len(customers), "ops_total": warm.ok + result.ok}
+
+
+# --- billing runs ---------------------------------------------------------------------------------
+
+
+async def _service_cli(system: BenchSystem, service: str, *args: str) -> dict[str, Any]:
+    env = {**os.environ, **system.stack.common_env(), "DATABASE_URL": system.service_url(service)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", *args, cwd=bootstrap.service_dir(service), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{service} cli {' '.join(args)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def _assign_customers(system: BenchSystem, plan_id: str, customer_ids: list[str]) -> None:
+    """seed-due gives each subscription a random customer id; spread them over real customers (with a
+    card, a notifier projection and an address) so the whole chain runs: charge, receipt, email."""
+    conn = await asyncpg.connect(system.database_dsn())
+    try:
+        await conn.execute(
+            """
+            WITH c AS (SELECT cid, ord FROM unnest($1::uuid[]) WITH ORDINALITY AS t(cid, ord)),
+                 s AS (SELECT id, (row_number() OVER (ORDER BY id) - 1) % $2 + 1 AS ord
+                         FROM subscription.subscriptions WHERE plan_id = $3)
+            UPDATE subscription.subscriptions AS t SET customer_id = c.cid
+              FROM s JOIN c USING (ord) WHERE t.id = s.id
+            """,
+            [uuid.UUID(c) for c in customer_ids], len(customer_ids), uuid.UUID(plan_id),
+        )
+    finally:
+        await conn.close()
+
+
+async def _renewed_so_far(system: BenchSystem, plan_id: str) -> int:
+    conn = await asyncpg.connect(system.database_dsn())
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM subscription.subscriptions WHERE plan_id = $1 AND current_period_index >= 1",
+            uuid.UUID(plan_id))
+    finally:
+        await conn.close()
+
+
+async def billing_run(system: BenchSystem, customers: list[dict], count: int, *, timeout_s: float,
+                      progress, progress_every_s: float = 5.0) -> dict[str, Any]:
+    recipients = {c["email"].lower() for c in customers}
+    as_of = datetime.now(UTC).replace(microsecond=0)
+    progress(f"billing {count:,}: seeding due subscriptions")
+    seeded = await _service_cli(system, "subscription", "seed-due", "--count", str(count), "--as-of",
+                                as_of.isoformat())
+    await _assign_customers(system, seeded["plan_id"], [c["id"] for c in customers])
+    progress(f"billing {count:,}: renewal step (subscription billing-run --as-of {as_of.isoformat()})")
+    seen = {"cursor": len(system.sink.mails), RECEIPT: 0, INVOICE_DUE: 0}
+
+    def counts() -> tuple[int, int]:
+        # Only the mails that came since the last look: the sink holds hundreds of thousands in a full run.
+        mails = system.sink.mails
+        end = len(mails)
+        for mail in mails[seen["cursor"]:end]:
+            if mail.to in recipients:
+                for prefix in (RECEIPT, INVOICE_DUE):
+                    if mail.subject.startswith(prefix):
+                        seen[prefix] += 1
+        seen["cursor"] = end
+        return seen[RECEIPT], seen[INVOICE_DUE]
+
+    started_wall, started = time.time(), time.perf_counter()
+    seen["cursor"] = len(system.sink.mails)
+    task = asyncio.create_task(
+        _service_cli(system, "subscription", "billing-run", "--as-of", as_of.isoformat(), "--quiet"))
+    while not task.done():
+        await asyncio.wait({task}, timeout=progress_every_s)
+        if not task.done():
+            done = await _renewed_so_far(system, seeded["plan_id"])
+            progress(f"billing {count:,}: renewal step {done:,}/{count:,} after {time.perf_counter() - started:.0f}s")
+    run = task.result()
+    renewal_wall_s = time.perf_counter() - started
+    renewed = int(run["renewed"])
+    renewal_s = float(run.get("seconds") or renewal_wall_s)
+    progress(f"billing {count:,}: renewed {renewed:,} in {renewal_s:.1f}s ({renewed / renewal_s:,.0f}/s); "
+             f"waiting until every invoice is paid and emailed")
+
+    deadline = started + timeout_s
+    next_report = time.perf_counter() + progress_every_s
+    receipts, invoiced = counts()
+    while (receipts < renewed or invoiced < renewed) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.2)
+        receipts, invoiced = counts()
+        if time.perf_counter() >= next_report:
+            next_report += progress_every_s
+            elapsed = time.perf_counter() - started
+            progress(f"billing {count:,}: {receipts:,}/{renewed:,} receipts, {invoiced:,}/{renewed:,} invoice emails "
+                     f"after {elapsed:.0f}s ({(receipts + invoiced) / elapsed:,.1f} emails/s)")
+    complete = receipts >= renewed and invoiced >= renewed
+    last = max((m.arrived for m in list(system.sink.mails)
+                if m.arrived >= started_wall and m.to in recipients), default=time.time())
+    elapsed = (last - started_wall) if complete else time.perf_counter() - started
+    figures: dict[str, Any] = {
+        "subscriptions": count,
+        "renewed": renewed,
+        "renewal_s": round(renewal_s, 2),
+        "renewals_per_s": round(renewed / renewal_s, 1) if renewal_s else 0.0,
+        "receipts": receipts,
+        "invoice_emails": invoiced,
+        "complete": complete,
+        "paid_and_emailed_s": round(elapsed, 1),
+        "paid_and_emailed_per_s": round(receipts / elapsed, 1) if elapsed else 0.0,
+        "customers": len(customers),
+    }
+    if not complete:
+        # Two emails per invoice (invoice, then receipt) and receipts tend to queue behind the invoice emails:
+        # extrapolate from all the emails so far.
+        rate = (receipts + invoiced) / elapsed if elapsed else 0.0
+        figures["paid_and_emailed_s_estimated"] = round(2 * renewed / rate, 1) if rate else None
+        progress(f"billing {count:,}: NOT complete after {timeout_s:.0f}s: {receipts:,} receipts")
+    return figures
+
+
+# --- event → email at half the peak rate --------------------------------------------------------
+
+
+async def event_to_email(system: BenchSystem, http: HttpPool, *, peak_s: float, duration_s: float,
+                         concurrency: int, timeout_s: float, progress) -> dict[str, Any]:
+    """customer.created → welcome email: the peak rate closed-loop, then latency in an open loop at half of it."""
+    headers = await system.admin_headers(http)
+
+    async def signup(n: int) -> float:
+        email = f"welcome-{uuid.uuid4().hex[:12]}@bench.example"
+        expect(await http.post("/api/customers", json_body={"email": email, "name": f"Bench {n}"},
+                               headers=headers), 201)
+        committed = time.time()  # customer.created is in the outbox once the response is back
+        mail = await system.sink.wait(email, WELCOME, timeout=timeout_s)
+        return mail.arrived - committed
+
+    progress(f"event → email: peak, {concurrency} sign-ups in flight for {peak_s:.0f}s")
+    peak = await closed_loop(signup, concurrency=concurrency, duration=peak_s)
+    rate = max(peak.rate / 2, 1.0)
+    progress(f"event → email: peak {peak.rate:.0f}/s; open loop at {rate:.0f}/s for {duration_s:.0f}s")
+    half = await open_loop(signup, rate=rate, duration=duration_s)
+    return {"peak_per_s": round(peak.rate, 1), "rate_per_s": round(rate, 1),
+            **_latency_figures(half.values), **_latency_figures(half.latencies, "flow_"),
+            "count": half.ok, "failures": {**peak.failures(), **half.failures()}, "ops_total": peak.ok + half.ok}
+
+
+# --- gateway GET at half the peak rate ----------------------------------------------------------
+
+
+async def gateway_get(system: BenchSystem, http: HttpPool, customer_ids: list[str], *, peak_s: float,
+                      duration_s: float, concurrency: int, progress) -> dict[str, Any]:
+    headers = await system.admin_headers(http)
+
+    async def read(n: int) -> None:
+        expect(await http.get(f"/api/customers/{customer_ids[n % len(customer_ids)]}", headers=headers), 200)
+
+    progress(f"gateway GET: peak, {concurrency} in flight for {peak_s:.0f}s")
+    peak = await closed_loop(read, concurrency=concurrency, duration=peak_s)
+    rate = max(peak.rate / 2, 1.0)
+    progress(f"gateway GET: peak {peak.rate:.0f}/s; open loop at {rate:.0f}/s for {duration_s:.0f}s")
+    half = await open_loop(read, rate=rate, duration=duration_s)
+    return {"peak_per_s": round(peak.rate, 1), "rate_per_s": round(rate, 1), **_latency_figures(half.latencies),
+            "count": half.ok, "failures": {**peak.failures(), **half.failures()}, "ops_total": peak.ok + half.ok}
