@@ -79,7 +79,7 @@ PROFILES = {
         email_peak_s=10, email_s=15,
         payments_warmup_s=3, payments_s=15,
         subscribe_warmup_s=3, subscribe_s=20, subscribe_in_flight=64,
-        billing_sizes=[10_000, 100_000], billing_customers=200, billing_timeout_s=1800,
+        billing_sizes=[10_000, 100_000], billing_customers=200, billing_timeout_s=300,
     ),
     "smoke": Profile(
         pgbench_scale=1, pgbench_seconds=3, pgbench_clients=4,
@@ -90,8 +90,6 @@ PROFILES = {
         subscribe_warmup_s=1, subscribe_s=3, subscribe_in_flight=16,
         billing_sizes=[10, 100], billing_customers=10, billing_timeout_s=120,
         concurrency=32, email_concurrency=16, progress_every_s=3,
-        # In `make test` it runs beside the e2e stack: smaller pools keep both under max_connections (100).
-        stack_env={"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "4"},
     ),
 }
 

@@ -60,4 +60,5 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "Conflict with the current state"},
     413: {"model": ErrorBody, "description": "Request body too large"},
     422: {"model": ErrorBody, "description": "Invalid input; `field` names the culprit"},
+    503: {"model": ErrorBody, "description": "A dependency (database, broker, gateway) is down; retry later"},
 }

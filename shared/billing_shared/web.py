@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
-CORRELATION_HEADER = "X-Correlation-ID"
-
 
 def _validation_error_body(exc: RequestValidationError) -> dict[str, Any]:
     details = []
@@ -49,6 +48,16 @@ def _validation_error_body(exc: RequestValidationError) -> dict[str, Any]:
     first = details[0] if details else {"field": None, "message": "invalid request"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
     return {"error": {"code": "validation_error", "message": message, "field": first["field"], "details": details}}
+
+
+def _unavailable(what: str, exc: Exception) -> JSONResponse:
+    """A dependency is down: 503 (retry later), not 500, and the client learns nothing internal."""
+    log.warning("%s unavailable: %r", what, exc)
+    return JSONResponse(
+        {"error": {"code": "service_unavailable", "message": f"{what} is unavailable, retry later"}},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -80,8 +89,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 {"error": {"code": "invalid_request", "message": "a value in the request cannot be stored"}},
                 status_code=422,
             )
+        if exc.connection_invalidated or sqlstate.startswith(("08", "57P")):
+            return _unavailable("database", exc)
         log.exception("database error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
+    @app.exception_handler(OSError)
+    async def _connection_error(request: Request, exc: OSError) -> JSONResponse:
+        return _unavailable("a dependency", exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _unavailable("database", exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -92,36 +111,65 @@ def install_error_handlers(app: FastAPI) -> None:
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def install_observability(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def _correlation_and_metrics(request: Request, call_next):
-        if "%00" in request.url.query or "\x00" in request.url.path:
+class EdgeMiddleware:
+    """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): refuses
+    NUL bytes in URLs and bodies over 1 MiB, carries the correlation id, records metrics."""
+
+    def __init__(self, app, service: str):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        cid = (headers.get(b"x-correlation-id", b"").decode("latin-1") or uuid.uuid4().hex)[:128]
+        cid_header = (b"x-correlation-id", cid.encode("latin-1"))
+        token = correlation_id.set(cid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_correlation(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), cid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_correlation)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            REQUESTS.labels(self.service, method, path, str(status)).inc()
+            LATENCY.labels(self.service, method, path).observe(time.perf_counter() - started)
+            correlation_id.reset(token)
+
+    @staticmethod
+    def _refusal(scope, headers: dict[bytes, bytes]) -> JSONResponse | None:
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
             return JSONResponse(
                 {"error": {"code": "validation_error", "message": "NUL characters are not allowed in URLs"}},
                 status_code=422,
             )
-        declared = request.headers.get("content-length", "")
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             # The gateway caps bodies too; this keeps a service safe when reached directly.
             return JSONResponse(
                 {"error": {"code": "request_too_large", "message": "request body is larger than 1 MiB"}},
                 status_code=413,
             )
-        cid = request.headers.get(CORRELATION_HEADER) or uuid.uuid4().hex
-        token = correlation_id.set(cid[:128])
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers[CORRELATION_HEADER] = cid[:128]
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            REQUESTS.labels(service, request.method, path, str(status)).inc()
-            LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
-            correlation_id.reset(token)
+        return None
+
+
+def install_observability(app: FastAPI, service: str) -> None:
+    app.add_middleware(EdgeMiddleware, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

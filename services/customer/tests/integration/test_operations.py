@@ -49,3 +49,9 @@ async def test_dead_letters_of_a_service_without_consumers_are_an_empty_list(cli
     assert response.json() == {"data": []}
     replay = await client.post("/api/customer/dead-letters/replay", headers=admin_headers)
     assert replay.json() == {"replayed": 0}
+
+
+async def test_request_metrics_are_labelled_by_route_template(client, admin_headers):
+    await client.get(f"/api/customers/{uuid.uuid4()}", headers=admin_headers)
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/api/customers/{customer_id}"' in metrics
