@@ -113,7 +113,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 class EdgeMiddleware:
     """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): refuses
-    NUL bytes in URLs and bodies over 1 MiB, carries the correlation id, records metrics."""
+    bodies over 1 MiB, carries the correlation id, records metrics."""
 
     def __init__(self, app, service: str):
         self.app = app
@@ -153,11 +153,6 @@ class EdgeMiddleware:
 
     @staticmethod
     def _refusal(scope, headers: dict[bytes, bytes]) -> JSONResponse | None:
-        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
-            return JSONResponse(
-                {"error": {"code": "validation_error", "message": "NUL characters are not allowed in URLs"}},
-                status_code=422,
-            )
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             # The gateway caps bodies too; this keeps a service safe when reached directly.
