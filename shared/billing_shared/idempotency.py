@@ -104,6 +104,25 @@ class IdempotencyKeys:
                 raise ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still in progress")
             await asyncio.sleep(self.poll_s)
 
+    async def try_claim(
+        self, session: AsyncSession, scope: str, key: str | None, body: Any, resource_id: Any
+    ) -> Claim | None:
+        """Claim a fresh key inside the caller's transaction, already tied to the resource it will create,
+        so the claim and the resource commit (or roll back) together. None if the key exists: then use
+        `claim`, which replays, refuses or waits as Stripe does."""
+        key = validate_key(key)
+        fingerprint = request_fingerprint(body)
+        t = self.table
+        claimed = await session.execute(
+            insert(t)
+            .values(scope=scope, key=key, request_hash=fingerprint, status="in_progress", resource_id=resource_id)
+            .on_conflict_do_nothing()
+            .returning(t.c.key)
+        )
+        if claimed.first() is None:
+            return None
+        return Claim(scope, key, fingerprint, resource_id=resource_id)
+
     async def attach_resource(self, session: AsyncSession, claim: Claim, resource_id: Any) -> None:
         """Remember which resource the request created, so a takeover can resume it."""
         t = self.table

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from billing_shared.web import create_service_app
 from .api import credit_notes, invoices, pages
 from .handlers import make_handlers
 from .invoicing import Terms
+from .pdfs import PdfRenderer
 from .settings import Settings
 
 
@@ -27,8 +29,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handlers=make_handlers(terms),
     )
     app.state.terms = terms
-    app.state.pdf_slots = asyncio.Semaphore(settings.invoice_pdf_concurrency)
+    app.state.pdfs = PdfRenderer(settings.invoice_pdf_concurrency, settings.invoice_pdf_cache_size)
+    _close_on_shutdown(app, app.state.pdfs)
     return app
+
+
+def _close_on_shutdown(app: FastAPI, pdfs: PdfRenderer) -> None:
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with service_lifespan(app):
+                yield
+        finally:
+            pdfs.close()
+
+    app.router.lifespan_context = lifespan
 
 
 _app: FastAPI | None = None

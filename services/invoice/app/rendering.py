@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from babel.dates import format_date
 from billing_shared.clock import ensure_utc
@@ -92,12 +93,15 @@ def render_invoice_html(invoice: InvoiceView) -> str:
     )
 
 
-def render_invoice_pdf(invoice: InvoiceView) -> bytes:
-    """The PDF of exactly the HTML page; every external fetch is refused (the page embeds all it needs)."""
+def render_invoice_pdf(invoice: InvoiceView, font_config: Any = None) -> bytes:
+    """The PDF of exactly the HTML page; every external fetch is refused (the page embeds all it needs).
+
+    `font_config`, a weasyprint FontConfiguration, may be reused between renders on ONE thread (see pdfs.py).
+    """
     # Imported here so the HTML path (and its tests) do not load pango and friends.
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
     no_network = URLFetcher(allowed_protocols=(), allow_redirects=False)
     document = HTML(string=render_invoice_html(invoice), base_url=None, url_fetcher=no_network)
-    return document.write_pdf()
+    return document.write_pdf(font_config=font_config)

@@ -24,6 +24,8 @@ class Settings(ServiceSettings):
     invoice_link_ttl_s: int = Field(7 * 24 * 3600, ge=60)
     # WeasyPrint is CPU- and memory-hungry: at most this many PDFs render at once per replica.
     invoice_pdf_concurrency: int = Field(2, ge=1)
+    # Rendered PDFs kept per replica (keyed by everything they show; typically 20-60 KB each); 0 turns it off.
+    invoice_pdf_cache_size: int = Field(128, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_link_secret_in_production(self) -> "Settings":

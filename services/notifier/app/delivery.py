@@ -9,6 +9,8 @@ So after the SMTP server accepts, only the COMMIT is left. A crash in that windo
 the inbox row, the event is redelivered and the email is sent again: at-least-once, never lost. The resend
 carries the same Message-ID (derived from the event id), so mail stores and clients can drop the duplicate.
 The uncommitted inbox and log rows also make a concurrent delivery of the same event wait, then skip.
+Step 2 (the slow PDF fetch) takes no lock of its own; the consumer's transaction, and so one pool connection,
+is open throughout, which is why settings bound PREFETCH by the pool.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from billing_shared.web import create_service_app
@@ -33,6 +36,7 @@ def build_delivery(settings: Settings) -> EmailDelivery:
             settings.notifier_invoice_api_url,
             settings.notifier_api_key,
             timeout_s=settings.notifier_invoice_api_timeout_s,
+            max_connections=settings.prefetch,  # at most one fetch per in-flight email
         )
     return EmailDelivery(settings, sender, invoice_pdfs)
 
@@ -48,4 +52,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handlers=build_handlers(delivery),
     )
     app.state.delivery = delivery
+    if delivery.invoice_pdfs is not None:
+        _hold_for_lifetime(app, delivery.invoice_pdfs)
     return app
+
+
+def _hold_for_lifetime(app: FastAPI, invoice_pdfs: InvoicePdfClient) -> None:
+    """Open the pooled PDF client before the consumer starts; close it after the consumer has stopped."""
+    service_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        invoice_pdfs.start()
+        try:
+            async with service_lifespan(app):
+                yield
+        finally:
+            await invoice_pdfs.aclose()
+
+    app.router.lifespan_context = lifespan

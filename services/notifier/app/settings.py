@@ -12,7 +12,9 @@ from billing_shared.settings import ServiceSettings
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "notifier"
 
-    # Each in-flight email holds a DB transaction while SMTP answers, so keep fewer in flight than the pool holds.
+    # Each in-flight event holds one DB connection from its inbox row to its commit (PDF fetch and SMTP send
+    # included), and customer.created briefly takes a second one for the projection: more in flight than the
+    # pool serves only queues on it (API requests included). See _check_pool.
     prefetch: int = 8
 
     smtp_host: str = "127.0.0.1"
@@ -39,4 +41,15 @@ class Settings(ServiceSettings):
             raise ValueError("SMTP_USE_TLS and SMTP_START_TLS are exclusive: pick implicit TLS or STARTTLS")
         if self.smtp_attempts < 1:
             raise ValueError("SMTP_ATTEMPTS must be at least 1")
+        return self
+
+    @model_validator(mode="after")
+    def _check_pool(self) -> "Settings":
+        capacity = self.db_pool_size + self.db_max_overflow
+        if self.prefetch < 1 or (self.run_consumer and self.prefetch + 1 > capacity):
+            raise ValueError(
+                f"PREFETCH={self.prefetch} with a pool of {capacity} connections (DB_POOL_SIZE + DB_MAX_OVERFLOW): "
+                "each in-flight event holds one connection and customer.created needs one more for a moment, "
+                f"so PREFETCH must be between 1 and {capacity - 1} (raise the pool or lower PREFETCH)"
+            )
         return self

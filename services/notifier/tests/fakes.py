@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 INVOICE_API_KEY = "bk_test_notifier_admin"
@@ -80,6 +80,7 @@ class FakeInvoiceApi:
         self.url = f"http://127.0.0.1:{self.port}"
         self.pdf_invoice_ids: set[str] = set()
         self.token_exchanges = 0
+        self.pdf_connections: dict[str, tuple[str, int]] = {}  # invoice id -> the client's (host, port)
         self.app = self._build()
 
     def _build(self) -> Any:
@@ -93,7 +94,11 @@ class FakeInvoiceApi:
             return {"access_token": f"token-{self.token_exchanges}", "token_type": "bearer", "expires_in": 900}
 
         @api.get("/api/invoices/{invoice_id}.pdf")
-        async def read_invoice_pdf(invoice_id: str, authorization: Annotated[str, Header()] = "") -> Any:
+        async def read_invoice_pdf(
+            invoice_id: str, request: Request, authorization: Annotated[str, Header()] = ""
+        ) -> Any:
+            if request.client is not None:
+                self.pdf_connections[invoice_id] = (request.client.host, request.client.port)
             if not authorization.startswith("Bearer token-"):
                 return JSONResponse({"error": {"code": "unauthorized"}}, status_code=401)
             if invoice_id not in self.pdf_invoice_ids:

@@ -15,9 +15,11 @@ LOCAL_FINGERPRINT_KEY = "local-only-fingerprint-key"
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "payment"
 
-    # Each in-flight charge handler holds two connections (inbox transaction + its own short claim
-    # transaction), so prefetch must stay well under db_pool_size + db_max_overflow or they starve.
-    prefetch: int = 8
+    # Each in-flight charge or refund handler holds two connections at once (the consumer's inbox transaction
+    # and its own short claim transaction, see service_layer/collect.py): 2 x prefetch must fit in the pool
+    # (DB_POOL_SIZE + DB_MAX_OVERFLOW, 10 by default) or handlers holding one wait for a second until the
+    # pool times out. See _prefetch_fits_the_pool.
+    prefetch: int = 5
 
     payment_gateway_url: str = "http://127.0.0.1:8090"
     payment_gateway_timeout_s: float = Field(10.0, gt=0)
@@ -60,6 +62,19 @@ class Settings(ServiceSettings):
         # Otherwise the reconciler could take a payment from a request that is still waiting for its answer.
         if self.payment_pending_reconcile_after_s <= self.payment_gateway_timeout_s:
             raise ValueError("PAYMENT_PENDING_RECONCILE_AFTER_S must exceed PAYMENT_GATEWAY_TIMEOUT_S")
+        return self
+
+    @model_validator(mode="after")
+    def _prefetch_fits_the_pool(self) -> "Settings":
+        capacity = self.db_pool_size + self.db_max_overflow
+        if self.prefetch < 1:
+            raise ValueError("PREFETCH must be at least 1")
+        if self.run_consumer and 2 * self.prefetch > capacity:
+            raise ValueError(
+                f"PREFETCH={self.prefetch} could starve the database pool: each in-flight charge holds two "
+                f"connections, and DB_POOL_SIZE + DB_MAX_OVERFLOW is {capacity}; use PREFETCH <= {capacity // 2} "
+                "or a larger pool"
+            )
         return self
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from fastapi import APIRouter, Request
@@ -10,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from billing_shared.errors import not_found
 
-from ..rendering import InvoiceView, render_invoice_html, render_invoice_pdf
+from ..rendering import InvoiceView, render_invoice_html
 from .deps import DatabaseDep, PageAccessDep
 from .views import invoice_view, load_invoice
 
@@ -38,9 +37,8 @@ async def _view(invoice_id: uuid.UUID, request: Request, access: PageAccessDep, 
 @router.get("/api/invoices/{invoice_id}.pdf", response_class=Response, summary="The invoice as a PDF")
 async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request, access: PageAccessDep, db: DatabaseDep) -> Response:
     view = await _view(invoice_id, request, access, db)
-    # WeasyPrint is synchronous and CPU-bound: off the event loop, a few at a time.
-    async with request.app.state.pdf_slots:
-        pdf = await asyncio.to_thread(render_invoice_pdf, view)
+    # WeasyPrint is synchronous and CPU-bound: off the event loop, a few at a time, and each version once.
+    pdf = await request.app.state.pdfs.pdf(view)
     filename = f"{view.number or 'draft-' + view.id}.pdf"
     return Response(
         pdf,

@@ -45,6 +45,25 @@ async def test_the_pdf_opens_and_holds_number_customer_and_total(billing, client
     assert "$1,234.56" in text
 
 
+async def test_a_pdf_is_rendered_once_per_version_and_again_once_paid(billing, client, service_env, app):
+    invoice = await an_invoice(billing)
+    path, headers = f"/api/invoices/{invoice['id']}.pdf", service_env.auth(invoice["customer_id"])
+    renders = app.state.pdfs.renders
+
+    first = await client.get(path, headers=headers)
+    again = await client.get(path, headers=headers)  # e.g. the customer opening the emailed invoice
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content
+    assert app.state.pdfs.renders == renders + 1
+
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda inv: inv["status"] == "paid")
+    paid = await client.get(path, headers=headers)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(paid.content)).pages)
+    assert "paid" in text and "open" not in text
+    assert app.state.pdfs.renders == renders + 2
+
+
 async def test_signed_links_from_the_api_open_the_page_and_pdf_without_a_login(billing, client):
     invoice = await an_invoice(billing)
 

@@ -161,6 +161,21 @@ class TestInvoicePdf:
         assert all(m.get_content_type() == "multipart/mixed" for m in invoices)
         assert invoice_api.token_exchanges == 1  # the access token is cached, not fetched per email
 
+    async def test_pdf_fetches_one_after_another_reuse_one_kept_alive_connection(
+        self, bus: EventBus, mail: SmtpSink, invoice_api: FakeInvoiceApi
+    ) -> None:
+        customer_id, email = await new_customer(bus, mail)
+        first, second = uuid.uuid4(), uuid.uuid4()
+        invoice_api.pdf_invoice_ids.update({str(first), str(second)})
+
+        await bus.publish(invoice_finalized(customer_id, invoice_id=first))
+        await wait_for_mail(mail, email, count=2)
+        await bus.publish(invoice_finalized(customer_id, invoice_id=second))
+        await wait_for_mail(mail, email, count=3)
+
+        # One pooled client for the app's lifetime, not a new client (and TLS context) per email.
+        assert invoice_api.pdf_connections[str(first)] == invoice_api.pdf_connections[str(second)]
+
     async def test_invoice_email_without_a_pdf_is_sent_with_the_link_only(
         self, bus: EventBus, mail: SmtpSink, invoice_api: FakeInvoiceApi
     ) -> None:

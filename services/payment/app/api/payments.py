@@ -3,6 +3,7 @@
 A declined card is not an HTTP error here: the payment resource was created, so the answer is 201 with
 `status: "failed"` and the failure code (Stripe answers 402; we keep every charge outcome in one shape, and
 a replay returns the same 201). A lost gateway answer is 201 with `status: "unknown"` until reconciled.
+A first request commits twice: its key claimed with the pending payment, then the outcome with the response.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_shared import clock
-from billing_shared.auth import CurrentPrincipal
+from billing_shared.auth import CurrentPrincipal, Principal
 from billing_shared.errors import ApiError, not_found
 from billing_shared.idempotency import Claim
 from billing_shared.ids import new_id
@@ -46,18 +48,23 @@ def payment_body(payment: Payment) -> dict:
 async def create_payment(
     body: PaymentCreate, ctx: Context, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    claim = await ctx.keys.claim(idempotency_scope(principal), idempotency_key, body.model_dump(mode="json"))
-    if claim.is_replay:
-        return JSONResponse(claim.replay_body, status_code=claim.replay_status)
-    try:
-        check_customer(principal, body.customer_id)
-        if claim.resource_id is not None:  # the request that claimed this key died: resume its payment
-            started, token = await _resume(ctx, claim.resource_id)
-        else:
-            started, token = await _start_payment(ctx, claim, body)
-    except ApiError:
-        await ctx.keys.release(claim)
-        raise
+    scope, request = idempotency_scope(principal), body.model_dump(mode="json")
+    fresh = await _claim_key_and_start_payment(ctx, principal, scope, idempotency_key, body, request)
+    if fresh is not None:
+        claim, (started, token) = fresh
+    else:  # the key was used before: IdempotencyKeys replays, refuses, waits or hands over a dead request's claim
+        claim = await ctx.keys.claim(scope, idempotency_key, request)
+        if claim.is_replay:
+            return JSONResponse(claim.replay_body, status_code=claim.replay_status)
+        try:
+            check_customer(principal, body.customer_id)
+            if claim.resource_id is not None:  # the request that claimed this key died: resume its payment
+                started, token = await _resume(ctx, claim.resource_id)
+            else:
+                started, token = await _start_payment(ctx, claim, body)
+        except ApiError:
+            await ctx.keys.release(claim)
+            raise
     # No transaction is open across the gateway call.
     result = await charge_at_gateway(ctx.gateway, started, token) if token is not None else None
     async with ctx.db.uow() as uow:
@@ -74,30 +81,57 @@ async def create_payment(
     return JSONResponse(response, status_code=201)
 
 
-async def _start_payment(ctx: PaymentContext, claim: Claim, body: PaymentCreate) -> tuple[Payment, str]:
-    """Write the pending payment and tie it to the idempotency key; (payment, card token)."""
+async def _claim_key_and_start_payment(
+    ctx: PaymentContext, principal: Principal, scope: str, key: str | None, body: PaymentCreate, request: dict
+) -> tuple[Claim, tuple[Payment, str]] | None:
+    """The usual first request, in ONE transaction: claim the key (in progress, already tied to the payment)
+    and write the pending payment. None if the key exists. Bad input rolls both back: nothing is written.
+
+    A concurrent request with the same key waits on the key's unique index until this commits, then finds it
+    (as it would find a claim committed on its own); a crash leaves either nothing or a claim it can resume.
+    """
     async with ctx.db.uow() as uow:
-        if body.payment_method_id is not None:
-            method = await attached_method(uow.session, body.customer_id, body.payment_method_id)
-            if method is None:
-                raise ApiError(422, "invalid_payment_method", "no such payment method for this customer",
-                               field="payment_method_id")
-        else:
-            method = await default_method(uow.session, body.customer_id)
-            if method is None:
-                raise ApiError(422, "no_payment_method", "the customer has no default payment method; "
-                               "add one or pass payment_method_id", field="payment_method_id")
         payment_id = new_id()
-        now = clock.now(body.customer_id)
-        payment = new_payment(
-            _target(body, payment_id), method, at=now, now=now,
-            pending_grace_s=ctx.settings.payment_pending_reconcile_after_s, payment_id=payment_id,
-        )
-        uow.session.add(payment)
+        claim = await ctx.keys.try_claim(uow.session, scope, key, request, payment_id)
+        if claim is None:
+            return None
+        check_customer(principal, body.customer_id)
+        payment, token = await _new_pending_payment(ctx, uow.session, body, payment_id)
+        await uow.commit()
+    return claim, (payment, token)
+
+
+async def _start_payment(ctx: PaymentContext, claim: Claim, body: PaymentCreate) -> tuple[Payment, str]:
+    """Write the pending payment and tie it to an already committed claim; (payment, card token)."""
+    async with ctx.db.uow() as uow:
+        payment, token = await _new_pending_payment(ctx, uow.session, body, new_id())
         await uow.session.flush()
         await ctx.keys.attach_resource(uow.session, claim, payment.id)
         await uow.commit()
-        return payment, method.gateway_token
+        return payment, token
+
+
+async def _new_pending_payment(
+    ctx: PaymentContext, session: AsyncSession, body: PaymentCreate, payment_id: uuid.UUID
+) -> tuple[Payment, str]:
+    """Add the pending payment to the session (422 if there is no card to charge); (payment, card token)."""
+    if body.payment_method_id is not None:
+        method = await attached_method(session, body.customer_id, body.payment_method_id)
+        if method is None:
+            raise ApiError(422, "invalid_payment_method", "no such payment method for this customer",
+                           field="payment_method_id")
+    else:
+        method = await default_method(session, body.customer_id)
+        if method is None:
+            raise ApiError(422, "no_payment_method", "the customer has no default payment method; "
+                           "add one or pass payment_method_id", field="payment_method_id")
+    now = clock.now(body.customer_id)
+    payment = new_payment(
+        _target(body, payment_id), method, at=now, now=now,
+        pending_grace_s=ctx.settings.payment_pending_reconcile_after_s, payment_id=payment_id,
+    )
+    session.add(payment)
+    return payment, method.gateway_token
 
 
 def _target(body: PaymentCreate, payment_id: uuid.UUID) -> ChargeTarget:

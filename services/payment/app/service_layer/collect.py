@@ -15,7 +15,9 @@ gateway before either committed. So:
 If (c) never commits (crash, lost broker connection) the payment stays pending; the redelivered event finds
 the claimed row and does nothing, and the reconciler settles it by asking the gateway, emitting the event
 then. The inbox transaction does stay open across the gateway call (bounded by the gateway timeout); it holds
-nothing but the inbox row, and prefetch is kept small so connections are not exhausted.
+nothing but the inbox row. While (a) runs a handler holds two pool connections, so settings refuse a prefetch
+with 2 x prefetch above the pool's size (otherwise every connection could be an inbox transaction waiting
+for a second one). Needing only one would take a consumer hook run before the inbox transaction opens.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ import asyncio
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from app.api import payments as payments_api
 from app.db.models import Payment
 from billing_shared.testing import EventBus
 from tests.conftest import HARD_DECLINE_CARD, INSUFFICIENT_FUNDS_CARD, events_about, idem
@@ -135,6 +136,42 @@ async def test_bad_input_is_422_naming_the_field_and_nothing_is_written(
     assert response.json()["error"]["field"] == field
     assert await count_payments(db, customer_id) == 0
     assert gateway_stats()["charge_calls"] == calls
+
+
+async def test_a_request_that_died_after_claiming_its_key_is_resumed_by_a_retry_once_stale(
+    client, customer, add_card, db, gateway_stats, monkeypatch
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    keyed = idem(headers)
+
+    async def die(*args, **kwargs):
+        raise RuntimeError("the process died before the gateway answered")
+
+    monkeypatch.setattr(payments_api, "charge_at_gateway", die)
+    with pytest.raises(RuntimeError):
+        await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
+    monkeypatch.undo()
+    async with db.sessions() as session:
+        [pending] = (await session.scalars(select(Payment).where(Payment.customer_id == customer_id))).all()
+        # The key was claimed together with its pending payment: the claim names the payment to resume.
+        claimed = await session.scalar(
+            text("SELECT resource_id FROM idempotency_keys WHERE key = :key"), {"key": keyed["Idempotency-Key"]}
+        )
+    assert pending.status == "pending" and claimed == pending.id
+    async with db.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE idempotency_keys SET updated_at = updated_at - interval '5 minutes' WHERE key = :key"),
+            {"key": keyed["Idempotency-Key"]},
+        )
+    before = gateway_stats()["charges"]
+
+    retried = await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
+
+    assert retried.status_code == 201, retried.text
+    assert (retried.json()["id"], retried.json()["status"]) == (str(pending.id), "succeeded")
+    assert gateway_stats()["charges"] - before == 1
+    assert await count_payments(db, customer_id) == 1
 
 
 async def test_another_customers_payment_method_is_refused_and_the_key_stays_usable(

@@ -44,3 +44,17 @@ def test_production_refuses_the_local_fingerprint_key(monkeypatch: pytest.Monkey
 def test_a_pending_payment_is_not_reconciled_while_its_gateway_call_may_still_answer() -> None:
     with pytest.raises(ValidationError, match="PAYMENT_PENDING_RECONCILE_AFTER_S"):
         Settings(payment_gateway_timeout_s=30, payment_pending_reconcile_after_s=20)
+
+
+@pytest.mark.parametrize(("prefetch", "pool_size", "overflow"), [(8, 4, 4), (6, 5, 5), (3, 2, 3)])
+def test_a_prefetch_whose_charges_could_starve_the_pool_is_refused(prefetch: int, pool_size: int, overflow: int) -> None:
+    # Each in-flight charge holds two connections: 2 x prefetch must fit in the pool.
+    with pytest.raises(ValidationError, match="PREFETCH=.*starve the database pool"):
+        Settings(prefetch=prefetch, db_pool_size=pool_size, db_max_overflow=overflow)
+
+
+def test_the_default_prefetch_fits_the_default_pool_and_an_api_only_replica_ignores_it() -> None:
+    settings = Settings(db_pool_size=5, db_max_overflow=5)
+    assert 2 * settings.prefetch <= settings.db_pool_size + settings.db_max_overflow
+    assert Settings(prefetch=8, db_pool_size=8, db_max_overflow=8).prefetch == 8
+    assert Settings(run_consumer=False, db_pool_size=2, db_max_overflow=0).db_pool_size == 2
