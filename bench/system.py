@@ -64,6 +64,9 @@ class BenchSystem:
                 # The benchmark starts billing runs itself; the scheduler must not race it.
                 "SUBSCRIPTION_BILLING_INTERVAL_S": "86400",
                 "MOCK_GATEWAY_SUCCESS_RATE": "1.0",
+                # Invoice emails carry their signed link, not a PDF attachment: rendering a PDF per invoice
+                # (WeasyPrint, ~60 ms of CPU each) would make the billing-run step a PDF benchmark.
+                "NOTIFIER_API_KEY": "",
                 **(extra_env or {}),
             },
         )

@@ -9,7 +9,6 @@ delivery limit dead-letters it to `<service>.dlq` without blocking the messages 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -117,7 +116,7 @@ class EventConsumer:
 
     async def _handle_message(self, message: AbstractIncomingMessage) -> None:
         try:
-            envelope = Envelope.model_validate(json.loads(message.body))
+            envelope = Envelope.model_validate_json(message.body)
         except (ValueError, ValidationError) as exc:
             log.error("unreadable message %s dead-lettered: %s", message.message_id, exc)
             HANDLED.labels(self.service, message.type or "?", "unreadable").inc()
@@ -154,9 +153,18 @@ class EventConsumer:
         await message.ack()
 
     async def _apply_with_retries(self, envelope: Envelope, handler: Handler) -> str:
+        try:  # the common case, without building the retry machinery
+            return await self.apply(envelope, handler)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.retry_attempts <= 1:
+                raise
+            log.info("handling %s %s failed, retrying: %r", envelope.type, envelope.event_id, exc)
+        await asyncio.sleep(self.retry_initial_s)
         outcome = "handled"
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self.retry_attempts),
+            stop=stop_after_attempt(self.retry_attempts - 1),
             wait=wait_exponential(multiplier=self.retry_initial_s, max=self.retry_max_s),
             retry=retry_if_exception(lambda e: not isinstance(e, asyncio.CancelledError)),
             reraise=True,
