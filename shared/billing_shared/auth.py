@@ -74,7 +74,7 @@ def issue_token(
     audience: str,
     ttl: timedelta,
 ) -> str:
-    issued = clock.now()
+    issued = clock.wall_now()  # token lifetimes are real time, whatever a simulated business clock says
     claims = {
         "sub": str(customer_id),
         "customer_id": str(customer_id),
@@ -89,12 +89,31 @@ def issue_token(
 
 
 class TokenVerifier:
+    """Checks signature, algorithm, issuer, audience and expiry; remembers tokens it already checked
+    (until they expire), since a client sends the same token with every request for its lifetime."""
+
+    CACHE_SIZE = 10_000
+
     def __init__(self, public_key_pem: str, issuer: str, audience: str):
         self._key = serialization.load_pem_public_key(public_key_pem.encode())
         self.issuer = issuer
         self.audience = audience
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def verify(self, token: str) -> Principal:
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, expires = hit
+            if clock.wall_now().timestamp() < expires:
+                return principal
+            del self._verified[token]
+        principal, expires = self._decode(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -107,7 +126,7 @@ class TokenVerifier:
             role = claims["role"]
             if role not in ("admin", "user"):
                 raise jwt.InvalidTokenError("unknown role")
-            return Principal(customer_id=uuid.UUID(claims["customer_id"]), role=role)
+            return Principal(customer_id=uuid.UUID(claims["customer_id"]), role=role), float(claims["exp"])
         except (jwt.PyJWTError, ValueError) as exc:
             raise unauthorized(f"invalid token: {exc}") from None
 
