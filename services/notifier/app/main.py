@@ -29,6 +29,7 @@ def build_delivery(settings: Settings) -> EmailDelivery:
         attempts=settings.smtp_attempts,
         backoff_initial=settings.smtp_backoff_initial_s,
         backoff_max=settings.smtp_backoff_max_s,
+        pool_size=settings.prefetch,  # at most one send per in-flight email
     )
     invoice_pdfs = None
     if settings.notifier_invoice_api_url and settings.notifier_api_key:
@@ -52,22 +53,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handlers=build_handlers(delivery),
     )
     app.state.delivery = delivery
-    if delivery.invoice_pdfs is not None:
-        _hold_for_lifetime(app, delivery.invoice_pdfs)
+    _hold_for_lifetime(app, delivery.sender, delivery.invoice_pdfs)
     return app
 
 
-def _hold_for_lifetime(app: FastAPI, invoice_pdfs: InvoicePdfClient) -> None:
-    """Open the pooled PDF client before the consumer starts; close it after the consumer has stopped."""
+def _hold_for_lifetime(app: FastAPI, sender: SmtpSender, invoice_pdfs: InvoicePdfClient | None) -> None:
+    """Open the pooled PDF client before the consumer starts; close it and the SMTP connections after it stopped."""
     service_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        invoice_pdfs.start()
+        if invoice_pdfs is not None:
+            invoice_pdfs.start()
         try:
             async with service_lifespan(app):
                 yield
         finally:
-            await invoice_pdfs.aclose()
+            if invoice_pdfs is not None:
+                await invoice_pdfs.aclose()
+            await sender.aclose()
 
     app.router.lifespan_context = lifespan

@@ -5,12 +5,14 @@ Each kind is one folder under app/templates/ (subject.txt, body.txt, body.html);
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,9 @@ def date_filter(context: Context, value: Any) -> str:
 def _build_environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
+        # Templates ship with the code: compiled once and kept (no stat per render), except while editing locally.
+        auto_reload=os.environ.get("ENVIRONMENT", "local").lower() == "local",
+        cache_size=-1,
         # Only HTML is escaped: escaping the text part would show customers "&lt;" literally.
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=StrictUndefined,
@@ -99,8 +104,9 @@ def _build_environment() -> Environment:
 _environment = _build_environment()
 
 
+@cache
 def email_kinds() -> frozenset[str]:
-    """Every kind that has a complete template folder."""
+    """Every kind that has a complete template folder (read once: the folders ship with the code)."""
     return frozenset(
         folder.name
         for folder in TEMPLATES_DIR.iterdir()

@@ -1,4 +1,4 @@
-"""Deliver an EmailMessage over SMTP, retrying transient failures with exponential backoff.
+"""Deliver an EmailMessage over SMTP on pooled, reused connections, retrying transient failures with backoff.
 
 Transient failures that outlast the retries raise SmtpUnavailable (the consumer nacks, the event comes back later);
 permanent 5xx refusals raise SmtpRejected (retrying cannot help, so the consumer dead-letters it).
@@ -6,7 +6,9 @@ permanent 5xx refusals raise SmtpRejected (retrying cannot help, so the consumer
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -45,8 +47,31 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
+class _Connection(aiosmtplib.SMTP):
+    """An SMTP client that remembers whether this transaction reached DATA (past which a resend may duplicate)."""
+
+    data_started = False
+
+    async def data(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.data_started = True
+        return await super().data(*args, **kwargs)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The connection broke (or the server said it is closing it) rather than refusing this message."""
+    if isinstance(error, aiosmtplib.SMTPResponseException) and error.code == 421:
+        return True
+    return isinstance(error, (ConnectionError, TimeoutError, aiosmtplib.SMTPServerDisconnected))
+
+
 class SmtpSender:
-    """Sends each message on its own connection; safe to share between concurrent tasks."""
+    """Sends over a small pool of kept-open connections; safe to share between concurrent tasks.
+
+    A connection is taken from the pool for one message and put back after the server accepted it; any error
+    closes it. A pooled connection the server has dropped meanwhile (idle timeout, restart) is noticed on use:
+    if the failure came before the DATA command, the message is sent once more on a fresh connection at once
+    (nothing was accepted, so nothing can be doubled); later failures go to the backoff retries as before.
+    """
 
     def __init__(
         self,
@@ -61,9 +86,12 @@ class SmtpSender:
         attempts: int = 4,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
+        pool_size: int = 1,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
         self.host = host
         self.port = port
         self.username = username
@@ -74,6 +102,10 @@ class SmtpSender:
         self.attempts = attempts
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.pool_size = pool_size
+        self._idle: list[_Connection] = []  # connected, between transactions; at most pool_size
+        self._local_hostname: str | None = None  # EHLO name, looked up once (aiosmtplib would per connection)
+        self.connections_opened = 0
 
     async def send(self, message: EmailMessage) -> None:
         """Deliver to the recipients in the message's headers; SmtpUnavailable or SmtpRejected if it cannot."""
@@ -93,9 +125,46 @@ class SmtpSender:
         except (aiosmtplib.SMTPException, OSError) as error:
             raise self._classify(error) from error
 
+    async def aclose(self) -> None:
+        """QUIT every pooled connection (at shutdown); the sender reconnects if used again."""
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(self._close(connection, polite=True) for connection in idle))
+
     async def _send_once(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(
-            message,
+        connection = self._checkout()
+        if connection is not None:
+            try:
+                await self._transact(connection, message)
+                return
+            except (aiosmtplib.SMTPException, OSError) as error:
+                if connection.data_started or not _connection_lost(error):
+                    raise
+                logger.info("pooled smtp connection to %s:%s was lost (%r); reconnecting", self.host, self.port, error)
+        await self._transact(await self._connect(), message)
+
+    async def _transact(self, connection: _Connection, message: EmailMessage) -> None:
+        connection.data_started = False
+        try:
+            await connection.send_message(message)
+        except BaseException:
+            await self._close(connection, polite=False)
+            raise
+        if len(self._idle) < self.pool_size and connection.is_connected:
+            self._idle.append(connection)
+        else:
+            await self._close(connection, polite=True)
+
+    def _checkout(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.is_connected:
+                return connection
+        return None
+
+    async def _connect(self) -> _Connection:
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        connection = _Connection(
             hostname=self.host,
             port=self.port,
             username=self.username,
@@ -104,7 +173,21 @@ class SmtpSender:
             # Explicit False: aiosmtplib's default (None) upgrades opportunistically, which we want to be a setting.
             start_tls=self.start_tls,
             timeout=self.timeout,
+            local_hostname=self._local_hostname,
         )
+        await connection.connect()
+        self.connections_opened += 1
+        return connection
+
+    @staticmethod
+    async def _close(connection: _Connection, *, polite: bool) -> None:
+        if polite and connection.is_connected:
+            try:
+                await connection.quit()
+                return
+            except (aiosmtplib.SMTPException, OSError):
+                pass
+        connection.close()
 
     def _classify(self, error: BaseException) -> Exception:
         where = f"{self.host}:{self.port}"

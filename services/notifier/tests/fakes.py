@@ -26,6 +26,15 @@ class _CollectingHandler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if self._sink.mail_replies:
+            return self._sink.mail_replies.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
@@ -39,6 +48,7 @@ class _CollectingHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         self._sink.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+        self._sink.peers.append(session.peer)
         return "250 Message accepted for delivery"
 
 
@@ -49,6 +59,9 @@ class SmtpSink:
         self.host = host
         self.port = port or free_port()
         self.messages: list[EmailMessage] = []
+        self.peers: list[Any] = []  # the client's (host, port) of each message: one per SMTP connection
+        # Replies such as "421 4.4.2 closing connection" given to the next MAIL commands instead of accepting them.
+        self.mail_replies: list[str] = []
         # Replies such as "451 4.3.0 try later" given to the next RCPT commands instead of accepting them.
         self.rcpt_replies: list[str] = []
         # Addresses refused for good ("550 No such user") on every attempt.

@@ -1,4 +1,4 @@
-"""SmtpSender against a real SMTP server (aiosmtpd): delivery, outages, recovery mid-retry, refusals."""
+"""SmtpSender against a real SMTP server (aiosmtpd): delivery, connection reuse, outages, recovery, refusals."""
 
 from __future__ import annotations
 
@@ -45,6 +45,47 @@ async def test_sent_message_arrives_with_its_recipient_and_subject(smtp_sink: Sm
     assert received["To"] == "ada@example.com"
     assert received["Subject"] == "Receipt for invoice INV-1"
     assert received.get_body(("html",)).get_content().strip() == "<p>Hello Ada,</p>"
+
+
+async def test_consecutive_sends_reuse_one_connection(smtp_sink: SmtpSink) -> None:
+    sender = fast_sender(smtp_sink, attempts=1)
+
+    for n in range(3):
+        await sender.send(make_message(f"Receipt {n}"))
+    await sender.aclose()
+
+    assert [m["Subject"] for m in smtp_sink.messages] == ["Receipt 0", "Receipt 1", "Receipt 2"]
+    assert len(set(smtp_sink.peers)) == 1
+    assert sender.connections_opened == 1
+
+
+async def test_a_connection_dropped_by_a_server_restart_is_reopened_within_one_attempt(smtp_sink: SmtpSink) -> None:
+    sender = fast_sender(smtp_sink, attempts=1)  # no backoff retries: the reconnect must happen inside the attempt
+    await sender.send(make_message("Before the restart"))
+    smtp_sink.stop()
+    smtp_sink.start()
+
+    await sender.send(make_message("After the restart"))
+    await sender.aclose()
+
+    assert [m["Subject"] for m in smtp_sink.messages] == ["Before the restart", "After the restart"]
+    assert len(set(smtp_sink.peers)) == 2
+    assert sender.connections_opened == 2
+
+
+async def test_a_pooled_connection_the_server_closes_before_data_is_retried_once_on_a_fresh_one(
+    smtp_sink: SmtpSink,
+) -> None:
+    sender = fast_sender(smtp_sink, attempts=1)
+    await sender.send(make_message("First"))
+    smtp_sink.mail_replies.append("421 4.4.2 Idle too long, closing connection")  # the reused connection's MAIL
+
+    await sender.send(make_message("Second"))
+    await sender.aclose()
+
+    assert [m["Subject"] for m in smtp_sink.messages] == ["First", "Second"]  # sent exactly once
+    assert smtp_sink.mail_replies == []
+    assert sender.connections_opened == 2
 
 
 async def test_server_down_raises_smtp_unavailable_after_every_attempt(
