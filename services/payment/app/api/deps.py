@@ -13,7 +13,8 @@ from billing_shared.errors import not_found
 from ..context import PaymentContext
 
 
-def _context(request: Request) -> PaymentContext:
+async def _context(request: Request) -> PaymentContext:
+    # async: FastAPI runs a sync dependency in the thread pool, a thread hop on every request.
     return request.app.state.payment
 
 

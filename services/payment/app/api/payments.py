@@ -18,20 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_shared import clock
 from billing_shared.auth import CurrentPrincipal, Principal
+from billing_shared.db import UnitOfWork
 from billing_shared.errors import ApiError, not_found
 from billing_shared.idempotency import Claim
 from billing_shared.ids import new_id
 from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
 
+from ..adapters.gateway import ChargeResult
 from ..context import PaymentContext
 from ..db.models import Payment, PaymentMethod
 from ..domain.payments import payment_charge_key
 from ..service_layer.charges import (
     ChargeTarget,
     apply_charge_result,
+    apply_charge_result_if_unmoved,
     attached_method,
     charge_at_gateway,
     default_method,
+    insert_payment,
     new_payment,
 )
 from .deps import Context, IdempotencyKey, check_customer, idempotency_scope
@@ -68,17 +72,37 @@ async def create_payment(
     # No transaction is open across the gateway call.
     result = await charge_at_gateway(ctx.gateway, started, token) if token is not None else None
     async with ctx.db.uow() as uow:
-        payment = await uow.session.get(Payment, started.id, with_for_update=True)
-        assert payment is not None
-        if result is not None:
-            now = clock.now(payment.customer_id)
-            event = apply_charge_result(payment, result, at=now, now=now, schedule=ctx.settings.payment_reconcile_after_s)
-            if event is not None:
-                uow.emit(event, occurred_at=now)
+        payment = await _settle(ctx, uow, started, result)
         response = payment_body(payment)
         await ctx.keys.complete(uow.session, claim, 201, response, payment.id)
         await uow.commit()
     return JSONResponse(response, status_code=201)
+
+
+async def _settle(ctx: PaymentContext, uow: UnitOfWork, started: Payment, result: ChargeResult | None) -> Payment:
+    """Record the gateway's answer (if any) in the unit of work; the payment as it will be committed.
+
+    Usually one conditional UPDATE of the payment this request wrote; if anyone moved it meanwhile (the
+    reconciler), or there is no answer to record, the row is locked and read, and the answer applied to that.
+    """
+    schedule = ctx.settings.payment_reconcile_after_s
+    if result is not None and started.status == "pending":
+        now = clock.now(started.customer_id)
+        written, event = await apply_charge_result_if_unmoved(
+            uow.session, started, result, at=now, now=now, schedule=schedule
+        )
+        if written:
+            if event is not None:
+                uow.emit(event, occurred_at=now)
+            return started
+    payment = await uow.session.get(Payment, started.id, with_for_update=True)
+    assert payment is not None
+    if result is not None:
+        now = clock.now(payment.customer_id)
+        event = apply_charge_result(payment, result, at=now, now=now, schedule=schedule)
+        if event is not None:
+            uow.emit(event, occurred_at=now)
+    return payment
 
 
 async def _claim_key_and_start_payment(
@@ -105,7 +129,6 @@ async def _start_payment(ctx: PaymentContext, claim: Claim, body: PaymentCreate)
     """Write the pending payment and tie it to an already committed claim; (payment, card token)."""
     async with ctx.db.uow() as uow:
         payment, token = await _new_pending_payment(ctx, uow.session, body, new_id())
-        await uow.session.flush()
         await ctx.keys.attach_resource(uow.session, claim, payment.id)
         await uow.commit()
         return payment, token
@@ -130,7 +153,7 @@ async def _new_pending_payment(
         _target(body, payment_id), method, at=now, now=now,
         pending_grace_s=ctx.settings.payment_pending_reconcile_after_s, payment_id=payment_id,
     )
-    session.add(payment)
+    await insert_payment(session, payment)
     return payment, method.gateway_token
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +26,17 @@ from ..db.models import Payment, PaymentMethod
 from ..domain.payments import OPEN, check_transition, next_check_at
 
 NO_PAYMENT_METHOD = "no_payment_method"
+
+# Statements on the charge path are built once: building one (and its cache key) per call costs more CPU
+# than the round trip it makes.
+_PAYMENTS = Payment.__table__
+_COLUMNS = tuple(c.key for c in _PAYMENTS.columns)
+_INSERT_PAYMENT = plain_insert(_PAYMENTS)
+_DEFAULT_METHOD = select(PaymentMethod).where(
+    PaymentMethod.customer_id == bindparam("customer_id"),
+    PaymentMethod.is_default.is_(True),
+    PaymentMethod.detached_at.is_(None),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +57,7 @@ class ChargeTarget:
 
 
 async def default_method(session: AsyncSession, customer_id: uuid.UUID) -> PaymentMethod | None:
-    return await session.scalar(
-        select(PaymentMethod).where(
-            PaymentMethod.customer_id == customer_id,
-            PaymentMethod.is_default.is_(True),
-            PaymentMethod.detached_at.is_(None),
-        )
-    )
+    return await session.scalar(_DEFAULT_METHOD, {"customer_id": customer_id})
 
 
 async def attached_method(
@@ -103,6 +110,12 @@ def new_payment(
         created_at=at,
         updated_at=now,
     )
+
+
+async def insert_payment(session: AsyncSession, payment: Payment) -> None:
+    """Insert a new payment (from `new_payment`) in the session's transaction, without the ORM's unit of work;
+    the object stays a plain value, outside the session."""
+    await session.execute(_INSERT_PAYMENT, {key: getattr(payment, key) for key in _COLUMNS})
 
 
 async def insert_payment_once(session: AsyncSession, payment: Payment) -> bool:
@@ -192,3 +205,33 @@ def apply_charge_result(
     payment.settled_at = at
     payment.updated_at = at
     return payment_event(payment)
+
+
+@lru_cache(maxsize=64)
+def _update_if_status(columns: tuple[str, ...]) -> Update:
+    return (
+        update(_PAYMENTS)
+        .where(_PAYMENTS.c.id == bindparam("p_id"), _PAYMENTS.c.status == bindparam("p_was"))
+        .values({key: bindparam(f"p_{key}") for key in columns})
+    )
+
+
+async def apply_charge_result_if_unmoved(
+    session: AsyncSession, payment: Payment, result: ChargeResult, *, at: datetime, now: datetime, schedule: list[int]
+) -> tuple[bool, Event | None]:
+    """`apply_charge_result` on a payment read earlier (a plain value, not locked), written by one UPDATE of
+    the columns it changed that lands only while the row still has the status that was read: (written, event).
+
+    While its status is unchanged nobody has settled the row, and apply_charge_result writes the same values
+    to a locked, freshly read row, so this is the same as locking, reading and applying. Not written (the
+    object is then stale): someone moved the payment first; lock it, read it again and apply to that.
+    """
+    was = payment.status
+    before = {key: getattr(payment, key) for key in _COLUMNS}
+    event = apply_charge_result(payment, result, at=at, now=now, schedule=schedule)
+    changed = tuple(key for key in _COLUMNS if getattr(payment, key) != before[key])
+    if not changed:
+        return False, None
+    params = {"p_id": payment.id, "p_was": was, **{f"p_{key}": getattr(payment, key) for key in changed}}
+    written = (await session.execute(_update_if_status(changed), params)).rowcount == 1
+    return written, event if written else None

@@ -238,3 +238,40 @@ async def test_listing_shows_a_user_only_its_own_payments_filtered_and_paginated
     assert (await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=stranger)).json()["data"] == []
     as_admin = (await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=admin_headers)).json()
     assert len(as_admin["data"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("moved_to", "answered", "checks"),
+    [
+        # The reconciler settled it first: the request leaves it as it is and announces nothing more.
+        ("status = 'succeeded', gateway_charge_id = 'ch_reconciler', settled_at = now()", "succeeded", 0),
+        # The reconciler found it in flight and made it unknown: the request's answer settles it, keeping the check.
+        ("status = 'unknown', reconcile_checks = 1", "succeeded", 1),
+    ],
+)
+async def test_a_payment_moved_while_the_gateway_answered_is_settled_from_its_current_row(
+    client, customer, add_card, db, monkeypatch, moved_to, answered, checks
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    real_charge = payments_api.charge_at_gateway
+
+    async def charge_then_move(gateway, payment, token):
+        result = await real_charge(gateway, payment, token)
+        async with db.sessions() as session, session.begin():
+            await session.execute(text(f"UPDATE payments SET {moved_to} WHERE id = :id"), {"id": payment.id})
+        return result
+
+    monkeypatch.setattr(payments_api, "charge_at_gateway", charge_then_move)
+    response = await client.post("/api/payments", json=payment_body(customer_id), headers=idem(headers))
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    async with db.sessions() as session:
+        row = await session.get(Payment, uuid.UUID(body["id"]))
+        announced = await session.scalar(
+            text("SELECT count(*) FROM outbox WHERE body -> 'payload' ->> 'payment_id' = :id"), {"id": body["id"]}
+        )
+    assert (body["status"], row.status, row.reconcile_checks) == (answered, answered, checks)
+    assert body["gateway_charge_id"] == row.gateway_charge_id
+    assert announced == (0 if "ch_reconciler" in moved_to else 1)

@@ -20,7 +20,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def gateway_answering(handler: Handler) -> HttpMockGateway:
-    return HttpMockGateway(BASE_URL, timeout_s=1.0, client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return HttpMockGateway(BASE_URL, timeout_s=1.0, transport=httpx.MockTransport(handler))
 
 
 def raising(exc_type: type[httpx.TransportError]) -> Handler:
