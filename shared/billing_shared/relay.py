@@ -157,7 +157,7 @@ class OutboxRelay:
                 )
             if unroutable:
                 # Nobody subscribes to these (yet): record it rather than block the outbox forever.
-                log.info("%d outbox events had no bound queue", len(unroutable))
+                log.debug("%d outbox events had no bound queue", len(unroutable))
                 await session.execute(
                     update(self._outbox)
                     .where(self._outbox.c.id.in_(unroutable))
