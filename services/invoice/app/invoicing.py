@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert as core_insert
 from sqlalchemy import select
@@ -157,20 +158,12 @@ async def finalize(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime
     with session.no_autoflush:
         invoice.number = await next_number(session, terms.invoice_prefix)
     await session.flush()
-    html_url, pdf_url = terms.links.urls(invoice.id)
     uow.emit(
         InvoiceFinalized(
-            invoice_id=invoice.id,
-            number=invoice.number,
-            customer_id=invoice.customer_id,
-            subscription_id=invoice.subscription_id,
-            currency=invoice.currency,
-            total=invoice.total,
+            **_facts(invoice, terms),
             amount_due=invoice.amount_due,
             due_at=invoice.due_at,
             payment_method_id=invoice.payment_method_id,
-            hosted_invoice_url=html_url,
-            invoice_pdf_url=pdf_url,
         ),
         occurred_at=at,
     )
@@ -178,25 +171,32 @@ async def finalize(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime
         mark_paid(uow, terms, invoice, at, payment_id=None)
 
 
+def _facts(invoice: Invoice, terms: Terms | None = None) -> dict[str, Any]:
+    """What every invoice event says about its invoice (and, given the terms, its signed links)."""
+    facts: dict[str, Any] = {
+        "invoice_id": invoice.id,
+        "number": invoice.number,
+        "customer_id": invoice.customer_id,
+        "subscription_id": invoice.subscription_id,
+        "currency": invoice.currency,
+        "total": invoice.total,
+    }
+    if terms is not None:
+        facts["hosted_invoice_url"], facts["invoice_pdf_url"] = terms.links.urls(invoice.id)
+    return facts
+
+
 def mark_paid(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime, payment_id: uuid.UUID | None) -> None:
     invoice.status = transition(invoice.status, InvoiceStatus.PAID).value
     invoice.paid_at = at
     invoice.payment_id = payment_id or invoice.payment_id
-    html_url, pdf_url = terms.links.urls(invoice.id)
     uow.emit(
         InvoicePaid(
-            invoice_id=invoice.id,
-            number=invoice.number,
-            customer_id=invoice.customer_id,
-            subscription_id=invoice.subscription_id,
-            currency=invoice.currency,
-            total=invoice.total,
+            **_facts(invoice, terms),
             amount_paid=invoice.amount_paid,
             paid_at=at,
             payment_id=invoice.payment_id,
             period_start=invoice.period_start,
-            hosted_invoice_url=html_url,
-            invoice_pdf_url=pdf_url,
         ),
         occurred_at=at,
     )
@@ -208,14 +208,7 @@ def mark_void(uow: UnitOfWork, invoice: Invoice, at: datetime) -> None:
     invoice.voided_at = at
     invoice.amount_due = 0
     uow.emit(
-        InvoiceVoided(
-            invoice_id=invoice.id,
-            number=invoice.number,
-            customer_id=invoice.customer_id,
-            subscription_id=invoice.subscription_id,
-            currency=invoice.currency,
-            total=invoice.total,
-        ),
+        InvoiceVoided(**_facts(invoice)),
         occurred_at=at,
     )
 
@@ -271,15 +264,7 @@ async def mark_uncollectible(uow: UnitOfWork, invoice_id: uuid.UUID, at: datetim
     invoice.status = transition(invoice.status, InvoiceStatus.UNCOLLECTIBLE).value
     invoice.marked_uncollectible_at = at
     uow.emit(
-        InvoiceUncollectible(
-            invoice_id=invoice.id,
-            number=invoice.number,
-            customer_id=invoice.customer_id,
-            subscription_id=invoice.subscription_id,
-            currency=invoice.currency,
-            total=invoice.total,
-            amount_due=invoice.amount_due,
-        ),
+        InvoiceUncollectible(**_facts(invoice), amount_due=invoice.amount_due),
         occurred_at=at,
     )
 
