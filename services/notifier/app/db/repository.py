@@ -10,18 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_shared.projections import newest_wins_upsert
+
 from .models import Customer, Notification
 
 
 # Statements are built once on the Core tables and executed with parameters: building an INSERT .. ON CONFLICT
 # per event cost more CPU than running it.
-_customers = Customer.__table__
-_insert_customer = insert(_customers)
-_UPSERT_CUSTOMER = _insert_customer.on_conflict_do_update(
-    index_elements=[_customers.c.id],
-    set_={k: _insert_customer.excluded[k] for k in ("email", "name", "as_of")},
-    where=_customers.c.as_of <= _insert_customer.excluded.as_of,
-)
+_UPSERT_CUSTOMER = newest_wins_upsert(Customer.__table__, key="id", version="as_of", columns=("email", "name"))
 _notifications = Notification.__table__
 _insert_notification = insert(_notifications)
 _CLAIMED_COLUMNS = (
