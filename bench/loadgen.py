@@ -29,11 +29,17 @@ class Response:
         return json.loads(self.body)
 
 
+# nginx closes a keep-alive connection after 75 s idle (keepalive_timeout); a request written into one it is
+# closing gets no answer. Reopen well before that instead of guessing afterwards whether a POST went through.
+MAX_IDLE_S = 30.0
+
+
 class _Connection:
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def _open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -44,6 +50,8 @@ class _Connection:
         self.reader = self.writer = None
 
     async def send(self, head: bytes, body: bytes) -> Response:
+        if self.writer is not None and time.monotonic() - self.last_used > MAX_IDLE_S:
+            self.close()
         if self.writer is None:
             await self._open()
         assert self.reader is not None and self.writer is not None
@@ -77,6 +85,7 @@ class _Connection:
             close = True
         if close:
             self.close()
+        self.last_used = time.monotonic()
         return Response(status, payload)
 
 

@@ -25,6 +25,9 @@ DEFAULT_UPSTREAMS: dict[str, str] = {
 }
 
 # Debian's build points these at /var/lib/nginx, which an unprivileged run cannot write (FACTS.md).
+# Shorter than the services' uvicorn --timeout-keep-alive (75 s): nginx drops an idle upstream connection
+# before the service would, and never reuses one the service is closing (a POST would get a 502).
+UPSTREAM_KEEPALIVE_TIMEOUT_S = 30
 TEMP_PATH_DIRECTIVES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -42,7 +45,8 @@ def render_local_config(
         f"    {name}_temp_path {_quoted(prefix / 'temp' / name)};" for name in TEMP_PATH_DIRECTIVES
     )
     upstream_blocks = "\n".join(
-        f"    upstream {name} {{ server {address}; keepalive 16; }}" for name, address in upstreams.items()
+        f"    upstream {name} {{ server {address}; keepalive 16; keepalive_timeout {UPSTREAM_KEEPALIVE_TIMEOUT_S}s; }}"
+        for name, address in upstreams.items()
     )
     return f"""# Written by gateway/render_local.py; edit gateway/nginx/*.conf or the script, not this file.
 

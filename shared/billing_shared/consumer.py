@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.exceptions import AMQPError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -105,14 +106,14 @@ class EventConsumer:
             await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            await self._handle_message(message)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
+        # aiormq cancels a channel's consumer callbacks when the connection drops. A handler cancelled between
+        # its side effect (an SMTP accept, a gateway charge) and its COMMIT would do that effect again on
+        # redelivery, so the work runs in its own task and finishes: it commits, its ack fails with the
+        # channel, and the redelivered copy finds its inbox row. Only stop() cancels work, after a grace period.
+        work = asyncio.create_task(self._handle_message(message))
+        self._in_flight.add(work)
+        work.add_done_callback(self._in_flight.discard)
+        await asyncio.shield(work)
 
     async def _handle_message(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -120,11 +121,11 @@ class EventConsumer:
         except (ValueError, ValidationError) as exc:
             log.error("unreadable message %s dead-lettered: %s", message.message_id, exc)
             HANDLED.labels(self.service, message.type or "?", "unreadable").inc()
-            await message.reject(requeue=False)
+            await self._settle(message.reject(requeue=False))
             return
         handler = self.handlers.get(envelope.type)
         if handler is None:  # tolerant: a binding we no longer need
-            await message.ack()
+            await self._settle(message.ack())
             return
         token = correlation_id.set(envelope.correlation_id)
         try:
@@ -145,12 +146,20 @@ class EventConsumer:
             # projection not there yet) does not burn the delivery limit in seconds. Other messages
             # keep flowing meanwhile: this only occupies one prefetch slot.
             await asyncio.sleep(min(self.redelivery_backoff_s * 2 ** (deliveries - 1), self.redelivery_backoff_max_s))
-            await message.nack(requeue=True)
+            await self._settle(message.nack(requeue=True))
             return
         finally:
             correlation_id.reset(token)
         HANDLED.labels(self.service, envelope.type, outcome).inc()
-        await message.ack()
+        await self._settle(message.ack())
+
+    @staticmethod
+    async def _settle(settlement: Awaitable[None]) -> None:
+        """Ack, nack or reject; on a channel that closed meanwhile the broker redelivers, which the inbox absorbs."""
+        try:
+            await settlement
+        except (AMQPError, ConnectionError, RuntimeError) as exc:
+            log.info("could not settle a delivery (the broker will redeliver it): %r", exc)
 
     async def _apply_with_retries(self, envelope: Envelope, handler: Handler) -> str:
         try:  # the common case, without building the retry machinery

@@ -34,6 +34,9 @@ from .auth import write_keypair
 REPO_ROOT = bootstrap.REPO_ROOT
 SERVICES = bootstrap.SERVICES
 SERVICE_PORT_OFFSETS = {name: i + 1 for i, name in enumerate(SERVICES)}  # customer 8001 ... notifier 8006
+# uvicorn keeps an idle keep-alive connection longer than any client of it does (nginx upstreams: 30 s, see
+# gateway/nginx), so a client never sends a request into a connection the server is just closing.
+KEEP_ALIVE = ("--timeout-keep-alive", "75")
 
 
 @dataclass
@@ -224,14 +227,15 @@ class Stack:
             specs.append(ProcessSpec(
                 service,
                 [py, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
-                 "--port", str(c.port(service)), "--no-access-log", "--timeout-graceful-shutdown", "5"],
+                 "--port", str(c.port(service)), "--no-access-log", "--timeout-graceful-shutdown", "5",
+                 *KEEP_ALIVE],
                 bootstrap.service_dir(service), env, f"http://127.0.0.1:{c.port(service)}/health",
             ))
         if (REPO_ROOT / "gateway" / "dashboard" / "main.py").exists():
             specs.append(ProcessSpec(
                 "dashboard",
                 [py, "-m", "uvicorn", "--factory", "dashboard.main:create_app", "--host", "127.0.0.1",
-                 "--port", str(c.port("dashboard")), "--no-access-log"],
+                 "--port", str(c.port("dashboard")), "--no-access-log", *KEEP_ALIVE],
                 REPO_ROOT / "gateway", {**common, "DASHBOARD_API_BASE_URL": c.gateway_url},
                 f"http://127.0.0.1:{c.port('dashboard')}/health",
             ))

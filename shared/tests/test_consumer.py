@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import uuid
 
 from sqlalchemy import func, insert, select
 
 from billing_shared import dlq
-from billing_shared.consumer import EventConsumer
+from billing_shared.consumer import HANDLED, EventConsumer
 from billing_shared.contracts import CustomerCreated
 from billing_shared.events import Envelope
 from billing_shared.testing import EventBus, wait_for
@@ -79,6 +81,47 @@ async def test_unknown_payload_fields_are_ignored(db, clean, infra, unique):
                 return await effect_count(db, str(env.event_id)) == 1
 
             await wait_for(applied)
+    finally:
+        await consumer.stop()
+
+
+async def test_a_handler_under_way_when_the_broker_drops_the_connection_commits_and_acts_once(
+    db, clean, infra, unique
+):
+    """aiormq cancels a channel's consumer callbacks when its connection closes. A handler cancelled after its
+    outside effect (an email handed to SMTP) but before its COMMIT would repeat that effect on redelivery."""
+    service = f"svc-{unique}"
+    outside_effects: list[str] = []
+    under_way, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_mailer(envelope: Envelope, uow) -> None:
+        outside_effects.append(str(envelope.event_id))  # the SMTP accept: cannot be rolled back
+        under_way.set()
+        await release.wait()
+        await record_effect(envelope, uow)
+
+    consumer = consumer_for(db, infra, service, {"customer.created": slow_mailer})
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            sent = await bus.publish(event())
+        await asyncio.wait_for(under_way.wait(), 10)
+        await asyncio.to_thread(
+            subprocess.run, ["rabbitmqctl", "-q", "close_all_connections", "-p", infra.vhost, "test: broker drop"],
+            check=True, capture_output=True,
+        )
+        release.set()
+
+        def outcomes(outcome: str) -> float:
+            return HANDLED.labels(service, "customer.created", outcome)._value.get()
+
+        async def redelivered_and_skipped():  # the ack died with the channel: the broker delivers it again
+            return outcomes("duplicate") >= 1
+
+        await wait_for(redelivered_and_skipped, timeout=30, message="the redelivered copy, skipped by the inbox")
+        assert await effect_count(db, str(sent.event_id)) == 1
+        assert outside_effects == [str(sent.event_id)]
+        assert outcomes("handled") == 1
     finally:
         await consumer.stop()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_harness import REPO_ROOT, service_folders
+from gateway_harness import REPO_ROOT, run_render_local, service_folders
 
 DOCKERFILES = sorted([*(REPO_ROOT.glob("services/*/Dockerfile")), REPO_ROOT / "gateway/dashboard/Dockerfile"])
 WEASYPRINT_LIBRARIES = (
@@ -83,3 +83,29 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -
 
     assert {".git", ".venv", ".env", ".run", "**/__pycache__"} <= ignored
     assert not ignored & {"shared", "services", "gateway", "shared/", "services/", "gateway/"}
+
+
+def _nginx_upstream_keepalive_timeouts(config_text: str) -> list[int]:
+    upstreams = re.findall(r"upstream\s+\w+\s*\{([^}]*)\}", config_text)
+    assert upstreams, "no upstream blocks"
+    timeouts = [re.search(r"keepalive_timeout\s+(\d+)s;", block) for block in upstreams]
+    assert all(timeouts), f"an upstream without keepalive_timeout: {upstreams}"
+    return [int(t.group(1)) for t in timeouts]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_services_keep_idle_connections_open_longer_than_the_gateway_reuses_them(dockerfile: Path) -> None:
+    # If nginx reused an upstream connection uvicorn was just closing, a POST on it would come back as a 502.
+    gateway = max(_nginx_upstream_keepalive_timeouts((REPO_ROOT / "gateway/nginx/nginx.docker.conf").read_text()))
+    command = _last(dockerfile, "CMD").replace('", "', " ")
+    service = re.search(r"--timeout-keep-alive\D+(\d+)", command)
+    assert service, command
+    assert int(service.group(1)) > gateway + 5
+
+
+def test_the_local_stack_keeps_the_same_order_of_keep_alive_timeouts(tmp_path: Path) -> None:
+    from billing_shared.devstack import KEEP_ALIVE
+
+    config = run_render_local(tmp_path, 18080, {"customer": "127.0.0.1:18001", "payment": "127.0.0.1:18002"}).read_text()
+    gateway = max(_nginx_upstream_keepalive_timeouts(config))
+    assert KEEP_ALIVE[0] == "--timeout-keep-alive" and int(KEEP_ALIVE[1]) > gateway + 5

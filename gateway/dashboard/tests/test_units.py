@@ -64,7 +64,11 @@ def test_session_codec_round_trip_and_tamper_detection():
     session = Session.new(token="tok")
     value = codec.dumps(session)
     assert codec.loads(value) == session
-    assert codec.loads(value[:-2] + "xx") is None
+    payload, stamp, signature = value.split(".")
+    middle = len(signature) // 2  # fully significant (a base64 tail char may carry padding bits)
+    flipped = "A" if signature[middle] != "A" else "B"
+    assert codec.loads(f"{payload}.{stamp}.{signature[:middle]}{flipped}{signature[middle + 1:]}") is None
+    assert codec.loads(f"{payload[:-1]}{'A' if payload[-1] != 'A' else 'B'}.{stamp}.{signature}") is None
     assert SessionCodec("another-secret-of-sufficient-length").loads(value) is None
     assert codec.csrf_valid(session, codec.csrf_token(session))
     assert not codec.csrf_valid(Session.new(), codec.csrf_token(session))

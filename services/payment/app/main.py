@@ -24,7 +24,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def on_start(runtime: ServiceRuntime) -> None:
         # Made on the running loop; closed only after the consumer has drained its in-flight charges.
-        ctx.bind_gateway(HttpMockGateway(settings.payment_gateway_url, timeout_s=settings.payment_gateway_timeout_s))
+        ctx.bind_gateway(HttpMockGateway(
+            settings.payment_gateway_url,
+            timeout_s=settings.payment_gateway_timeout_s,
+            attempts=settings.payment_gateway_attempts,
+        ))
         if settings.run_scheduler:
             runtime.spawn(run_reconciler(ctx), "payment-reconciler")
 

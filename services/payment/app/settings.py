@@ -23,6 +23,8 @@ class Settings(ServiceSettings):
 
     payment_gateway_url: str = "http://127.0.0.1:8090"
     payment_gateway_timeout_s: float = Field(10.0, gt=0)
+    # Tries per gateway call when the connection breaks before an answer (same idempotency key each time).
+    payment_gateway_attempts: int = Field(3, ge=1, le=5)
     # HMAC key of card fingerprints; rotating it makes old fingerprints unmatchable, nothing worse.
     payment_fingerprint_key: str = LOCAL_FINGERPRINT_KEY
     # When to ask the gateway about a charge whose outcome is unknown: seconds after each previous check.
@@ -60,8 +62,12 @@ class Settings(ServiceSettings):
     @model_validator(mode="after")
     def _pending_grace_outlasts_a_gateway_call(self) -> "Settings":
         # Otherwise the reconciler could take a payment from a request that is still waiting for its answer.
-        if self.payment_pending_reconcile_after_s <= self.payment_gateway_timeout_s:
-            raise ValueError("PAYMENT_PENDING_RECONCILE_AFTER_S must exceed PAYMENT_GATEWAY_TIMEOUT_S")
+        longest_call = self.payment_gateway_attempts * (self.payment_gateway_timeout_s + 0.5)
+        if self.payment_pending_reconcile_after_s <= longest_call:
+            raise ValueError(
+                "PAYMENT_PENDING_RECONCILE_AFTER_S must exceed the longest gateway call, PAYMENT_GATEWAY_ATTEMPTS x "
+                f"(PAYMENT_GATEWAY_TIMEOUT_S + 0.5 s backoff) = {longest_call:g} s"
+            )
         return self
 
     @model_validator(mode="after")

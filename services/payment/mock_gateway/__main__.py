@@ -17,6 +17,9 @@ def main() -> None:
         log_level=settings.log_level,
         # A stalled "timeout card" request must not hold up shutdown for its full hang.
         timeout_graceful_shutdown=2,
+        # Longer than the payment service's pooled connections stay idle (httpx: 5 s), so the service never
+        # reuses one the provider is closing.
+        timeout_keep_alive=75,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +128,19 @@ class HttpMockGateway:
 
     Requests go straight to the transport: httpx.AsyncClient's per-request machinery (URL merging, default
     headers, cookies, auth, redirects, event hooks and an INFO log line) costs more CPU than the call itself.
-    The transport maps connection errors to httpx exceptions as the client does.
+    The transport maps connection errors to httpx exceptions as the client does. A call whose connection
+    broke before any answer is sent again (up to `attempts` times, same idempotency key).
     """
 
     def __init__(
-        self, base_url: str, timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        base_url: str,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        attempts: int = 3,
     ) -> None:
         self._base_url = base_url.rstrip("/")
+        self._attempts = attempts
         self._timeout = httpx.Timeout(timeout_s).as_dict()
         self._transport = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
@@ -160,11 +167,21 @@ class HttpMockGateway:
         if params is not None:
             url = url.copy_merge_params(params)
         request = httpx.Request(method, url, json=payload, extensions={"timeout": self._timeout})
-        response = await self._transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
+        async for attempt in AsyncRetrying(
+            # The connection broke before an answer came: most often a pooled keep-alive connection the
+            # provider closed as we reused it. Resending is safe, since every money call carries its
+            # idempotency key; a timeout is not retried here (the provider may still be working on it).
+            retry=retry_if_exception_type((httpx.NetworkError, httpx.RemoteProtocolError)),
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.05, max=0.5),
+            reraise=True,
+        ):
+            with attempt:
+                response = await self._transport.handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         response.request = request
         return response
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -64,6 +65,45 @@ class TestChargeOutcomeUnknown:
 
     async def test_idempotency_conflict_is_unknown_so_the_caller_reconciles(self) -> None:
         assert (await charge(error(409, "idempotency_key_in_use"))).status == "unknown"
+
+
+class TestBrokenConnections:
+    async def test_a_charge_whose_connection_broke_is_sent_again_with_the_same_key(self) -> None:
+        keys: list[str] = []
+        body = {"id": "ch_1", "status": "succeeded", "amount": 1000, "currency": "USD"}
+
+        def closed_once(request: httpx.Request) -> httpx.Response:
+            keys.append(json.loads(request.content)["idempotency_key"])
+            if len(keys) == 1:  # a pooled keep-alive connection the provider had just closed
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+            return httpx.Response(200, json=body)
+
+        result = await charge(closed_once)
+        assert (result.status, result.gateway_charge_id) == ("succeeded", "ch_1")
+        assert keys == ["key-1", "key-1"]
+
+    async def test_a_connection_that_keeps_breaking_leaves_the_outcome_unknown_after_the_attempts(self) -> None:
+        calls = 0
+
+        def always_reset(request: httpx.Request) -> httpx.Response:
+            nonlocal calls
+            calls += 1
+            raise httpx.ReadError("connection reset", request=request)
+
+        gateway = HttpMockGateway(BASE_URL, timeout_s=1.0, transport=httpx.MockTransport(always_reset), attempts=2)
+        assert (await gateway.charge("tok_1", 1000, "USD", "key-1")).status == "unknown"
+        assert calls == 2
+
+    async def test_a_timeout_is_not_sent_again(self) -> None:
+        calls = 0
+
+        def slow(request: httpx.Request) -> httpx.Response:
+            nonlocal calls
+            calls += 1
+            raise httpx.ReadTimeout("slow", request=request)
+
+        assert (await charge(slow)).status == "unknown"
+        assert calls == 1
 
 
 class TestChargeOutcomeKnown:

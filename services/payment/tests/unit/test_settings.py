@@ -44,6 +44,11 @@ def test_production_refuses_the_local_fingerprint_key(monkeypatch: pytest.Monkey
 def test_a_pending_payment_is_not_reconciled_while_its_gateway_call_may_still_answer() -> None:
     with pytest.raises(ValidationError, match="PAYMENT_PENDING_RECONCILE_AFTER_S"):
         Settings(payment_gateway_timeout_s=30, payment_pending_reconcile_after_s=20)
+    # Each of the attempts (a broken connection is tried again) may take the whole timeout.
+    with pytest.raises(ValidationError, match="PAYMENT_GATEWAY_ATTEMPTS"):
+        Settings(payment_gateway_timeout_s=30, payment_gateway_attempts=3, payment_pending_reconcile_after_s=60)
+    assert Settings(payment_gateway_timeout_s=30, payment_gateway_attempts=1,
+                    payment_pending_reconcile_after_s=60).payment_gateway_attempts == 1
 
 
 @pytest.mark.parametrize(("prefetch", "pool_size", "overflow"), [(8, 4, 4), (6, 5, 5), (3, 2, 3)])
