@@ -35,7 +35,7 @@ E2E_ENV = {
     "LOG_LEVEL": "WARNING",
     "PAYMENT_GATEWAY_TIMEOUT_S": "2",
     "PAYMENT_RECONCILE_AFTER_S": "1,2,5,10",
-    "PAYMENT_PENDING_RECONCILE_AFTER_S": "3",
+    "PAYMENT_PENDING_RECONCILE_AFTER_S": "8",  # > 3 attempts x (2 s + backoff): see payment settings
     "PAYMENT_RECONCILE_INTERVAL_S": "1",
     "RELAY_POLL_INTERVAL_S": "0.5",
     # A message that keeps failing reaches its DLQ in seconds rather than a minute (delivery limit unchanged).

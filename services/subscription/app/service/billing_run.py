@@ -11,7 +11,9 @@ subscription per transaction, so one bad row is counted as failed and cannot blo
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,27 +80,44 @@ class RunSummary:
 
 async def count_due(db: Database, as_of: datetime) -> int:
     """Subscriptions with at least one period to renew or end (for a progress bar's total)."""
+    return await _due_count(db, as_of, set())
+
+
+async def _due_count(db: Database, as_of: datetime, leave_out: set[uuid.UUID]) -> int:
     s = subscriptions.c
+    stmt = select(func.count()).where(s.status.in_(RENEWABLE), s.current_period_end <= as_of)
+    if leave_out:
+        stmt = stmt.where(s.id.not_in(leave_out))
     async with db.sessions() as session:
-        return await session.scalar(
-            select(func.count()).where(s.status.in_(RENEWABLE), s.current_period_end <= as_of)
-        ) or 0
+        return await session.scalar(stmt) or 0
 
 
 async def run_billing(
-    db: Database, as_of: datetime, *, batch_size: int = 500, on_progress: Progress | None = None
+    db: Database,
+    as_of: datetime,
+    *,
+    batch_size: int = 500,
+    on_progress: Progress | None = None,
+    busy_wait_s: float = 10.0,
 ) -> RunSummary:
     summary = RunSummary(as_of)
     try:
         summary.resumed = await resume_due(db, as_of, batch_size)
     except Exception:  # a resume that cannot be done must not hold up every renewal
         log.exception("resuming paused subscriptions failed; renewing the rest anyway")
+    deadline = time.monotonic() + busy_wait_s
     while True:
         claimed = await _advance_batch(db, as_of, batch_size, summary)
-        if not claimed:
+        if claimed:
+            if on_progress:
+                on_progress(claimed)
+            continue
+        # Nothing claimable: done, unless due rows were skipped because a short transaction held them (an
+        # event handler recording a payment, another runner's batch). Wait for those, a bounded while, so
+        # that a run reports what it renewed rather than leaving them silently for the next run.
+        if time.monotonic() >= deadline or not await _due_count(db, as_of, summary.failed_ids):
             break
-        if on_progress:
-            on_progress(claimed)
+        await asyncio.sleep(0.05)
     summary.failed = len(summary.failed_ids)
     summary.skipped = await _count_held(db, as_of)
     return summary

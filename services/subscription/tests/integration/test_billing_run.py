@@ -176,3 +176,35 @@ async def test_one_broken_subscription_fails_alone_and_the_rest_renew(db, servic
                 text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :plan"), {"plan": seeded.plan_id}
             )
             await uow.commit()
+
+
+async def test_a_due_subscription_held_by_a_short_transaction_is_renewed_once_it_is_released(db, service_env):
+    # The invoice.paid handler locks the subscription row for a moment; a run arriving then must not report
+    # "nothing due" and leave the renewal to some later run.
+    as_of = datetime(1995, 3, 1, tzinfo=UTC)
+    seeded = await seed_due(service_env.database_url("subscription"), 3, as_of)
+    released = asyncio.Event()
+    try:
+        async with db.uow() as holder:
+            held = await holder.session.scalar(
+                text("SELECT id FROM subscriptions WHERE plan_id = :p ORDER BY id LIMIT 1 FOR UPDATE"),
+                {"p": seeded.plan_id},
+            )
+
+            async def release_soon() -> None:
+                await asyncio.sleep(0.5)
+                await holder.rollback()
+                released.set()
+
+            summary, _ = await asyncio.gather(run_billing(db, as_of, batch_size=10), release_soon())
+        assert released.is_set()
+        assert (summary.renewed, summary.failed) == (3, 0)
+        async with db.sessions() as session:
+            held_periods = await session.scalar(select(func.count()).where(SubscriptionPeriod.subscription_id == held))
+        assert held_periods == 2
+    finally:
+        async with db.uow() as uow:
+            await uow.session.execute(
+                text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :plan"), {"plan": seeded.plan_id}
+            )
+            await uow.commit()
