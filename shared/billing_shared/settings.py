@@ -20,9 +20,11 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
 
     database_url: str = ""
-    # Six services share one Postgres (100 connections by default): keep each pool small.
-    db_pool_size: int = 5
-    db_max_overflow: int = 5
+    # Six services share one Postgres (100 connections by default): keep each pool small. And fixed: SQLAlchemy
+    # closes an overflow connection when it is returned, so a pool that overflows under steady load reconnects
+    # all the time (a Postgres backend forked, asyncpg's prepared statements lost, per checkout).
+    db_pool_size: int = 10
+    db_max_overflow: int = 0
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     exchange: str = "billing.events"
