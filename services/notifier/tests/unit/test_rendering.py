@@ -248,3 +248,12 @@ class TestBuildMessage:
         message = build_message(render("welcome"), self.SENDER, self.RECIPIENT)
 
         assert message["Message-ID"].endswith("@example.com>")
+
+
+def test_messages_share_header_classes_and_still_parse_every_header() -> None:
+    first = build_message(render("welcome"), "Billing <billing@example.com>", "ada@example.com")
+    second = build_message(render("welcome"), "Zoë Billing <billing@example.com>", "bob@example.com")
+    assert type(first["To"]) is type(second["To"])  # made once, not per message
+    assert second["To"].addresses[0].addr_spec == "bob@example.com"
+    assert second["From"].addresses[0].display_name == "Zoë Billing"
+    assert b"=?utf-8?" in second.as_bytes()  # the non-ASCII name is encoded on the wire
