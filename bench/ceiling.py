@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
@@ -68,6 +68,12 @@ class HopConfig:
     concurrency: int = 64
     warmup_s: float = 2.0
     duration_s: float = 10.0
+    # One worker process per core, each with its API, relay and consumer, as a scaled-out service runs: the
+    # machine's ceiling, not one process's.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Load levels tried; the best completion rate is the ceiling. Past the knee, HTTP requests crowd the
+    # consumers out of the connection pool and completions fall, so one level alone can understate it.
+    concurrencies: tuple[int, ...] = ()
 
 
 async def _count(conn: asyncpg.Connection) -> int:
@@ -75,12 +81,16 @@ async def _count(conn: asyncpg.Connection) -> int:
 
 
 async def _drive_hop(base_url: str, dsn: str, cfg: HopConfig, progress) -> dict:
+    """Closed-loop HTTP load, then wait until every accepted hop has completed. The ceiling is the sustained
+    rate, hops accepted / (load + drain): under full HTTP load the consumers fall behind (completions during
+    the window alone understate the machine), and accepted requests alone overstate it (work left queued)."""
     pool = HttpPool(base_url, size=cfg.concurrency)
     conn = await asyncpg.connect(dsn)
     try:
         async def hop(n: int) -> None:
             expect(await pool.post(f"/hop?n={n}"), 202)
 
+        c_start, started = await _count(conn), time.perf_counter()
         load = asyncio.create_task(closed_loop(hop, concurrency=cfg.concurrency,
                                                duration=cfg.warmup_s + cfg.duration_s))
         await asyncio.sleep(cfg.warmup_s)
@@ -94,21 +104,23 @@ async def _drive_hop(base_url: str, dsn: str, cfg: HopConfig, progress) -> dict:
         http = await load
         t1 = time.perf_counter()
         c1 = await _count(conn)
-        # Let the backlog drain so the hop is quiet before the next measurement.
         drained_at = None
-        for _ in range(300):
-            if await _count(conn) >= http.ok:
+        for _ in range(3000):
+            if await _count(conn) - c_start >= http.ok:
                 drained_at = time.perf_counter()
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.02)
+        if drained_at is None:
+            raise RuntimeError(f"hop backlog not drained within 60 s of the load ({http.ok} accepted)")
         return {
-            "completions_per_s": (c1 - c0) / (t1 - t0),
+            "completions_per_s": http.ok / (drained_at - started),
+            "window_completions_per_s": (c1 - c0) / (t1 - t0),
             "http_accepted_per_s": http.rate,
             "http_p50_ms": http.p(50) * 1000,
             "http_p99_ms": http.p(99) * 1000,
             "accepted": http.ok,
             "failures": http.failures(),
-            "drain_s": (drained_at - t1) if drained_at else None,
+            "drain_s": drained_at - t1,
             "concurrency": cfg.concurrency,
             "window_s": t1 - t0,
         }
@@ -133,16 +145,29 @@ def run_hop(cfg: HopConfig, progress=print) -> dict:
         subprocess.run([sys.executable, "-m", "bench.hop_app", "setup", sa_url], cwd=REPO_ROOT, env=env, check=True)
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "bench.hop_app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log", "--log-level", "warning"],
+             "--port", str(port), "--no-access-log", "--log-level", "warning", "--workers", str(cfg.workers)],
             cwd=REPO_ROOT, env=env, start_new_session=True,
         )
         _wait_ready(f"http://127.0.0.1:{port}/ready", proc)
-        progress(f"hop: {cfg.concurrency} clients in flight for {cfg.warmup_s:.0f}s + {cfg.duration_s:.0f}s")
-        before = cpu.snapshot({"hop": proc.pid})
-        figures = asyncio.run(_drive_hop(f"http://127.0.0.1:{port}", db_dsn, cfg, progress))
-        figures["cpu_seconds"] = cpu.difference(before, cpu.snapshot({"hop": proc.pid}))
-        figures["ops_total"] = figures["accepted"]
-        return figures
+        for _ in range(cfg.workers - 1):  # every worker up (each answers /ready on its own)
+            _wait_ready(f"http://127.0.0.1:{port}/ready", proc)
+        best: dict | None = None
+        tried: dict[int, float] = {}
+        for concurrency in cfg.concurrencies or (cfg.concurrency,):
+            progress(f"hop: {cfg.workers} workers, {concurrency} clients in flight for "
+                     f"{cfg.warmup_s:.0f}s + {cfg.duration_s:.0f}s")
+            before = cpu.snapshot({"hop": proc.pid})
+            figures = asyncio.run(
+                _drive_hop(f"http://127.0.0.1:{port}", db_dsn, replace(cfg, concurrency=concurrency), progress))
+            figures["cpu_seconds"] = cpu.difference(before, cpu.snapshot({"hop": proc.pid}))
+            figures["ops_total"] = figures["accepted"]
+            tried[concurrency] = round(figures["completions_per_s"], 1)
+            if best is None or figures["completions_per_s"] > best["completions_per_s"]:
+                best = figures
+        assert best is not None
+        best["workers"] = cfg.workers
+        best["completions_per_s_by_concurrency"] = tried
+        return best
     finally:
         if proc is not None:
             proc.terminate()

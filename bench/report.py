@@ -83,6 +83,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     lines.append(f"  {'pgbench TPC-B':<44} {_fmt(pg, ' tps'):>14}")
     row("hop: HTTP → tx+outbox → publish → consumer", hop, "/s", ratio_of=hop,
         extra=f"({_fmt(_ratio(hop, pg))} × pgbench)" if hop and pg else "")
+    if (h := _get(results, "ceiling.hop")):
+        by_level = ", ".join(f"{n} in flight {v:,.0f}/s" for n, v in (h.get("completions_per_s_by_concurrency") or {}).items())
+        lines.append(f"    sustained: accepted / (load + drain), {h.get('workers', 1)} workers; {by_level}")
     if (p := results.get("payments")):
         lines.append("one-off payments (through the gateway)")
         row("throughput", p["per_s"], "/s")

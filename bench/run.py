@@ -201,6 +201,7 @@ def run(profile_name: str, profile: Profile, steps: set[str], out_dir: Path, kee
         try:
             results["ceiling"]["hop"] = ceiling.run_hop(
                 ceiling.HopConfig(ADMIN_DSN, create_vhost(vhost), concurrency=profile.concurrency,
+                                  concurrencies=tuple(sorted({profile.concurrency // 2, profile.concurrency})),
                                   warmup_s=profile.hop_warmup_s, duration_s=profile.hop_s), progress=progress)
             progress(f"hop: {results['ceiling']['hop']['completions_per_s']:,.0f} completions/s")
         except Exception as exc:
