@@ -79,7 +79,7 @@ PROFILES = {
         email_peak_s=10, email_s=15,
         payments_warmup_s=3, payments_s=15,
         subscribe_warmup_s=3, subscribe_s=20, subscribe_in_flight=64,
-        billing_sizes=[10_000, 100_000], billing_customers=200, billing_timeout_s=600,
+        billing_sizes=[10_000, 100_000], billing_customers=200, billing_timeout_s=5400,
     ),
     "smoke": Profile(
         pgbench_scale=1, pgbench_seconds=3, pgbench_clients=4,
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override the billing run sizes, e.g. 10000,100000 (smoke: 10,100)")
     parser.add_argument("--billing-timeout", type=float, default=None,
                         help="give up waiting for a billing run's invoices to be paid and emailed after this many "
-                             "seconds (full: 600, smoke: 120); the figure is then marked incomplete, with an estimate")
+                             "seconds (full: 5400, smoke: 120); the figure is then marked incomplete, with an estimate")
     parser.add_argument("--duration", type=float, default=None,
                         help="override every measured window's length in seconds (warm-ups unchanged)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +59,28 @@ class IdempotencyKeys:
         self.table = idempotency_table(db.schema)
         self.wait_s = wait_s
         self.poll_s = poll_s
+        t = self.table
+        # The hot path's statements, built once (building one costs about as much as running it).
+        self._claim_fresh = (
+            insert(t)
+            .values(
+                scope=bindparam("scope"), key=bindparam("key"), request_hash=bindparam("request_hash"),
+                status="in_progress", resource_id=bindparam("resource_id", type_=t.c.resource_id.type),
+            )
+            .on_conflict_do_nothing()
+            .returning(t.c.key)
+        )
+        self._complete = (
+            update(t)
+            .where(and_(t.c.scope == bindparam("b_scope"), t.c.key == bindparam("b_key")))
+            .values(
+                status="completed",
+                response_status=bindparam("b_status"),
+                response_body=bindparam("b_body", type_=t.c.response_body.type),
+                updated_at=bindparam("b_at", type_=t.c.updated_at.type),
+                resource_id=func.coalesce(bindparam("b_resource_id", type_=t.c.resource_id.type), t.c.resource_id),
+            )
+        )
 
     async def claim(self, scope: str, key: str | None, body: Any) -> Claim:
         """Claim the key for this request, or return the replay of the request that claimed it."""
@@ -112,12 +134,8 @@ class IdempotencyKeys:
         `claim`, which replays, refuses or waits as Stripe does."""
         key = validate_key(key)
         fingerprint = request_fingerprint(body)
-        t = self.table
         claimed = await session.execute(
-            insert(t)
-            .values(scope=scope, key=key, request_hash=fingerprint, status="in_progress", resource_id=resource_id)
-            .on_conflict_do_nothing()
-            .returning(t.c.key)
+            self._claim_fresh, {"scope": scope, "key": key, "request_hash": fingerprint, "resource_id": resource_id}
         )
         if claimed.first() is None:
             return None
@@ -134,16 +152,11 @@ class IdempotencyKeys:
 
     async def complete(self, session: AsyncSession, claim: Claim, status: int, body: Any, resource_id: Any = None) -> None:
         """Store the response in the caller's transaction (with the effect it describes)."""
-        t = self.table
-        values: dict[str, Any] = {
-            "status": "completed",
-            "response_status": status,
-            "response_body": body,
-            "updated_at": clock.wall_now(),
-        }
-        if resource_id is not None:
-            values["resource_id"] = resource_id
-        await session.execute(update(t).where(and_(t.c.scope == claim.scope, t.c.key == claim.key)).values(**values))
+        await session.execute(
+            self._complete,
+            {"b_scope": claim.scope, "b_key": claim.key, "b_status": status, "b_body": body,
+             "b_at": clock.wall_now(), "b_resource_id": resource_id},
+        )
 
     async def release(self, claim: Claim) -> None:
         """Forget a claim whose request failed before doing anything (e.g. invalid input)."""
