@@ -26,13 +26,19 @@ async def engine(database_url: str):
 
 
 async def test_a_connection_the_server_terminated_is_replaced_at_checkout_without_an_error(engine, infra) -> None:
-    first = await backend_pid(engine)
+    async with engine.connect() as conn:
+        pooled = (await conn.get_raw_connection()).driver_connection
+        first = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
     admin = await asyncpg.connect(bootstrap.with_database(ADMIN_DSN, infra.database))
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", first)
     finally:
         await admin.close()
-    await asyncio.sleep(0.2)  # the pooled connection's socket sees the server's EOF
+    for _ in range(100):  # until the pooled connection's socket has seen the server's EOF
+        if pooled.is_closed():
+            break
+        await asyncio.sleep(0.05)
+    assert pooled.is_closed()
 
     second = await backend_pid(engine)
     assert second != first
