@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -278,25 +278,31 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     handlers: dict[str, Handler] | None = None,
     on_start: Callable[[ServiceRuntime], Any] | None = None,
+    resources: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     description: str = "",
 ) -> FastAPI:
-    """Build a service's app: routers, error shape, observability, lifespan with relay and consumer."""
+    """Build a service's app: routers, error shape, observability, lifespan with relay and consumer.
+
+    `resources` (an async context manager factory) is entered on the running loop before the consumer starts
+    and exited after it has stopped: clients the handlers use (a gateway, SMTP, HTTP pools) live inside it.
+    """
     service = settings.service_name
     configure_logging(service, settings.log_level)
     runtime = ServiceRuntime(settings, handlers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        if on_start is not None:
-            result = on_start(runtime)
-            if asyncio.iscoroutine(result):
-                await result
-        log.info("%s started", service)
-        try:
+        async with AsyncExitStack() as stack:
+            if resources is not None:
+                await stack.enter_async_context(resources())
+            await runtime.start()
+            stack.push_async_callback(runtime.stop)
+            if on_start is not None:
+                result = on_start(runtime)
+                if asyncio.iscoroutine(result):
+                    await result
+            log.info("%s started", service)
             yield
-        finally:
-            await runtime.stop()
 
     app = FastAPI(
         title=title,

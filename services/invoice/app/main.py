@@ -20,6 +20,15 @@ from .settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     terms = Terms.from_settings(settings)
+    pdfs = PdfRenderer(settings.invoice_pdf_concurrency, settings.invoice_pdf_cache_size)
+
+    @asynccontextmanager
+    async def renderer() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            pdfs.close()
+
     app = create_service_app(
         settings,
         title="Invoice service",
@@ -27,25 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # pages first: its /api/invoices/{id}.pdf must be tried before /api/invoices/{id}.
         routers=[pages.router, invoices.router, credit_notes.router],
         handlers=make_handlers(terms),
+        resources=renderer,
     )
     app.state.terms = terms
-    app.state.pdfs = PdfRenderer(settings.invoice_pdf_concurrency, settings.invoice_pdf_cache_size)
-    _close_on_shutdown(app, app.state.pdfs)
+    app.state.pdfs = pdfs
     return app
-
-
-def _close_on_shutdown(app: FastAPI, pdfs: PdfRenderer) -> None:
-    service_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            async with service_lifespan(app):
-                yield
-        finally:
-            pdfs.close()
-
-    app.router.lifespan_context = lifespan
 
 
 _app: FastAPI | None = None

@@ -51,26 +51,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Every customer email, from events, over SMTP, exactly once per event; and the log of them.",
         routers=[notifications.router],
         handlers=build_handlers(delivery),
+        resources=lambda: _held_for_lifetime(delivery.sender, delivery.invoice_pdfs),
     )
     app.state.delivery = delivery
-    _hold_for_lifetime(app, delivery.sender, delivery.invoice_pdfs)
     return app
 
 
-def _hold_for_lifetime(app: FastAPI, sender: SmtpSender, invoice_pdfs: InvoicePdfClient | None) -> None:
+@asynccontextmanager
+async def _held_for_lifetime(sender: SmtpSender, invoice_pdfs: InvoicePdfClient | None) -> AsyncIterator[None]:
     """Open the pooled PDF client before the consumer starts; close it and the SMTP connections after it stopped."""
-    service_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if invoice_pdfs is not None:
+        invoice_pdfs.start()
+    try:
+        yield
+    finally:
         if invoice_pdfs is not None:
-            invoice_pdfs.start()
-        try:
-            async with service_lifespan(app):
-                yield
-        finally:
-            if invoice_pdfs is not None:
-                await invoice_pdfs.aclose()
-            await sender.aclose()
-
-    app.router.lifespan_context = lifespan
+            await invoice_pdfs.aclose()
+        await sender.aclose()

@@ -22,13 +22,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     ctx = PaymentContext(settings)
 
-    def on_start(runtime: ServiceRuntime) -> None:
-        # Made on the running loop; closed only after the consumer has drained its in-flight charges.
-        ctx.bind_gateway(HttpMockGateway(
+    @asynccontextmanager
+    async def gateway() -> AsyncIterator[None]:
+        # Made on the running loop, before the consumer starts; closed after it has drained its in-flight charges.
+        client = HttpMockGateway(
             settings.payment_gateway_url,
             timeout_s=settings.payment_gateway_timeout_s,
             attempts=settings.payment_gateway_attempts,
-        ))
+        )
+        ctx.bind_gateway(client)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    def on_start(runtime: ServiceRuntime) -> None:
         if settings.run_scheduler:
             runtime.spawn(run_reconciler(ctx), "payment-reconciler")
 
@@ -39,22 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[operations.router, payments.router, refunds.router, payment_methods.router],
         handlers=build_handlers(ctx),
         on_start=on_start,
+        resources=gateway,
     )
     ctx.bind_database(app.state.runtime.db)
     app.state.payment = ctx
-
-    service_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            async with service_lifespan(app):
-                yield
-        finally:
-            if ctx.has_gateway and isinstance(ctx.gateway, HttpMockGateway):
-                await ctx.gateway.aclose()
-
-    app.router.lifespan_context = lifespan
     return app
 
 
