@@ -4,10 +4,8 @@ started the way `make run` starts it, with the benchmark's own SMTP sink in plac
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,30 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from billing_shared import bootstrap
-from billing_shared.devstack import Stack, StackConfig
+from billing_shared.devstack import Stack, StackConfig, pick_free_base_port
 from billing_shared.testing import ADMIN_DSN, create_vhost
 
 from .loadgen import HttpError, HttpPool, expect
 from .mailsink import MailSink
 
 CARD = "4242424242424242"  # the mock gateway's always-succeeds card
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def pick_base_port() -> int:
-    for _ in range(50):
-        base = random.randrange(10000, 19900, 100)  # below the ephemeral range and the e2e suite's
-        if all(_free(base + offset) for offset in (1, 2, 3, 4, 5, 6, 7, 25, 80, 90)):
-            return base
-    raise RuntimeError("no free port range for the benchmark stack")
 
 
 class BenchSystem:
@@ -50,7 +31,8 @@ class BenchSystem:
         self.database = f"billing_bench_{suffix}"
         self.vhost = f"billing_bench_{suffix}"
         self.amqp_url = create_vhost(self.vhost)
-        base = pick_base_port()
+        # Below the ephemeral range and the e2e suite's ports.
+        base = pick_free_base_port(10000, 19900, "benchmark")
         self.run_dir = Path(tempfile.mkdtemp(prefix="billing-bench-"))
         self.config = StackConfig(
             run_dir=self.run_dir,

@@ -16,8 +16,10 @@ import asyncio
 import email
 import email.policy
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +39,29 @@ SERVICE_PORT_OFFSETS = {name: i + 1 for i, name in enumerate(SERVICES)}  # custo
 # uvicorn keeps an idle keep-alive connection longer than any client of it does (nginx upstreams: 30 s, see
 # gateway/nginx), so a client never sends a request into a connection the server is just closing.
 KEEP_ALIVE = ("--timeout-keep-alive", "75")
+
+
+# Every port a stack opens, as an offset from its base port: the services, the dashboard (7), the SMTP sink
+# (25, where a second stack puts it), the gateway (80) and the mock gateway (90).
+STACK_PORT_OFFSETS = (*SERVICE_PORT_OFFSETS.values(), 7, 25, 80, 90)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def pick_free_base_port(low: int, high: int, what: str) -> int:
+    """A base port (a multiple of 100 in [low, high)) for a second stack, with every one of its ports free."""
+    for _ in range(50):
+        base = random.randrange(low, high, 100)
+        if all(_port_free(base + offset) for offset in STACK_PORT_OFFSETS):
+            return base
+    raise RuntimeError(f"no free port range for the {what} stack")
 
 
 @dataclass

@@ -7,10 +7,8 @@ Tests drive it only through the gateway's public API and read mail from the SMTP
 from __future__ import annotations
 
 import asyncio
-import random
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +21,7 @@ import httpx
 import pytest
 
 from billing_shared import bootstrap
-from billing_shared.devstack import Stack, StackConfig
+from billing_shared.devstack import Stack, StackConfig, pick_free_base_port
 from billing_shared.testing import ADMIN_DSN, create_vhost
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -71,21 +69,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _pick_base_port() -> int:
-    for _ in range(50):
-        base = random.randrange(20000, 40000, 100)
-        if all(_free(base + offset) for offset in (1, 2, 3, 4, 5, 6, 7, 25, 80, 90)):
-            return base
-    raise RuntimeError("no free port range for the e2e stack")
 
 
 class E2EStack:
@@ -151,7 +134,7 @@ def stack() -> Any:
     suffix = f"{time.strftime('%H%M%S')}_{secrets.token_hex(3)}"
     database, vhost = f"billing_e2e_{suffix}", f"billing_e2e_{suffix}"
     amqp_url = create_vhost(vhost)
-    base = _pick_base_port()
+    base = pick_free_base_port(20000, 40000, "e2e")
     run_dir = Path(tempfile.mkdtemp(prefix="billing-e2e-"))
     config = StackConfig(
         run_dir=run_dir,
