@@ -183,6 +183,18 @@ def _outcome(exc: BaseException) -> str:
     return text if len(text) < 100 else text[:97] + "..."
 
 
+async def _timed(op: Operation, n: int, since: float, result: LoadResult) -> None:
+    """Run op(n) and record its outcome, with its latency counted from `since`."""
+    try:
+        value = await op(n)
+    except Exception as exc:
+        result.outcomes[_outcome(exc)] += 1
+        return
+    result.latencies.append(time.perf_counter() - since)
+    result.values.append(value)
+    result.outcomes["ok"] += 1
+
+
 async def closed_loop(op: Operation, *, concurrency: int, duration: float | None = None,
                       total: int | None = None) -> LoadResult:
     """`concurrency` workers call `op` back to back, for `duration` seconds or `total` calls."""
@@ -196,15 +208,7 @@ async def closed_loop(op: Operation, *, concurrency: int, duration: float | None
             n = next(counter)
             if total is not None and n >= total:
                 return
-            t0 = time.perf_counter()
-            try:
-                value = await op(n)
-            except Exception as exc:
-                result.outcomes[_outcome(exc)] += 1
-                continue
-            result.latencies.append(time.perf_counter() - t0)
-            result.values.append(value)
-            result.outcomes["ok"] += 1
+            await _timed(op, n, time.perf_counter(), result)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed = time.perf_counter() - started
@@ -219,17 +223,6 @@ async def open_loop(op: Operation, *, rate: float, duration: float, max_in_fligh
     in_flight: set[asyncio.Task] = set()
     interval = 1.0 / rate
     count = int(rate * duration)
-
-    async def one(n: int, scheduled: float) -> None:
-        try:
-            value = await op(n)
-        except Exception as exc:
-            result.outcomes[_outcome(exc)] += 1
-            return
-        result.latencies.append(time.perf_counter() - scheduled)
-        result.values.append(value)
-        result.outcomes["ok"] += 1
-
     for n in range(count):
         scheduled = started + n * interval
         delay = scheduled - time.perf_counter()
@@ -238,7 +231,7 @@ async def open_loop(op: Operation, *, rate: float, duration: float, max_in_fligh
         if len(in_flight) >= max_in_flight:
             result.outcomes["dropped (too many in flight)"] += 1
             continue
-        task = asyncio.create_task(one(n, scheduled))
+        task = asyncio.create_task(_timed(op, n, scheduled, result))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     if in_flight:
