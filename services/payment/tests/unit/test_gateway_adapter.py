@@ -31,6 +31,17 @@ def raising(exc_type: type[httpx.TransportError]) -> Handler:
     return handler
 
 
+def counting(handler: Handler) -> tuple[Handler, list[httpx.Request]]:
+    """The handler, and the list of requests it was sent."""
+    sent: list[httpx.Request] = []
+
+    def recorded(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return handler(request)
+
+    return recorded, sent
+
+
 def error(status_code: int, code: str, message: str = "refused", param: str | None = None) -> Handler:
     body = {"error": {"type": "invalid_request_error", "code": code, "message": message, "param": param}}
     return lambda request: httpx.Response(status_code, json=body)
@@ -83,27 +94,15 @@ class TestBrokenConnections:
         assert keys == ["key-1", "key-1"]
 
     async def test_a_connection_that_keeps_breaking_leaves_the_outcome_unknown_after_the_attempts(self) -> None:
-        calls = 0
-
-        def always_reset(request: httpx.Request) -> httpx.Response:
-            nonlocal calls
-            calls += 1
-            raise httpx.ReadError("connection reset", request=request)
-
-        gateway = HttpMockGateway(BASE_URL, timeout_s=1.0, transport=httpx.MockTransport(always_reset), attempts=2)
+        handler, sent = counting(raising(httpx.ReadError))
+        gateway = HttpMockGateway(BASE_URL, timeout_s=1.0, transport=httpx.MockTransport(handler), attempts=2)
         assert (await gateway.charge("tok_1", 1000, "USD", "key-1")).status == "unknown"
-        assert calls == 2
+        assert len(sent) == 2
 
     async def test_a_timeout_is_not_sent_again(self) -> None:
-        calls = 0
-
-        def slow(request: httpx.Request) -> httpx.Response:
-            nonlocal calls
-            calls += 1
-            raise httpx.ReadTimeout("slow", request=request)
-
-        assert (await charge(slow)).status == "unknown"
-        assert calls == 1
+        handler, sent = counting(raising(httpx.ReadTimeout))
+        assert (await charge(handler)).status == "unknown"
+        assert len(sent) == 1
 
 
 class TestChargeOutcomeKnown:

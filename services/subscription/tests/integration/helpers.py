@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import text
+
 
 def idem() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
@@ -42,8 +44,6 @@ async def events_for(bus, event_type: str, subscription_id: str, count: int = 1,
 
 
 async def period_rows(db, subscription_id: str) -> list:
-    from sqlalchemy import text
-
     async with db.sessions() as session:
         result = await session.execute(
             text(
@@ -53,3 +53,10 @@ async def period_rows(db, subscription_id: str) -> list:
             {"id": subscription_id},
         )
         return list(result.all())
+
+
+async def cancel_plan_subscriptions(db, plan_id) -> None:
+    """Keep a test's seeded subscriptions out of later tests' billing runs."""
+    async with db.uow() as uow:
+        await uow.session.execute(text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :p"), {"p": plan_id})
+        await uow.commit()

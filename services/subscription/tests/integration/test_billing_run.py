@@ -12,7 +12,7 @@ from billing_shared.testing import EventBus
 from app.bench_support import seed_due
 from app.db.models import SubscriptionPeriod
 from app.service.billing_run import run_billing
-from tests.integration.helpers import bill, create_plan, events_for, period_rows, subscribe
+from tests.integration.helpers import bill, cancel_plan_subscriptions, create_plan, events_for, period_rows, subscribe
 
 
 async def test_a_year_of_monthly_runs_gives_12_calendar_correct_renewals(
@@ -113,11 +113,7 @@ async def test_two_runners_at_once_renew_each_period_exactly_once(db, service_en
         assert len(events) == 2000 and {count for *_, count in events} == {1}
         assert {idx for _, idx, _ in events} == {"1", "2"}
     finally:
-        async with db.uow() as uow:  # keep these out of later tests' runs
-            await uow.session.execute(
-                text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :plan"), {"plan": seeded.plan_id}
-            )
-            await uow.commit()
+        await cancel_plan_subscriptions(db, seeded.plan_id)
 
 
 async def test_a_scheduled_downgrade_applies_at_renewal(client, admin_headers, service_env, test_clock, customer_id, user_headers):
@@ -171,11 +167,7 @@ async def test_one_broken_subscription_fails_alone_and_the_rest_renew(db, servic
             )
         assert broken_periods == 1
     finally:
-        async with db.uow() as uow:
-            await uow.session.execute(
-                text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :plan"), {"plan": seeded.plan_id}
-            )
-            await uow.commit()
+        await cancel_plan_subscriptions(db, seeded.plan_id)
 
 
 async def test_a_due_subscription_held_by_a_short_transaction_is_renewed_once_it_is_released(db, service_env):
@@ -203,8 +195,4 @@ async def test_a_due_subscription_held_by_a_short_transaction_is_renewed_once_it
             held_periods = await session.scalar(select(func.count()).where(SubscriptionPeriod.subscription_id == held))
         assert held_periods == 2
     finally:
-        async with db.uow() as uow:
-            await uow.session.execute(
-                text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :plan"), {"plan": seeded.plan_id}
-            )
-            await uow.commit()
+        await cancel_plan_subscriptions(db, seeded.plan_id)

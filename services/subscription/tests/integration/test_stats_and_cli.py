@@ -15,7 +15,7 @@ from sqlalchemy import text
 from billing_shared.testing import running, wait_for
 
 from app.bench_support import seed_due
-from tests.integration.helpers import create_plan, subscribe
+from tests.integration.helpers import cancel_plan_subscriptions, create_plan, subscribe
 
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 
@@ -54,12 +54,6 @@ def cli(*args: str) -> dict:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-async def cancel_plan_subscriptions(db, plan_id) -> None:
-    async with db.uow() as uow:
-        await uow.session.execute(text("UPDATE subscriptions SET status = 'canceled' WHERE plan_id = :p"), {"p": plan_id})
-        await uow.commit()
 
 
 async def test_cli_seeds_due_subscriptions_and_bills_them(db, service_env):
