@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aio_pika
@@ -39,9 +40,11 @@ async def declare_service_queues(
     exchange: str,
     dead_letter_exchange: str,
     delivery_limit: int,
-    routing_keys: list[str],
+    bindings: list[str],
+    unbindings: Sequence[str] = (),
 ) -> AbstractQueue:
-    """Declare the service's queue bound to its routing keys, and its dead-letter queue."""
+    """Declare the service's queue bound to these patterns, and its dead-letter queue. `unbindings` are
+    patterns an earlier version bound that must go (unbinding one that is not there is no error)."""
     events = await declare_exchange(channel, exchange)
     dlx = await channel.declare_exchange(dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     dlq = await channel.declare_queue(f"{service}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
@@ -49,9 +52,26 @@ async def declare_service_queues(
     queue = await channel.declare_queue(
         service, durable=True, arguments=queue_arguments(service, dead_letter_exchange, delivery_limit)
     )
-    for key in routing_keys:
-        await queue.bind(events, routing_key=key)
+    for pattern in bindings:
+        await queue.bind(events, routing_key=pattern)
+    for pattern in unbindings:
+        await queue.unbind(events, routing_key=pattern)
     return queue
+
+
+def binding_patterns(event_types: Iterable[str], narrowed: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+    """(bind, unbind) for a consumer of these event types: `<type>.#` hears every event of a type; a type in
+    `narrowed` is bound only to its patterns (words after the type, see Event.routing_key), plus the bare type
+    that a producer from before routing words publishes under, and its `<type>.#` from before is unbound."""
+    bind: list[str] = []
+    unbind: list[str] = []
+    for event_type in sorted(event_types):
+        if event_type in narrowed:
+            bind += [event_type, *narrowed[event_type]]
+            unbind.append(f"{event_type}.#")
+        else:
+            bind.append(f"{event_type}.#")
+    return bind, unbind
 
 
 def envelope_message(body: dict[str, Any] | Envelope) -> aio_pika.Message:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError
@@ -47,6 +47,7 @@ class EventConsumer:
         exchange: str,
         dead_letter_exchange: str,
         handlers: dict[str, Handler],
+        bindings: Mapping[str, Sequence[str]] | None = None,
         prefetch: int = 64,
         delivery_limit: int = 5,
         retry_attempts: int = 3,
@@ -62,6 +63,9 @@ class EventConsumer:
         self.exchange = exchange
         self.dead_letter_exchange = dead_letter_exchange
         self.handlers = handlers
+        # event type → the only routing patterns to hear it under (e.g. "payment.succeeded.*.dunning");
+        # any other type handled is heard whole (`<type>.#`)
+        self.bindings = dict(bindings or {})
         self.prefetch = prefetch
         self.delivery_limit = delivery_limit
         self.retry_attempts = retry_attempts
@@ -81,13 +85,15 @@ class EventConsumer:
             self._connection = await amqp.connect(self.amqp_url, f"{self.service}-consumer")
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
+        bindings, unbindings = amqp.binding_patterns(self.handlers, self.bindings)
         self._queue = await amqp.declare_service_queues(
             channel,
             service=self.service,
             exchange=self.exchange,
             dead_letter_exchange=self.dead_letter_exchange,
             delivery_limit=self.delivery_limit,
-            routing_keys=sorted(self.handlers),
+            bindings=bindings,
+            unbindings=unbindings,
         )
         self._consumer_tag = await self._queue.consume(self._on_message)
 

@@ -60,6 +60,13 @@ class _PaymentFact(Event):
     attempt: int = 1
     payment_method_id: uuid.UUID | None = None
 
+    def routing_key(self) -> str:
+        # payment.<fact>.<invoice|one_off>.<dunning|direct>: the invoice service binds only payments of
+        # invoices, dunning only its own retries (an invoice paid any other way reaches it as invoice.paid).
+        paid_for = "invoice" if self.invoice_id is not None else "one_off"
+        route = "dunning" if self.dunning_case_id is not None else "direct"
+        return f"{self.type}.{paid_for}.{route}"
+
 
 @contract
 class PaymentSucceeded(_PaymentFact):

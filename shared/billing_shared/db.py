@@ -103,7 +103,7 @@ class UnitOfWork:
         self._pending.append(
             {
                 "event_id": envelope.event_id,
-                "routing_key": envelope.type,
+                "routing_key": event.routing_key(),
                 "body": envelope.model_dump(mode="json"),
             }
         )

@@ -24,6 +24,11 @@ class Event(BaseModel):
     type: ClassVar[str]
     version: ClassVar[int] = 1
 
+    def routing_key(self) -> str:
+        """The key it is published under: its type, then any words that let a consumer hear only part of it
+        (a topic exchange binds on them). A consumer of every such event binds `<type>.#`."""
+        return self.type
+
 
 class Envelope(BaseModel):
     """What travels on the wire: metadata plus the payload as plain JSON."""
@@ -54,6 +59,12 @@ def contract(cls: type[E]) -> type[E]:
         raise ValueError(f"event type {cls.type} registered twice")
     CATALOG[cls.type] = cls
     return cls
+
+
+def routing_key_of(envelope: Envelope) -> str:
+    """The routing key an envelope of a catalogued event travels under (its type for any other)."""
+    model = CATALOG.get(envelope.type)
+    return model.model_validate(envelope.payload).routing_key() if model is not None else envelope.type
 
 
 def payload_model(event_type: str) -> type[Event]:

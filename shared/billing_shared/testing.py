@@ -27,7 +27,7 @@ import pytest
 from . import bootstrap
 from .amqp import envelope_message
 from .auth import generate_keypair, issue_token
-from .events import Envelope, Event
+from .events import Envelope, Event, routing_key_of
 
 ADMIN_DSN = os.environ.get("TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("TEST_AMQP_BASE_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -158,8 +158,8 @@ class EventBus:
         await self._connection.close()
 
     async def record(self, *routing_keys: str, durable_queue: str | None = None) -> None:
-        """Start recording events with these routing keys (a private auto-delete queue, or a durable
-        named one that survives connection loss)."""
+        """Start recording events of these types, whatever routing words follow the type (a private auto-delete
+        queue, or a durable named one that survives connection loss)."""
         assert self._connection is not None and self._exchange is not None
         channel = await self._connection.channel()
         if durable_queue:
@@ -167,7 +167,7 @@ class EventBus:
         else:
             queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         for key in routing_keys:
-            await queue.bind(self._exchange, routing_key=key)
+            await queue.bind(self._exchange, routing_key=key if key.endswith("#") else f"{key}.#")
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
@@ -185,7 +185,7 @@ class EventBus:
                 env.event_id = event_id
         else:
             env = event
-        await self._exchange.publish(envelope_message(env), routing_key=env.type)
+        await self._exchange.publish(envelope_message(env), routing_key=routing_key_of(env))
         return env
 
     def of_type(self, event_type: str) -> list[Envelope]:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -174,9 +174,15 @@ def install_observability(app: FastAPI, service: str) -> None:
 class ServiceRuntime:
     """What a running service holds: its database, token verifier, relay, consumer and extra tasks."""
 
-    def __init__(self, settings: ServiceSettings, handlers: dict[str, Handler] | None = None):
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        handlers: dict[str, Handler] | None = None,
+        bindings: Mapping[str, Sequence[str]] | None = None,
+    ):
         self.settings = settings
         self.handlers = handlers or {}
+        self.bindings = bindings
         self.db = Database(
             settings.database_url,
             settings.schema,
@@ -226,6 +232,7 @@ class ServiceRuntime:
                 exchange=s.exchange,
                 dead_letter_exchange=s.dead_letter_exchange,
                 handlers=self.handlers,
+                bindings=self.bindings,
                 prefetch=s.prefetch,
                 delivery_limit=s.delivery_limit,
                 retry_attempts=s.handler_retry_attempts,
@@ -277,6 +284,7 @@ def create_service_app(
     title: str,
     routers: Sequence[APIRouter] = (),
     handlers: dict[str, Handler] | None = None,
+    bindings: Mapping[str, Sequence[str]] | None = None,
     on_start: Callable[[ServiceRuntime], Any] | None = None,
     resources: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     description: str = "",
@@ -285,10 +293,11 @@ def create_service_app(
 
     `resources` (an async context manager factory) is entered on the running loop before the consumer starts
     and exited after it has stopped: clients the handlers use (a gateway, SMTP, HTTP pools) live inside it.
+    `bindings` narrows what the consumer hears of an event type to some routing patterns (see EventConsumer).
     """
     service = settings.service_name
     configure_logging(service, settings.log_level)
-    runtime = ServiceRuntime(settings, handlers)
+    runtime = ServiceRuntime(settings, handlers, bindings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,8 +9,9 @@ import uuid
 from sqlalchemy import func, insert, select
 
 from billing_shared import dlq
+from billing_shared.amqp import envelope_message
 from billing_shared.consumer import HANDLED, EventConsumer
-from billing_shared.contracts import CustomerCreated
+from billing_shared.contracts import CustomerCreated, PaymentSucceeded
 from billing_shared.events import Envelope
 from billing_shared.testing import EventBus, wait_for
 
@@ -190,3 +191,37 @@ async def test_unreadable_message_goes_straight_to_the_dlq(db, clean, infra, uni
         assert letters[0].event_id == "garbage" and letters[0].reason == "rejected"
     finally:
         await consumer.stop()
+
+
+def payment_succeeded(**kw) -> PaymentSucceeded:
+    return PaymentSucceeded(payment_id=uuid.uuid4(), customer_id=uuid.uuid4(), amount=700, currency="EUR", **kw)
+
+
+async def test_narrowed_bindings_hear_only_their_routing_words_even_on_a_queue_bound_whole_before(
+    db, clean, infra, unique
+):
+    service = f"svc-{unique}"
+    whole = consumer_for(db, infra, service, {"payment.succeeded": record_effect})
+    await whole.start()  # an earlier version: its queue is bound to payment.succeeded.#
+    await whole.stop()
+    narrowed = consumer_for(db, infra, service, {"payment.succeeded": record_effect},
+                            bindings={"payment.succeeded": ["payment.succeeded.*.dunning"]})
+    await narrowed.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            direct = await bus.publish(payment_succeeded(invoice_id=uuid.uuid4()))
+            retry = await bus.publish(payment_succeeded(dunning_case_id=uuid.uuid4()))
+            # What a producer from before routing words sends: the bare type, still heard.
+            legacy = Envelope(type="payment.succeeded", producer="old",
+                              payload=payment_succeeded().model_dump(mode="json"))
+            await bus._exchange.publish(envelope_message(legacy), routing_key="payment.succeeded")
+            heard = [str(e.event_id) for e in (retry, legacy)]
+
+            async def heard_applied():
+                return await effect_count(db, *heard) == 2
+
+            await wait_for(heard_applied)
+        # The direct payment was routed (to nowhere) before the retry was confirmed.
+        assert await effect_count(db) == 2
+    finally:
+        await narrowed.stop()

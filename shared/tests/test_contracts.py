@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_shared.contracts import CustomerCreated, PaymentFailed
-from billing_shared.events import CATALOG, Envelope, payload_model
+from billing_shared.amqp import binding_patterns
+from billing_shared.contracts import CustomerCreated, PaymentFailed, PaymentSucceeded
+from billing_shared.events import CATALOG, Envelope, payload_model, routing_key_of
 from billing_shared.ids import new_id
 from billing_shared.money import Money, format_money, normalize_currency
 
@@ -68,3 +69,34 @@ def test_money_is_formatted_per_currency():
     assert format_money(4999, "USD") == "$49.99"
     assert format_money(500, "JPY") == "¥500"
     assert format_money(1234, "KWD") == "KWD1.234"
+
+
+def _payment_succeeded(**kw) -> PaymentSucceeded:
+    return PaymentSucceeded(payment_id=uuid.uuid4(), customer_id=uuid.uuid4(), amount=500, currency="USD", **kw)
+
+
+def test_payment_facts_are_routed_by_what_was_paid_and_whether_dunning_retried_it():
+    assert _payment_succeeded().routing_key() == "payment.succeeded.one_off.direct"
+    assert _payment_succeeded(invoice_id=uuid.uuid4()).routing_key() == "payment.succeeded.invoice.direct"
+    assert (_payment_succeeded(invoice_id=uuid.uuid4(), dunning_case_id=uuid.uuid4()).routing_key()
+            == "payment.succeeded.invoice.dunning")
+    assert _payment_succeeded(dunning_case_id=uuid.uuid4()).routing_key() == "payment.succeeded.one_off.dunning"
+
+
+def test_other_events_are_routed_by_their_type_alone():
+    assert CustomerCreated(customer_id=uuid.uuid4(), email="a@b.co").routing_key() == "customer.created"
+
+
+def test_an_envelope_is_routed_like_its_event():
+    event = _payment_succeeded(invoice_id=uuid.uuid4())
+    env = Envelope(type=event.type, producer="payment", payload=event.model_dump(mode="json"))
+    assert routing_key_of(env) == "payment.succeeded.invoice.direct"
+    assert routing_key_of(Envelope(type="benchhop.requested", producer="x", payload={})) == "benchhop.requested"
+
+
+def test_a_consumer_hears_a_type_whole_unless_its_bindings_narrow_it():
+    bind, unbind = binding_patterns(
+        ["payment.succeeded", "invoice.paid"], {"payment.succeeded": ["payment.succeeded.*.dunning"]})
+    # The bare type stays bound for producers from before routing words; the old catch-all goes.
+    assert bind == ["invoice.paid.#", "payment.succeeded", "payment.succeeded.*.dunning"]
+    assert unbind == ["payment.succeeded.#"]

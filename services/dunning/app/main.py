@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from billing_shared.web import ServiceRuntime, create_service_app
 
 from .api import cases, runs
-from .handlers import make_handlers
+from .handlers import BINDINGS, make_handlers
 from .scheduler import run_periodically
 from .settings import Settings
 
@@ -29,5 +29,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Retry schedules for failed payments, escalation, suspension and recovery.",
         routers=[cases.router, runs.router],
         handlers=make_handlers(settings),
+        bindings=BINDINGS,
         on_start=start_scheduler,
     )

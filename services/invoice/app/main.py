@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from billing_shared.web import create_service_app
 
 from .api import credit_notes, invoices, pages
-from .handlers import make_handlers
+from .handlers import BINDINGS, make_handlers
 from .invoicing import Terms
 from .pdfs import PdfRenderer
 from .settings import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # pages first: its /api/invoices/{id}.pdf must be tried before /api/invoices/{id}.
         routers=[pages.router, invoices.router, credit_notes.router],
         handlers=make_handlers(terms),
+        bindings=BINDINGS,
         resources=renderer,
     )
     app.state.terms = terms

@@ -8,6 +8,11 @@ from ..settings import Settings
 from . import invoices, payments
 
 
+# A successful payment matters here only as a retry of ours; an invoice paid any other way arrives as
+# invoice.paid, and a one-off payment that never failed has no case.
+BINDINGS = {"payment.succeeded": ["payment.succeeded.*.dunning"]}
+
+
 def make_handlers(settings: Settings) -> dict[str, Handler]:
     schedule = settings.retry_schedule
     return {

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from billing_shared.contracts import PaymentFailed, PaymentMethodAdded, PaymentSucceeded
+from billing_shared.contracts import InvoicePaid, PaymentFailed, PaymentMethodAdded, PaymentSucceeded
 from billing_shared.events import Envelope
 from billing_shared.testing import EventBus, wait_for
 
@@ -62,10 +62,21 @@ class Dunning:
         return await self.bus.publish(event, event_id=event_id, occurred_at=at)
 
     async def succeed(self, debt: Debt, at: datetime, *, attempt: int = 1, case_id: uuid.UUID | None = None):
+        """A successful payment of the debt, announced as the system does. A payment that is not dunning's retry
+        (the customer paid by hand) reaches dunning only as its invoice's invoice.paid; a retry's invoice.paid,
+        which always follows the retry's own payment.succeeded, is left out."""
         event = PaymentSucceeded(
             **debt.facts(), payment_id=uuid.uuid4(), dunning_case_id=case_id, attempt=attempt
         )
-        return await self.bus.publish(event, occurred_at=at)
+        announced = await self.bus.publish(event, occurred_at=at)
+        if case_id is None and debt.invoice_id is not None:
+            paid = InvoicePaid(
+                invoice_id=debt.invoice_id, customer_id=debt.customer_id, subscription_id=debt.subscription_id,
+                currency=debt.currency, total=debt.amount, amount_paid=debt.amount, paid_at=at,
+                payment_id=event.payment_id,
+            )
+            await self.bus.publish(paid, occurred_at=at)
+        return announced
 
     async def add_card(self, debt: Debt, at: datetime) -> uuid.UUID:
         method_id = uuid.uuid4()

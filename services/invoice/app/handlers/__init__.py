@@ -17,6 +17,10 @@ from .subscriptions import (
 )
 
 
+# Payments of no invoice (one-off charges) are not ours to hear.
+BINDINGS = {"payment.succeeded": ["payment.succeeded.invoice.*"]}
+
+
 def make_handlers(terms: Terms) -> dict[str, Handler]:
     return {
         "customer.created": handle_customer_changed,
