@@ -69,6 +69,7 @@ class Profile:
     email_concurrency: int = 32
     progress_every_s: float = 5.0
     stack_env: dict[str, str] = field(default_factory=dict)
+    service_workers: dict[str, int] = field(default_factory=dict)
 
 
 PROFILES = {
@@ -213,7 +214,7 @@ def run(profile_name: str, profile: Profile, steps: set[str], out_dir: Path, kee
 
     system_steps = steps - {"pgbench", "hop"}
     if system_steps:
-        system = BenchSystem(extra_env=profile.stack_env)
+        system = BenchSystem(extra_env=profile.stack_env, workers=profile.service_workers)
         failed = False
         samplers: list[profiling.Sampler] = []
         try:
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                              "seconds (full: 5400, smoke: 120); the figure is then marked incomplete, with an estimate")
     parser.add_argument("--duration", type=float, default=None,
                         help="override every measured window's length in seconds (warm-ups unchanged)")
+    parser.add_argument("--workers", default="", metavar="SERVICE=N,...",
+                        help="uvicorn workers per service, e.g. payment=2 (default: the profile's)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"where results go (default {RESULTS_DIR})")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs next to the results")
     parser.add_argument("--py-spy", default="", metavar="PROCESSES",
@@ -282,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration:
         d = args.duration
         profile = replace(profile, hop_s=d, get_s=d, email_s=d, payments_s=d, subscribe_s=d, pgbench_seconds=int(d))
+    if args.workers:
+        pairs = (item.split("=", 1) for item in args.workers.split(",") if item)
+        profile = replace(profile, service_workers={name.strip(): int(n) for name, n in pairs})
     steps = set(ALL_STEPS)
     if args.only:
         steps = {s.strip() for s in args.only.split(",") if s.strip()}

@@ -26,7 +26,7 @@ CARD = "4242424242424242"  # the mock gateway's always-succeeds card
 class BenchSystem:
     """Set up, start and tear down the stack; the API calls the scenarios' set-up needs."""
 
-    def __init__(self, extra_env: dict[str, str] | None = None):
+    def __init__(self, extra_env: dict[str, str] | None = None, workers: dict[str, int] | None = None):
         suffix = f"{time.strftime('%H%M%S')}_{secrets.token_hex(3)}"
         self.database = f"billing_bench_{suffix}"
         self.vhost = f"billing_bench_{suffix}"
@@ -41,6 +41,7 @@ class BenchSystem:
             base_port=base,
             smtp_port=base + 25,
             log_to_files=True,
+            workers=dict(workers or {}),
             extra_env={
                 "LOG_LEVEL": "WARNING",
                 # The benchmark starts billing runs itself; the scheduler must not race it.

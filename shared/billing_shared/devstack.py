@@ -74,6 +74,8 @@ class StackConfig:
     smtp_port: int = 1025
     log_to_files: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # uvicorn worker processes per service (default 1): each is a replica with its API, relay and consumer.
+    workers: dict[str, int] = field(default_factory=dict)
 
     @property
     def gateway_port(self) -> int:
@@ -253,7 +255,7 @@ class Stack:
                 service,
                 [py, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
                  "--port", str(c.port(service)), "--no-access-log", "--timeout-graceful-shutdown", "5",
-                 *KEEP_ALIVE],
+                 "--workers", str(c.workers.get(service, 1)), *KEEP_ALIVE],
                 bootstrap.service_dir(service), env, f"http://127.0.0.1:{c.port(service)}/health",
             ))
         if (REPO_ROOT / "gateway" / "dashboard" / "main.py").exists():
