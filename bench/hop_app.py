@@ -15,6 +15,7 @@ from sqlalchemy import Column, DateTime, MetaData, Table, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from billing_shared.consumer import batchable
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope, Event
 from billing_shared.plumbing_tables import create_plumbing_tables
@@ -53,6 +54,7 @@ async def create_hop(request: Request, n: int = 0) -> dict[str, str]:
     return {"event_id": str(envelope.event_id)}
 
 
+@batchable  # as the services' database-only handlers are
 async def handle_hop_requested(envelope: Envelope, uow: UnitOfWork) -> None:
     await uow.session.execute(hop_done.insert().values(event_id=envelope.event_id))
 

@@ -4,19 +4,24 @@ Each message is handled in one unit of work that first records its event id in t
 a redelivered event finds its id there and changes nothing. The message is acked only after commit.
 A handler that keeps failing is retried with backoff in-process, then nacked; the queue's explicit
 delivery limit dead-letters it to `<service>.dlq` without blocking the messages behind it.
+Events whose handlers are marked `batchable` (every effect in the unit of work) are applied several to a
+transaction when they queue up under load; a batch that fails is retried one event at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import UUID, insert
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from . import amqp
@@ -31,6 +36,20 @@ Handler = Callable[[Envelope, UnitOfWork], Awaitable[None]]
 
 HANDLED = Counter("events_handled_total", "Events handled", ["service", "type", "outcome"])
 HANDLE_SECONDS = Histogram("event_handle_seconds", "Time to handle one event", ["service", "type"])
+BATCH_SIZE = Histogram(
+    "event_batch_size", "Events applied in one transaction (batches of two or more)", ["service"],
+    buckets=(2, 4, 8, 16, 32, 64, 128),
+)
+
+H = TypeVar("H", bound=Handler)
+
+
+def batchable(handler: H) -> H:
+    """Mark a handler whose every effect is in its unit of work (no email sent, no gateway called, no
+    transaction of its own): the consumer may apply several such events in one transaction, since rolling
+    it back undoes all of them."""
+    handler.batchable = True  # type: ignore[attr-defined]
+    return handler
 
 
 class Retryable(Exception):
@@ -55,6 +74,8 @@ class EventConsumer:
         retry_max_s: float = 2.0,
         redelivery_backoff_s: float = 1.0,
         redelivery_backoff_max_s: float = 30.0,
+        batch_max: int = 32,
+        batch_concurrency: int = 2,
         connection: AbstractRobustConnection | None = None,
     ):
         self.db = db
@@ -73,12 +94,27 @@ class EventConsumer:
         self.retry_max_s = retry_max_s
         self.redelivery_backoff_s = redelivery_backoff_s
         self.redelivery_backoff_max_s = redelivery_backoff_max_s
+        self.batch_max = batch_max
+        self.batch_concurrency = batch_concurrency
         self._connection = connection
         self._owns_connection = connection is None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
-        self._inbox = inbox_table(db.schema)
+        inbox = inbox_table(db.schema)
+        self._claim_one = (
+            insert(inbox)
+            .values(event_id=bindparam("event_id"), event_type=bindparam("event_type"))
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        self._claim_many = text(
+            f'INSERT INTO "{db.schema}".inbox (event_id, event_type) '
+            "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[])) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        ).columns(event_id=UUID(as_uuid=True))
         self._in_flight: set[asyncio.Task] = set()
+        self._waiting: list[tuple[AbstractIncomingMessage, Envelope, Handler]] = []  # batchable, not yet applied
+        self._batchers = 0
 
     async def start(self) -> None:
         if self._connection is None:
@@ -114,25 +150,66 @@ class EventConsumer:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aiormq cancels a channel's consumer callbacks when the connection drops. A handler cancelled between
         # its side effect (an SMTP accept, a gateway charge) and its COMMIT would do that effect again on
-        # redelivery, so the work runs in its own task and finishes: it commits, its ack fails with the
+        # redelivery, so the work runs in a task of our own and finishes: it commits, its ack fails with the
         # channel, and the redelivered copy finds its inbox row. Only stop() cancels work, after a grace period.
-        work = asyncio.create_task(self._handle_message(message))
-        self._in_flight.add(work)
-        work.add_done_callback(self._in_flight.discard)
-        await asyncio.shield(work)
-
-    async def _handle_message(self, message: AbstractIncomingMessage) -> None:
         try:
             envelope = Envelope.model_validate_json(message.body)
         except (ValueError, ValidationError) as exc:
             log.error("unreadable message %s dead-lettered: %s", message.message_id, exc)
             HANDLED.labels(self.service, message.type or "?", "unreadable").inc()
-            await self._settle(message.reject(requeue=False))
+            self._run(self._settle(message.reject(requeue=False)))
             return
         handler = self.handlers.get(envelope.type)
         if handler is None:  # tolerant: a binding we no longer need
-            await self._settle(message.ack())
+            self._run(self._settle(message.ack()))
             return
+        if self.batch_max > 1 and getattr(handler, "batchable", False):
+            self._waiting.append((message, envelope, handler))
+            if self._batchers < self.batch_concurrency:
+                self._batchers += 1
+                self._run(self._handle_batches())
+            return
+        self._run(self._handle_message(message, envelope, handler))
+
+    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
+        work = asyncio.create_task(coro)
+        self._in_flight.add(work)
+        work.add_done_callback(self._in_flight.discard)
+
+    async def _handle_batches(self) -> None:
+        """Apply the waiting batchable events, up to batch_max in one transaction, until none wait. Under light
+        load a batch is one event (no added latency); under load the events that queue meanwhile share one
+        BEGIN, inbox INSERT, outbox INSERT and COMMIT."""
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.batch_max]
+                del self._waiting[: self.batch_max]
+                if len(batch) == 1:
+                    await self._handle_message(*batch[0])
+                else:
+                    await self._handle_batch(batch)
+        finally:
+            self._batchers -= 1
+
+    async def _handle_batch(self, batch: list[tuple[AbstractIncomingMessage, Envelope, Handler]]) -> None:
+        started = time.perf_counter()
+        try:
+            outcomes = await self.apply_batch([(envelope, handler) for _, envelope, handler in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One event's failure must not hold back the others: each goes its own way (retries, DLQ).
+            log.info("a batch of %d events failed (%r); handling them one by one", len(batch), exc)
+            await asyncio.gather(*(self._handle_message(*delivery) for delivery in batch))
+            return
+        elapsed = time.perf_counter() - started
+        BATCH_SIZE.labels(self.service).observe(len(batch))
+        for (message, envelope, _), outcome in zip(batch, outcomes):
+            HANDLED.labels(self.service, envelope.type, outcome).inc()
+            HANDLE_SECONDS.labels(self.service, envelope.type).observe(elapsed)
+            await self._settle(message.ack())
+
+    async def _handle_message(self, message: AbstractIncomingMessage, envelope: Envelope, handler: Handler) -> None:
         token = correlation_id.set(envelope.correlation_id)
         try:
             with HANDLE_SECONDS.labels(self.service, envelope.type).time():
@@ -191,17 +268,38 @@ class EventConsumer:
     async def apply(self, envelope: Envelope, handler: Handler) -> str:
         """Run the handler and record the event in the inbox, in one transaction."""
         async with self.db.uow(causation_id=envelope.event_id) as uow:
-            first_time = (
-                await uow.session.execute(
-                    insert(self._inbox)
-                    .values(event_id=envelope.event_id, event_type=envelope.type)
-                    .on_conflict_do_nothing()
-                    .returning(self._inbox.c.event_id)
-                )
-            ).first()
+            first_time = (await uow.session.execute(self._claim_one, {"event_id": envelope.event_id,
+                                                                      "event_type": envelope.type})).first()
             if first_time is None:
                 return "duplicate"
             await handler(envelope, uow)
             await uow.commit()
         return "handled"
 
+    async def apply_batch(self, items: Sequence[tuple[Envelope, Handler]]) -> list[str]:
+        """Run each handler in turn and record every event in the inbox, all in one transaction: its outcome
+        per event ("duplicate" for one the inbox had, or a second copy in the same batch)."""
+        async with self.db.uow() as uow:
+            fresh = set(
+                (
+                    await uow.session.execute(
+                        self._claim_many,
+                        {"event_ids": [e.event_id for e, _ in items], "event_types": [e.type for e, _ in items]},
+                    )
+                ).scalars()
+            )
+            outcomes = []
+            for envelope, handler in items:
+                if envelope.event_id not in fresh:
+                    outcomes.append("duplicate")
+                    continue
+                fresh.discard(envelope.event_id)
+                uow.caused_by(envelope)
+                token = correlation_id.set(envelope.correlation_id)
+                try:
+                    await handler(envelope, uow)
+                finally:
+                    correlation_id.reset(token)
+                outcomes.append("handled")
+            await uow.commit()
+        return outcomes

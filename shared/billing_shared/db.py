@@ -109,6 +109,12 @@ class UnitOfWork:
         )
         return envelope
 
+    def caused_by(self, envelope: Envelope) -> None:
+        """Events emitted from now on are caused by this one and share its correlation id (a consumer applying
+        several events in one unit of work calls it before each)."""
+        self.causation_id = envelope.event_id
+        self.correlation_id = envelope.correlation_id
+
     def emit_all(self, events: Sequence[Event]) -> list[Envelope]:
         return [self.emit(e) for e in events]
 

@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
     handler_retry_max_s: float = 2.0
     redelivery_backoff_s: float = 1.0
     redelivery_backoff_max_s: float = 30.0
+    # Events of `batchable` handlers that queue up under load are applied this many to a transaction, by at
+    # most this many transactions at once (each holds one pool connection). 1 applies every event on its own.
+    consumer_batch_max: int = Field(32, ge=1, le=500)
+    consumer_batch_concurrency: int = Field(2, ge=1, le=16)
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0

@@ -240,6 +240,8 @@ class ServiceRuntime:
                 retry_max_s=s.handler_retry_max_s,
                 redelivery_backoff_s=s.redelivery_backoff_s,
                 redelivery_backoff_max_s=s.redelivery_backoff_max_s,
+                batch_max=s.consumer_batch_max,
+                batch_concurrency=s.consumer_batch_concurrency,
                 connection=self.connection,
             )
             await self.consumer.start()

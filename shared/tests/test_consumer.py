@@ -6,13 +6,15 @@ import asyncio
 import subprocess
 import uuid
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
 from billing_shared import dlq
 from billing_shared.amqp import envelope_message
-from billing_shared.consumer import HANDLED, EventConsumer
-from billing_shared.contracts import CustomerCreated, PaymentSucceeded
+from billing_shared.consumer import HANDLED, EventConsumer, batchable
+from billing_shared.contracts import CustomerCreated, CustomerUpdated, PaymentSucceeded
 from billing_shared.events import Envelope
+from billing_shared.plumbing_tables import outbox_table
 from billing_shared.testing import EventBus, wait_for
 
 from conftest import effects
@@ -225,3 +227,102 @@ async def test_narrowed_bindings_hear_only_their_routing_words_even_on_a_queue_b
         assert await effect_count(db) == 2
     finally:
         await narrowed.stop()
+
+
+def batch_stats(service: str) -> tuple[float, float]:
+    """(batches of two or more applied, events in them) so far."""
+    count = REGISTRY.get_sample_value("event_batch_size_count", {"service": service}) or 0.0
+    total = REGISTRY.get_sample_value("event_batch_size_sum", {"service": service}) or 0.0
+    return count, total
+
+
+async def test_events_queued_behind_a_slow_one_are_applied_together_once_each_with_their_own_causation(
+    db, clean, infra, unique
+):
+    service = f"svc-{unique}"
+    release = asyncio.Event()
+    first_seen = asyncio.Event()
+
+    @batchable
+    async def record_and_announce(envelope: Envelope, uow) -> None:
+        if not first_seen.is_set():  # hold the first event, so that the rest queue up behind it
+            first_seen.set()
+            await release.wait()
+        await record_effect(envelope, uow)
+        uow.emit(CustomerUpdated(customer_id=uuid.uuid4(), email=f"{envelope.event_id}@example.com"))
+
+    consumer = consumer_for(db, infra, service, {"customer.created": record_and_announce}, batch_concurrency=1)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            first = await bus.publish(event())
+            await asyncio.wait_for(first_seen.wait(), 10)
+            twice = uuid.uuid4()
+            rest = [await bus.publish(event()) for _ in range(10)]
+            for _ in range(2):  # a duplicate inside the batch
+                await bus.publish(event(), event_id=twice)
+
+            async def queued():
+                return len(consumer._waiting) == 12
+
+            await wait_for(queued, message="the other events waiting behind the first")
+            release.set()
+            ids = [str(e.event_id) for e in (first, *rest)] + [str(twice)]
+
+            async def all_applied():
+                return await effect_count(db, *ids) == 12
+
+            await wait_for(all_applied)
+        assert batch_stats(service) == (1.0, 12.0)  # one transaction for the 12 that queued
+        assert HANDLED.labels(service, "customer.created", "duplicate")._value.get() == 1
+        async with db.sessions() as s:
+            announced = (await s.execute(select(outbox_table("plumbing").c.body))).scalars().all()
+        caused = {b["causation_id"]: b["payload"]["email"].split("@")[0] for b in announced}
+        assert len(announced) == 12 and all(cause == effect for cause, effect in caused.items())
+    finally:
+        await consumer.stop()
+
+
+async def test_a_failing_event_in_a_batch_is_dead_lettered_alone_while_the_rest_are_applied(
+    db, clean, infra, unique
+):
+    service = f"svc-{unique}"
+    release = asyncio.Event()
+    first_seen = asyncio.Event()
+    poison_id = uuid.uuid4()
+
+    @batchable
+    async def fragile(envelope: Envelope, uow) -> None:
+        if not first_seen.is_set():
+            first_seen.set()
+            await release.wait()
+        await record_effect(envelope, uow)
+        if envelope.event_id == poison_id:
+            raise RuntimeError("handler bug")
+
+    consumer = consumer_for(db, infra, service, {"customer.created": fragile}, batch_concurrency=1, delivery_limit=1)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            await bus.publish(event())
+            await asyncio.wait_for(first_seen.wait(), 10)
+            healthy = [await bus.publish(event()) for _ in range(5)]
+            await bus.publish(event(), event_id=poison_id)
+            healthy += [await bus.publish(event()) for _ in range(5)]
+
+            async def queued():
+                return len(consumer._waiting) == 11
+
+            await wait_for(queued)
+            release.set()
+
+            async def dead_lettered():
+                return await dlq.list_dead_letters(infra.amqp_url, service)
+
+            letters = await wait_for(dead_lettered, timeout=20, message="the poison event in the DLQ")
+        assert [letter.event_id for letter in letters] == [str(poison_id)]
+        assert await effect_count(db, *(str(e.event_id) for e in healthy)) == 10
+        assert await effect_count(db, str(poison_id)) == 0  # rolled back with its batch, and on each retry
+        assert batch_stats(service) == (0.0, 0.0)  # the batch never committed
+    finally:
+        await consumer.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing_shared.consumer import Handler
+from billing_shared.consumer import Handler, batchable
 
 from ..settings import Settings
 from . import invoices, payments
@@ -15,10 +15,12 @@ BINDINGS = {"payment.succeeded": ["payment.succeeded.*.dunning"]}
 
 def make_handlers(settings: Settings) -> dict[str, Handler]:
     schedule = settings.retry_schedule
-    return {
+    # Every effect of these is in the unit of work: under load the consumer applies several in one transaction.
+    handlers: dict[str, Handler] = {
         "payment.failed": payments.payment_failed_handler(schedule),
         "payment.succeeded": payments.handle_payment_succeeded,
         "payment_method.added": payments.handle_payment_method_added,
         "invoice.paid": invoices.handle_invoice_paid,
         "invoice.voided": invoices.handle_invoice_voided,
     }
+    return {event_type: batchable(handler) for event_type, handler in handlers.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from billing_shared.consumer import Handler
+from billing_shared.consumer import Handler, batchable
 
 from ..invoicing import Terms
 from .customers import handle_customer_changed
@@ -22,7 +22,8 @@ BINDINGS = {"payment.succeeded": ["payment.succeeded.invoice.*"]}
 
 
 def make_handlers(terms: Terms) -> dict[str, Handler]:
-    return {
+    # Every effect of these is in the unit of work: under load the consumer applies several in one transaction.
+    handlers: dict[str, Handler] = {
         "customer.created": handle_customer_changed,
         "customer.updated": handle_customer_changed,
         "subscription.created": partial(handle_subscription_created, terms=terms),
@@ -32,3 +33,4 @@ def make_handlers(terms: Terms) -> dict[str, Handler]:
         "payment.succeeded": partial(handle_payment_succeeded, terms=terms),
         "dunning.exhausted": handle_dunning_exhausted,
     }
+    return {event_type: batchable(handler) for event_type, handler in handlers.items()}

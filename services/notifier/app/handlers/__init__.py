@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from billing_shared.consumer import Handler
+from billing_shared.consumer import Handler, batchable
 
 from ..delivery import EmailDelivery
 from ..domain.emails import EMAILED_EVENTS
@@ -17,5 +17,5 @@ def build_handlers(delivery: EmailDelivery) -> dict[str, Handler]:
         event_type: partial(handle_emailed_event, delivery=delivery) for event_type in EMAILED_EVENTS
     }
     handlers["customer.created"] = partial(handle_customer_created, delivery=delivery)
-    handlers["customer.updated"] = handle_customer_updated
+    handlers["customer.updated"] = batchable(handle_customer_updated)  # the projection only: no email
     return handlers

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from billing_shared.consumer import Handler
+from billing_shared.consumer import Handler, batchable
 
 from .dunning import handle_dunning_exhausted, handle_dunning_retry_scheduled
 from .invoices import handle_invoice_paid
 
+# Every effect of these is in the unit of work: under load the consumer applies several in one transaction.
 HANDLERS: dict[str, Handler] = {
-    "invoice.paid": handle_invoice_paid,
-    "dunning.retry_scheduled": handle_dunning_retry_scheduled,
-    "dunning.exhausted": handle_dunning_exhausted,
+    "invoice.paid": batchable(handle_invoice_paid),
+    "dunning.retry_scheduled": batchable(handle_dunning_retry_scheduled),
+    "dunning.exhausted": batchable(handle_dunning_exhausted),
 }
