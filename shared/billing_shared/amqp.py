@@ -7,7 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 from .events import Envelope
 
@@ -57,6 +63,51 @@ async def declare_service_queues(
     for pattern in unbindings:
         await queue.unbind(events, routing_key=pattern)
     return queue
+
+
+# A message handed back for a later try carries how many tries it has had; one given up on carries why, and
+# where from, in place of the broker's x-first-death-* headers (it reaches the DLQ by a publish, not a death).
+RETRIES_HEADER = "x-billing-retries"
+DEAD_REASON_HEADER = "x-billing-dead-reason"
+DEAD_QUEUE_HEADER = "x-billing-dead-queue"
+_DEATH_HEADERS = ("x-death", "x-first-death", "x-last-death")
+
+
+def retry_queue_name(service: str, delay_s: float) -> str:
+    return f"{service}.retry.{round(delay_s * 1000)}ms"
+
+
+async def declare_retry_queues(channel: AbstractChannel, service: str, delays_s: Iterable[float]) -> None:
+    """One delay queue per retry delay: a message published to it waits there (no consumer) until its TTL,
+    then the broker dead-letters it back to the service's queue, behind what arrived meanwhile. One queue per
+    delay, because a queue expires messages only from its head."""
+    for delay in sorted(set(delays_s)):
+        await channel.declare_queue(
+            retry_queue_name(service, delay),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": service,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+
+
+def copy_for_another_try(message: AbstractIncomingMessage, **headers: Any) -> aio_pika.Message:
+    """The delivered message as a new persistent message, without the broker's death records, plus `headers`."""
+    kept = {k: v for k, v in (message.headers or {}).items() if not k.startswith(_DEATH_HEADERS)}
+    return aio_pika.Message(
+        body=message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        correlation_id=message.correlation_id,
+        headers={**kept, **headers},
+    )
 
 
 def binding_patterns(event_types: Iterable[str], narrowed: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:

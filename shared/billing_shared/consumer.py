@@ -2,8 +2,10 @@
 
 Each message is handled in one unit of work that first records its event id in the inbox (unique);
 a redelivered event finds its id there and changes nothing. The message is acked only after commit.
-A handler that keeps failing is retried with backoff in-process, then nacked; the queue's explicit
-delivery limit dead-letters it to `<service>.dlq` without blocking the messages behind it.
+A handler that keeps failing is retried a few times in-process; then the message is handed back for a later
+try through a delay queue (`<service>.retry.<ms>ms`, which returns it behind the others when its time is up) and
+acked, so it holds no prefetch slot while it waits; after `delivery_limit` such tries it goes to `<service>.dlq`.
+The queue's own delivery limit dead-letters a message that keeps crashing its consumer.
 Events whose handlers are marked `batchable` (every effect in the unit of work) are applied several to a
 transaction when they queue up under load; a batch that fails is retried one event at a time.
 """
@@ -16,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from aio_pika.exceptions import AMQPError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
@@ -115,6 +117,12 @@ class EventConsumer:
         self._in_flight: set[asyncio.Task] = set()
         self._waiting: list[tuple[AbstractIncomingMessage, Envelope, Handler]] = []  # batchable, not yet applied
         self._batchers = 0
+        # the wait before each later try: redelivery_backoff_s, doubling, at most redelivery_backoff_max_s
+        self._retry_delays = [
+            min(redelivery_backoff_s * 2**n, redelivery_backoff_max_s) for n in range(delivery_limit)
+        ]
+        self._later: AbstractExchange | None = None
+        self._dead_letters: AbstractExchange | None = None
 
     async def start(self) -> None:
         if self._connection is None:
@@ -131,6 +139,10 @@ class EventConsumer:
             bindings=bindings,
             unbindings=unbindings,
         )
+        await amqp.declare_retry_queues(channel, self.service, self._retry_delays)
+        publishing = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._later = publishing.default_exchange
+        self._dead_letters = await publishing.get_exchange(self.dead_letter_exchange, ensure=False)
         self._consumer_tag = await self._queue.consume(self._on_message)
 
     async def stop(self) -> None:
@@ -215,25 +227,48 @@ class EventConsumer:
             with HANDLE_SECONDS.labels(self.service, envelope.type).time():
                 outcome = await self._apply_with_retries(envelope, handler)
         except Exception as exc:
-            deliveries = int((message.headers or {}).get("x-delivery-count", 0)) + 1
+            tries = int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
             log.warning(
-                "handling %s %s failed (delivery %d of %d): %r",
+                "handling %s %s failed (try %d of %d): %r",
                 envelope.type,
                 envelope.event_id,
-                deliveries,
-                self.delivery_limit + 1,
+                tries + 1,
+                len(self._retry_delays) + 1,
                 exc,
             )
             HANDLED.labels(self.service, envelope.type, "failed").inc()
-            # Hold the message a while before handing it back, so a passing outage (SMTP, a peer's
-            # projection not there yet) does not burn the delivery limit in seconds. Other messages
-            # keep flowing meanwhile: this only occupies one prefetch slot.
-            await asyncio.sleep(min(self.redelivery_backoff_s * 2 ** (deliveries - 1), self.redelivery_backoff_max_s))
-            await self._settle(message.nack(requeue=True))
+            await self._try_later(message, tries)
             return
         finally:
             correlation_id.reset(token)
         HANDLED.labels(self.service, envelope.type, outcome).inc()
+        await self._settle(message.ack())
+
+    async def _try_later(self, message: AbstractIncomingMessage, tries: int) -> None:
+        """Hand a failed message back for a later try, or to the DLQ once it has had its tries.
+
+        Not by holding it and requeueing it: a requeued message goes back to the head of the queue, so a few
+        that fail together (emails for a customer whose customer.created waits behind them) would take every
+        prefetch slot and starve the very message that would let them succeed. The copy is published with a
+        broker confirm before the original is acked (a crash in between delivers it twice: the inbox absorbs it).
+        """
+        if tries < len(self._retry_delays):
+            exchange = self._later
+            key = amqp.retry_queue_name(self.service, self._retry_delays[tries])
+            copy = amqp.copy_for_another_try(message, **{amqp.RETRIES_HEADER: tries + 1})
+        else:
+            exchange, key = self._dead_letters, self.service
+            copy = amqp.copy_for_another_try(
+                message, **{amqp.DEAD_REASON_HEADER: "delivery_limit", amqp.DEAD_QUEUE_HEADER: self.service}
+            )
+        try:
+            assert exchange is not None, "the consumer is not started"
+            await exchange.publish(copy, routing_key=key)
+        except Exception as exc:  # the broker is away: the message comes back by itself, after a pause
+            log.warning("could not hand %s back for a later try: %r", message.message_id, exc)
+            await asyncio.sleep(self.redelivery_backoff_s)
+            await self._settle(message.nack(requeue=True))
+            return
         await self._settle(message.ack())
 
     @staticmethod

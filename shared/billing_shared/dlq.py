@@ -16,6 +16,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from .amqp import DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, RETRIES_HEADER, copy_for_another_try
+
 
 @dataclass
 class DeadLetter:
@@ -38,8 +40,8 @@ def _describe(message: AbstractIncomingMessage) -> DeadLetter:
     return DeadLetter(
         event_id=message.message_id,
         type=message.type,
-        reason=_text(headers.get("x-first-death-reason") or first.get("reason")),
-        queue=_text(headers.get("x-first-death-queue") or first.get("queue")),
+        reason=_text(headers.get(DEAD_REASON_HEADER) or headers.get("x-first-death-reason") or first.get("reason")),
+        queue=_text(headers.get(DEAD_QUEUE_HEADER) or headers.get("x-first-death-queue") or first.get("queue")),
         deaths=sum(int(d.get("count", 1)) for d in deaths) if deaths else 0,
         body=body,
     )
@@ -91,22 +93,11 @@ async def replay_dead_letters(
             if event_ids is not None and message.message_id not in event_ids:
                 await message.nack(requeue=True)
                 continue
-            headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-death")}
-            headers = {k: v for k, v in headers.items() if not k.startswith("x-first-death")}
-            headers = {k: v for k, v in headers.items() if not k.startswith("x-last-death")}
-            headers["x-replayed"] = True
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    type=message.type,
-                    correlation_id=message.correlation_id,
-                    headers=headers,
-                ),
-                routing_key=service,
-            )
+            # A fresh start: no death records, and a full set of tries again.
+            replay = copy_for_another_try(message, **{"x-replayed": True})
+            for header in (RETRIES_HEADER, DEAD_REASON_HEADER, DEAD_QUEUE_HEADER):
+                replay.headers.pop(header, None)
+            await channel.default_exchange.publish(replay, routing_key=service)
             await message.ack()  # only after the broker confirmed the replay
             replayed += 1
     return replayed

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 
 from billing_shared import dlq
 from billing_shared.amqp import envelope_message
-from billing_shared.consumer import HANDLED, EventConsumer, batchable
+from billing_shared.consumer import HANDLED, EventConsumer, Retryable, batchable
 from billing_shared.contracts import CustomerCreated, CustomerUpdated, PaymentSucceeded
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
@@ -324,5 +324,46 @@ async def test_a_failing_event_in_a_batch_is_dead_lettered_alone_while_the_rest_
         assert await effect_count(db, *(str(e.event_id) for e in healthy)) == 10
         assert await effect_count(db, str(poison_id)) == 0  # rolled back with its batch, and on each retry
         assert batch_stats(service) == (0.0, 0.0)  # the batch never committed
+    finally:
+        await consumer.stop()
+
+
+async def test_more_failing_messages_than_prefetch_slots_do_not_starve_the_one_that_lets_them_succeed(
+    db, clean, infra, unique
+):
+    """Emails for a customer whose customer.created is still behind them in the queue: handed back to wait in a
+    delay queue, they leave their prefetch slots to the messages behind (a requeue would put them back first)."""
+    service = f"svc-{unique}"
+    known: set[str] = set()
+
+    async def updated_needs_the_customer(envelope: Envelope, uow) -> None:
+        if envelope.payload["customer_id"] not in known:
+            raise Retryable("customer not known yet")
+        await record_effect(envelope, uow)
+
+    async def created(envelope: Envelope, uow) -> None:
+        known.add(envelope.payload["customer_id"])
+        await record_effect(envelope, uow)
+
+    consumer = consumer_for(
+        db, infra, service, {"customer.updated": updated_needs_the_customer, "customer.created": created},
+        prefetch=2, delivery_limit=3, retry_attempts=1, redelivery_backoff_s=0.2, redelivery_backoff_max_s=0.2,
+    )
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            customer_id = uuid.uuid4()
+            early = [
+                await bus.publish(CustomerUpdated(customer_id=customer_id, email=f"{n}@example.com"))
+                for n in range(4)
+            ]
+            await bus.publish(CustomerCreated(customer_id=customer_id, email="x@example.com"))
+
+            async def all_applied():
+                return await effect_count(db) == 5
+
+            await wait_for(all_applied, timeout=20, message="every update, once its customer was known")
+        assert await effect_count(db, *(str(e.event_id) for e in early)) == 4
+        assert await dlq.list_dead_letters(infra.amqp_url, service) == []
     finally:
         await consumer.stop()
