@@ -1,15 +1,15 @@
 """Send the email an event asks for, exactly once per (event, template).
 
-Order inside the handler's transaction (the consumer's inbox row is already in it):
-  1. the log says (event_id, template) was sent → nothing;
-  2. render, fetch the invoice PDF if wanted (never required), build the message;
-  3. write the log row (sent) and the notification.sent outbox row, still uncommitted;
-  4. hand the message to SMTP;  5. the consumer commits.
+Order inside the handler's transaction (the consumer's inbox row is already in it, so no earlier delivery of
+this event committed: there is no log to read first):
+  1. render, fetch the invoice PDF if wanted (never required), build the message;
+  2. write the log row (sent) and the notification.sent outbox row, still uncommitted;
+  3. hand the message to SMTP;  4. the consumer commits.
 So after the SMTP server accepts, only the COMMIT is left. A crash in that window rolls back the log and
 the inbox row, the event is redelivered and the email is sent again: at-least-once, never lost. The resend
 carries the same Message-ID (derived from the event id), so mail stores and clients can drop the duplicate.
 The uncommitted inbox and log rows also make a concurrent delivery of the same event wait, then skip.
-Step 2 (the slow PDF fetch) takes no lock of its own; the consumer's transaction, and so one pool connection,
+Step 1 (the slow PDF fetch) takes no lock of its own; the consumer's transaction, and so one pool connection,
 is open throughout, which is why settings bound PREFETCH by the pool.
 """
 
@@ -55,8 +55,6 @@ class EmailDelivery:
 
     async def deliver(self, envelope: Envelope, uow: UnitOfWork, plan: EmailPlan) -> None:
         session = uow.session
-        if await repository.was_sent(session, envelope.event_id, plan.template):
-            return
         customer = await repository.get_customer(session, plan.customer_id)
         if customer is None:
             raise CustomerNotYetKnown(f"customer {plan.customer_id} not in the projection yet ({envelope.type})")

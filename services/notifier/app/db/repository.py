@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,13 +39,6 @@ async def upsert_customer(
 
 async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
     return await session.get(Customer, customer_id)
-
-
-async def was_sent(session: AsyncSession, event_id: uuid.UUID, template: str) -> bool:
-    status = await session.scalar(
-        select(Notification.status).where(Notification.event_id == event_id, Notification.template == template)
-    )
-    return status == "sent"
 
 
 async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:

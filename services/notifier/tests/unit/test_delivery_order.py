@@ -36,9 +36,6 @@ class FakeUow:
 async def test_the_pdf_is_fetched_before_the_notification_row_is_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
     steps: list[str] = []
 
-    async def was_sent(session: Any, event_id: uuid.UUID, template: str) -> bool:
-        return False
-
     async def get_customer(session: Any, customer_id: uuid.UUID) -> Customer:
         return Customer(id=customer_id, email="ada@example.com", name="Ada")
 
@@ -46,7 +43,6 @@ async def test_the_pdf_is_fetched_before_the_notification_row_is_claimed(monkeyp
         steps.append("claim log row")
         return None  # as if another delivery got there first: nothing is sent
 
-    monkeypatch.setattr(repository, "was_sent", was_sent)
     monkeypatch.setattr(repository, "get_customer", get_customer)
     monkeypatch.setattr(repository, "claim_notification", claim_notification)
     event = InvoiceFinalized(
