@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from billing_shared.auth import Principal
 from billing_shared.db import Database, UnitOfWork
 from billing_shared.errors import ApiError, not_found
-from billing_shared.idempotency import IdempotencyKeys
+from billing_shared.idempotency import Claim, IdempotencyKeys
 
 from ..db.models import Plan, Subscription
 from .schemas import PlanOut, SubscriptionOut
@@ -82,24 +82,36 @@ async def respond_idempotently(
 ) -> JSONResponse:
     """Run `work` in one unit of work; with an Idempotency-Key, store its response in that same transaction.
 
-    A replay (same key, same body) returns the stored response; a failed request releases the key so a
-    corrected retry can use it.
+    A first request claims its key in that transaction too, so a request that fails leaves no claim behind
+    (and a concurrent one with the same key waits on the key's unique index, then replays). A key used
+    before: the stored response is replayed (same body), refused (another body), or waited for.
     """
     keys: IdempotencyKeys = request.app.state.idempotency
-    claim = await keys.claim(scope, key, fingerprint) if (key is not None or required) else None
-    if claim is not None and claim.is_replay:
-        return JSONResponse(claim.replay_body, status_code=claim.replay_status or status, headers={"Idempotent-Replayed": "true"})
-    try:
-        async with database(request).uow() as uow:
-            body = (await work(uow)).model_dump(mode="json")
-            if claim is not None:
-                await keys.complete(uow.session, claim, status, body, resource_id=_resource_id(body))
-            await uow.commit()
-    except BaseException:
+    db = database(request)
+
+    async def run(uow: UnitOfWork, claim: Claim | None) -> JSONResponse:
+        body = (await work(uow)).model_dump(mode="json")
         if claim is not None:
-            await keys.release(claim)
+            await keys.complete(uow.session, claim, status, body, resource_id=_resource_id(body))
+        await uow.commit()
+        return JSONResponse(body, status_code=status)
+
+    if key is None and not required:
+        async with db.uow() as uow:
+            return await run(uow, None)
+    async with db.uow() as uow:
+        claim = await keys.try_claim(uow.session, scope, key, fingerprint, resource_id=None)
+        if claim is not None:
+            return await run(uow, claim)
+    claim = await keys.claim(scope, key, fingerprint)
+    if claim.is_replay:
+        return JSONResponse(claim.replay_body, status_code=claim.replay_status or status, headers={"Idempotent-Replayed": "true"})
+    try:  # the request that claimed the key died: this one does the work
+        async with db.uow() as uow:
+            return await run(uow, claim)
+    except BaseException:
+        await keys.release(claim)
         raise
-    return JSONResponse(body, status_code=status)
 
 
 def _resource_id(body: dict[str, Any]) -> uuid.UUID | None:

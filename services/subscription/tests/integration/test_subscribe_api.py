@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -81,6 +82,19 @@ async def test_same_key_same_body_replays_and_creates_once(client, admin_headers
     assert await count_subscriptions(db, customer_id) == 1
     other = await client.post("/api/subscriptions", json={**body, "trial_days": 3}, headers=headers)
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_error"
+
+
+async def test_concurrent_requests_with_one_key_create_once_and_answer_alike(
+    client, admin_headers, db, customer_id, user_headers
+):
+    plan = await create_plan(client, admin_headers)
+    headers = {**user_headers, **idem()}
+    body = {"customer_id": str(customer_id), "plan_id": plan["id"]}
+    answers = await asyncio.gather(*(client.post("/api/subscriptions", json=body, headers=headers) for _ in range(5)))
+    assert [a.status_code for a in answers] == [201] * 5
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 4
+    assert await count_subscriptions(db, customer_id) == 1
 
 
 async def test_idempotency_key_is_required(client, admin_headers, db, customer_id, user_headers):
