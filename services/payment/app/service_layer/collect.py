@@ -36,6 +36,7 @@ from .charges import (
     NO_PAYMENT_METHOD,
     ChargeTarget,
     apply_charge_result,
+    apply_charge_result_if_unmoved,
     charge_at_gateway,
     fail_payment,
     insert_payment_once,
@@ -78,11 +79,16 @@ async def collect(
 
     result = await charge_at_gateway(ctx.gateway, payment, method.gateway_token)  # (b)
 
-    settled = await uow.session.get(Payment, payment.id, with_for_update=True)  # (c)
-    assert settled is not None
-    event = apply_charge_result(
-        settled, result, at=at, now=clock.now(target.customer_id), schedule=settings.payment_reconcile_after_s
-    )
+    # (c): one conditional UPDATE while nobody has moved the payment; else (the reconciler got there first)
+    # lock it, read it again and apply the answer to that.
+    now = clock.now(target.customer_id)
+    schedule = settings.payment_reconcile_after_s
+    written, event = await apply_charge_result_if_unmoved(uow.session, payment, result, at=at, now=now, schedule=schedule)
+    settled = payment
+    if not written:
+        locked = await uow.session.get(Payment, payment.id, with_for_update=True)
+        assert locked is not None
+        settled, event = locked, apply_charge_result(locked, result, at=at, now=now, schedule=schedule)
     if event is not None:
         uow.emit(event, occurred_at=at)
     return settled
