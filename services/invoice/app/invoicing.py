@@ -90,8 +90,9 @@ async def lock_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice 
 async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Invoice | None:
     """Insert a draft invoice with its lines; None if this period (or plan change) is already invoiced."""
     sums = calc.totals(draft.lines, draft.currency)
-    invoice_id = (
-        await session.execute(
+    # RETURNING the whole row puts the invoice in the session as inserted: no read-back after the lines.
+    invoice = (
+        await session.scalars(
             insert(Invoice)
             .values(
                 id=new_id(),
@@ -112,10 +113,10 @@ async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Inv
                 created_at=at,
             )
             .on_conflict_do_nothing(constraint="uq_invoices_subscription_period")
-            .returning(Invoice.id)
+            .returning(Invoice)
         )
-    ).scalar_one_or_none()
-    if invoice_id is None:
+    ).one_or_none()
+    if invoice is None:
         return None
     if draft.lines:
         await session.execute(
@@ -123,7 +124,7 @@ async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Inv
             [
                 {
                     "id": new_id(),
-                    "invoice_id": invoice_id,
+                    "invoice_id": invoice.id,
                     "position": position,
                     "kind": line.kind,
                     "description": line.description[:500],
@@ -136,7 +137,7 @@ async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Inv
                 for position, line in enumerate(draft.lines, start=1)
             ],
         )
-    return await session.get(Invoice, invoice_id)
+    return invoice
 
 
 async def finalize(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime) -> None:
