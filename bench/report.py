@@ -86,6 +86,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     if (h := _get(results, "ceiling.hop")):
         by_level = ", ".join(f"{n} in flight {v:,.0f}/s" for n, v in (h.get("completions_per_s_by_concurrency") or {}).items())
         lines.append(f"    sustained: accepted / (load + drain), {h.get('workers', 1)} workers; {by_level}")
+    if (workers := results.get("service_workers")):
+        lines.append("stack: " + ", ".join(f"{name} × {n} workers" for name, n in workers.items())
+                     + "; every other service one process")
     if (p := results.get("payments")):
         lines.append("one-off payments (through the gateway)")
         row("throughput", p["per_s"], "/s")
