@@ -22,15 +22,12 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueu
 from aio_pika.exceptions import AMQPError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import UUID, insert
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from . import amqp
 from .db import Database, UnitOfWork
 from .events import Envelope
 from .logs import correlation_id
-from .plumbing_tables import inbox_table
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +99,15 @@ class EventConsumer:
         self._owns_connection = connection is None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
-        inbox = inbox_table(db.schema)
+        # Run on the unit of work's driver connection (see UnitOfWork.driver_connection): every event pays them.
         self._claim_one = (
-            insert(inbox)
-            .values(event_id=bindparam("event_id"), event_type=bindparam("event_type"))
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
-        )
-        self._claim_many = text(
-            f'INSERT INTO "{db.schema}".inbox (event_id, event_type) '
-            "SELECT * FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[])) "
+            f'INSERT INTO "{db.schema}".inbox (event_id, event_type) VALUES ($1, $2) '
             "ON CONFLICT DO NOTHING RETURNING event_id"
-        ).columns(event_id=UUID(as_uuid=True))
+        )
+        self._claim_many = (
+            f'INSERT INTO "{db.schema}".inbox (event_id, event_type) '
+            "SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
+        )
         self._in_flight: set[asyncio.Task] = set()
         self._waiting: list[tuple[AbstractIncomingMessage, Envelope, Handler]] = []  # batchable, not yet applied
         self._batchers = 0
@@ -303,9 +297,8 @@ class EventConsumer:
     async def apply(self, envelope: Envelope, handler: Handler) -> str:
         """Run the handler and record the event in the inbox, in one transaction."""
         async with self.db.uow(causation_id=envelope.event_id) as uow:
-            first_time = (await uow.session.execute(self._claim_one, {"event_id": envelope.event_id,
-                                                                      "event_type": envelope.type})).first()
-            if first_time is None:
+            driver = await uow.driver_connection()
+            if await driver.fetchval(self._claim_one, envelope.event_id, envelope.type) is None:
                 return "duplicate"
             await handler(envelope, uow)
             await uow.commit()
@@ -315,14 +308,9 @@ class EventConsumer:
         """Run each handler in turn and record every event in the inbox, all in one transaction: its outcome
         per event ("duplicate" for one the inbox had, or a second copy in the same batch)."""
         async with self.db.uow() as uow:
-            fresh = set(
-                (
-                    await uow.session.execute(
-                        self._claim_many,
-                        {"event_ids": [e.event_id for e, _ in items], "event_types": [e.type for e, _ in items]},
-                    )
-                ).scalars()
-            )
+            driver = await uow.driver_connection()
+            claimed = await driver.fetch(self._claim_many, [e.event_id for e, _ in items], [e.type for e, _ in items])
+            fresh = {row[0] for row in claimed}
             outcomes = []
             for envelope, handler in items:
                 if envelope.event_id not in fresh:

@@ -48,6 +48,31 @@ async def test_state_change_and_outbox_row_roll_back_together(db, clean):
     assert await count(db, outbox) == 0
 
 
+async def test_an_outbox_row_written_first_still_rolls_back_with_the_change_after_it(db, clean):
+    """The outbox rows go in on the driver connection: its statement must be inside the unit of work's
+    transaction even when it is the first one sent (SQLAlchemy would begin only with its own first statement)."""
+    with pytest.raises(RuntimeError):
+        async with db.uow() as uow:
+            uow.emit(created())
+            await uow.flush_outbox()
+            await uow.session.execute(insert(effects).values(id="after-the-event"))
+            raise RuntimeError("the business rule failed")
+    assert await count(db, outbox) == 0
+    assert await count(db, effects) == 0
+
+
+async def test_many_events_of_one_unit_of_work_are_written_with_their_routing_keys_and_bodies(db, clean):
+    async with db.uow() as uow:
+        envelopes = [uow.emit(created(n)) for n in range(3)]
+        await uow.commit()
+    async with db.sessions() as s:
+        rows = (await s.execute(select(outbox.c.event_id, outbox.c.routing_key, outbox.c.body).order_by(outbox.c.id))).all()
+    assert [r.event_id for r in rows] == [e.event_id for e in envelopes]
+    assert {r.routing_key for r in rows} == {"customer.created"}
+    assert [r.body["payload"]["email"] for r in rows] == ["c0@example.com", "c1@example.com", "c2@example.com"]
+    assert rows[0].body["event_id"] == str(envelopes[0].event_id)
+
+
 async def test_uncommitted_unit_of_work_writes_nothing(db, clean):
     async with db.uow() as uow:
         await uow.session.execute(insert(effects).values(id="forgotten"))
