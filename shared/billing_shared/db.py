@@ -78,6 +78,23 @@ def _check_on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             raise DisconnectionError(f"pooled connection idle for {PING_AFTER_IDLE_S:g}s failed its ping") from exc
 
 
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's transaction. The plumbing's own statements (outbox, inbox,
+    idempotency keys) run on it: a statement costs about a quarter of the client CPU it takes through
+    SQLAlchemy's execute, and these run in every unit of work.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs itself, so it is started
+    here first: a statement sent before it would run (and commit) on its own. This reaches into the adapter
+    (SQLAlchemy 2.1's `_transaction` / `_start_transaction`, pinned in billing-shared's dependencies);
+    test_outbox checks that a unit of work rolled back leaves no outbox row behind."""
+    connection = await session.connection()
+    pooled = await connection.get_raw_connection()
+    adapted = pooled.dbapi_connection
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    return pooled.driver_connection
+
+
 @lru_cache(maxsize=None)
 def _insert_outbox_sql(schema: str) -> str:
     # One statement for any number of rows (an executemany costs a round of SQLAlchemy work per row).
@@ -122,20 +139,7 @@ class UnitOfWork:
         return [self.emit(e) for e in events]
 
     async def driver_connection(self) -> Any:
-        """The asyncpg connection under this unit of work's transaction. The plumbing's own statements (outbox,
-        inbox) run on it: a statement costs about a quarter of the client CPU it takes through SQLAlchemy's
-        execute, and these run in every unit of work.
-
-        SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs itself, so it is
-        started here first: a statement sent before it would run (and commit) on its own. This reaches into
-        the adapter (SQLAlchemy 2.1's `_transaction` / `_start_transaction`, pinned in billing-shared's
-        dependencies); test_outbox checks that a unit of work rolled back leaves no outbox row behind."""
-        connection = await self.session.connection()
-        pooled = await connection.get_raw_connection()
-        adapted = pooled.dbapi_connection
-        if adapted._transaction is None:
-            await adapted._start_transaction()
-        return pooled.driver_connection
+        return await driver_connection(self.session)
 
     async def flush_outbox(self) -> None:
         if self._pending:
