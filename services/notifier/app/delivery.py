@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import Message
 
 from billing_shared import clock
 from billing_shared.consumer import Retryable
@@ -32,7 +32,7 @@ from .db import repository
 from .db.models import Customer
 from .domain.emails import EmailPlan, greeting_name, message_id
 from .invoice_pdf import InvoicePdfClient
-from .rendering import Attachment, build_message, render_email
+from .rendering import Attachment, RenderedEmail, build_message, render_email
 from .settings import Settings
 from .smtp import SmtpRejected, SmtpSender, SmtpUnavailable
 
@@ -60,7 +60,7 @@ class EmailDelivery:
             raise CustomerNotYetKnown(f"customer {plan.customer_id} not in the projection yet ({envelope.type})")
 
         sent_at = clock.now(customer.id)
-        message = await self._compose(envelope, plan, customer, sent_at)
+        rendered, message = await self._compose(envelope, plan, customer, sent_at)
         values = {
             "id": new_id(),
             "event_id": envelope.event_id,
@@ -68,7 +68,7 @@ class EmailDelivery:
             "template": plan.template,
             "customer_id": customer.id,
             "recipient": customer.email,
-            "subject": str(message["Subject"])[:500],
+            "subject": rendered.subject[:500],  # as the customer reads it, not its RFC 2047 form
             "message_id": str(message["Message-ID"]),
             "has_attachment": message.is_multipart() and message.get_content_type() == "multipart/mixed",
             "sent_at": sent_at,
@@ -103,7 +103,7 @@ class EmailDelivery:
 
     async def _compose(
         self, envelope: Envelope, plan: EmailPlan, customer: Customer, sent_at: datetime
-    ) -> EmailMessage:
+    ) -> tuple[RenderedEmail, Message]:
         context = {**plan.context, "customer_name": greeting_name(customer.name, customer.email)}
         rendered = render_email(plan.template, context)
         attachments: list[Attachment] = []
@@ -115,7 +115,7 @@ class EmailDelivery:
                 if pdf is not None:
                     attachments.append(Attachment(plan.attachment_name, pdf))
         sender = self.settings.notifier_sender
-        return build_message(
+        return rendered, build_message(
             rendered,
             sender,
             customer.email,

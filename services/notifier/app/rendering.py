@@ -1,6 +1,16 @@
 """Turn an email kind plus its context into a subject, a text body and an HTML body, and then a MIME message.
 
 Each kind is one folder under app/templates/ (subject.txt, body.txt, body.html); the folders are the list of kinds.
+
+The message is built with the standard library's legacy (compat32) classes (MIMEMultipart, MIMEText, MIMEBase),
+not EmailMessage with email.policy.default, because the modern policy parses every header into an object and
+re-folds it, and the notifier is CPU-bound (two emails per invoice). Measured with aiosmtpd as the server,
+2000 messages and time.process_time, building and sending one email cost 1.57 ms of CPU with EmailMessage and
+0.91 ms with the compat32 classes (aiosmtplib then also writes the message with the compat32 policy).
+On the wire the message means the same as before: the same MIME structure and headers; the UTF-8 bodies are
+quoted-printable (7-bit clean, still readable) where EmailMessage sent them 8bit, or base64 for a body with a
+line starting "From "; a non-ASCII subject or display name is RFC 2047-encoded, as before; a non-ASCII address
+still goes out as raw UTF-8 headers under SMTPUTF8 (see _multipart).
 """
 
 from __future__ import annotations
@@ -11,9 +21,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import HeaderRegistry
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.charset import BASE64, QP, Charset
+from email.encoders import encode_base64
+from email.message import EmailMessage, Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -144,44 +158,101 @@ def build_message(
     *,
     message_id: str | None = None,
     sent_at: datetime | None = None,
-) -> EmailMessage:
+) -> Message:
     """A multipart/alternative (text, then HTML) message; with attachments it is wrapped in multipart/mixed.
 
     Pass a message_id derived from the event id so a resent email carries the same Message-ID.
+    message["Subject"] is the subject as rendered; it is folded and RFC 2047-encoded only when written out.
+    ValueError if a header value holds a line break (it could add headers) or a non-ASCII address does not parse.
     """
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
+    message_id = message_id or make_msgid(domain=_domain_of(sender))
+    _refuse_line_breaks(sender, recipient, rendered.subject, message_id)
+    from_field, from_needs_utf8 = _address_field(sender)
+    to_field, to_needs_utf8 = _address_field(recipient)
+    smtputf8 = from_needs_utf8 or to_needs_utf8
+
+    parts: list[Message] = [_text_part(rendered.text, "plain"), _text_part(rendered.html, "html")]
+    if attachments:
+        parts = [MIMEMultipart("alternative", _subparts=parts), *map(_attachment_part, attachments)]
+    message = _multipart("mixed" if attachments else "alternative", parts, smtputf8=smtputf8)
+    message["From"] = from_field
+    message["To"] = to_field
+    message["Subject"] = rendered.subject  # written as is if ASCII, else as UTF-8 encoded words
     message["Date"] = format_datetime(ensure_utc(sent_at or now()))
-    message["Message-ID"] = message_id or make_msgid(domain=_domain_of(sender))
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    for attachment in attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        message.add_attachment(
-            attachment.content, maintype=maintype, subtype=subtype or "octet-stream", filename=attachment.filename
-        )
+    message["Message-ID"] = message_id
     return message
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The standard registry, but each header's class is made once: HeaderRegistry builds a new class with
-    type() for every header of every message, some 40 % of the time it takes to build and flatten an email."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type] = {}
-
-    def __getitem__(self, name: str) -> type:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
+# UTF-8 with quoted-printable bodies (the stock utf-8 Charset would base64 them): 7-bit clean, so no server needs
+# 8BITMIME, and still readable in the raw message. Also used for non-ASCII display names (RFC 2047).
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
+_UTF8_BASE64 = Charset("utf-8")
+_UTF8_BASE64.body_encoding = BASE64
+# aiosmtplib writes compat32 messages with mangle_from_ on, as for an mbox: it would turn such a line into ">From ".
+_FROM_LINE = re.compile(r"^From ", re.MULTILINE)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+# Whatever str.splitlines() breaks at: compat32 starts a new (folded) line there.
+_LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
-_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+def _refuse_line_breaks(*values: str) -> None:
+    for value in values:
+        if _LINE_BREAKS.search(value):
+            raise ValueError(f"header value {value!r} contains a line break")
+
+
+def _address_field(value: str) -> tuple[str, bool]:
+    """The header value to store for an address field, and whether it needs SMTPUTF8 (a non-ASCII address).
+
+    compat32 would RFC 2047-encode a non-ASCII value whole, address included, so a non-ASCII display name is
+    encoded on its own here (formataddr), leaving the address readable.
+    """
+    if value.isascii():
+        return value, False
+    pairs = getaddresses([value])
+    if not pairs or not all(address for _, address in pairs):
+        raise ValueError(f"cannot parse the address {value!r}")
+    if not all(address.isascii() for _, address in pairs):
+        return value, True  # an internationalised address: written as UTF-8, see _multipart
+    return ", ".join(formataddr(pair, charset=_UTF8) for pair in pairs), False
+
+
+def _multipart(subtype: str, parts: list[Message], *, smtputf8: bool) -> Message:
+    if not smtputf8:
+        return MIMEMultipart(subtype, _subparts=parts)
+    # A non-ASCII address can only go out as raw UTF-8 headers under SMTPUTF8 (RFC 6531), and aiosmtplib
+    # flattens an EmailMessage with its SMTPUTF8 policy but any other message with compat32, which would
+    # RFC 2047-encode the address itself. So for these (rare) messages the outermost part is an EmailMessage
+    # (its headers are then parsed, as before); the parts inside stay compat32, written with the same policy.
+    message = EmailMessage(policy=email.policy.default)
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = f"multipart/{subtype}"
+    for part in parts:
+        message.attach(part)
+    return message
+
+
+def _text_part(body: str, subtype: str) -> MIMEText:
+    if not body.endswith(("\n", "\r")):
+        body += "\n"  # as EmailMessage.set_content did: a text part ends with a line break
+    # MIMEText accepts a Charset (typeshed says str): its body_encoding picks the transfer encoding.
+    part = MIMEText(body, subtype, _UTF8)  # type: ignore[arg-type]
+    if _FROM_LINE.search(part.get_payload()):  # quoted-printable leaves such a line as is; base64 has none
+        # Base64 keeps line ends as given, and text's canonical form has CRLF ones (RFC 2046).
+        part = MIMEText(_LINE_END.sub("\r\n", body), subtype, _UTF8_BASE64)  # type: ignore[arg-type]
+    return part
+
+
+def _attachment_part(attachment: Attachment) -> MIMEBase:
+    _refuse_line_breaks(attachment.filename, attachment.content_type)
+    maintype, _, subtype = attachment.content_type.partition("/")
+    part = MIMEBase(maintype, subtype or "octet-stream")
+    part.set_payload(attachment.content)
+    encode_base64(part)
+    # A non-ASCII filename is written as an RFC 2231 parameter (filename*=utf-8''...).
+    part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+    return part
 
 
 def _domain_of(address: str) -> str:

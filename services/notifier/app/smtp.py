@@ -1,4 +1,4 @@
-"""Deliver an EmailMessage over SMTP on pooled, reused connections, retrying transient failures with backoff.
+"""Deliver an email message over SMTP on pooled, reused connections, retrying transient failures with backoff.
 
 Transient failures that outlast the retries raise SmtpUnavailable (the consumer nacks, the event comes back later);
 permanent 5xx refusals raise SmtpRejected (retrying cannot help, so the consumer dead-letters it).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 from tenacity import (
@@ -107,7 +107,7 @@ class SmtpSender:
         self._local_hostname: str | None = None  # EHLO name, looked up once (aiosmtplib would per connection)
         self.connections_opened = 0
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Deliver to the recipients in the message's headers; SmtpUnavailable or SmtpRejected if it cannot."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
@@ -130,7 +130,7 @@ class SmtpSender:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._close(connection, polite=True) for connection in idle))
 
-    async def _send_once(self, message: EmailMessage) -> None:
+    async def _send_once(self, message: Message) -> None:
         connection = self._checkout()
         if connection is not None:
             try:
@@ -142,7 +142,7 @@ class SmtpSender:
                 logger.info("pooled smtp connection to %s:%s was lost (%r); reconnecting", self.host, self.port, error)
         await self._transact(await self._connect(), message)
 
-    async def _transact(self, connection: _Connection, message: EmailMessage) -> None:
+    async def _transact(self, connection: _Connection, message: Message) -> None:
         connection.data_started = False
         try:
             await connection.send_message(message)

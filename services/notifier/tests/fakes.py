@@ -33,6 +33,7 @@ class _CollectingHandler:
             return self._sink.mail_replies.pop(0)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        self._sink.mail_options.append(list(mail_options))
         return "250 OK"
 
     async def handle_RCPT(
@@ -47,6 +48,7 @@ class _CollectingHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
+        self._sink.raw.append(raw)  # type: ignore[arg-type]
         self._sink.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
         self._sink.peers.append(session.peer)
         return "250 Message accepted for delivery"
@@ -55,10 +57,13 @@ class _CollectingHandler:
 class SmtpSink:
     """An SMTP server that can be started and stopped on a fixed port; messages survive restarts."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, smtputf8: bool = False) -> None:
         self.host = host
         self.port = port or free_port()
+        self.smtputf8 = smtputf8  # offer the SMTPUTF8 extension (RFC 6531) for non-ASCII addresses
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # each message's bytes as received
+        self.mail_options: list[list[str]] = []  # the options of each accepted MAIL command, e.g. ["SMTPUTF8"]
         self.peers: list[Any] = []  # the client's (host, port) of each message: one per SMTP connection
         # Replies such as "421 4.4.2 closing connection" given to the next MAIL commands instead of accepting them.
         self.mail_replies: list[str] = []
@@ -75,7 +80,9 @@ class SmtpSink:
     def start(self) -> None:
         """Blocks until the server accepts connections (aiosmtpd runs it in its own thread)."""
         if self._controller is None:
-            controller = Controller(_CollectingHandler(self), hostname=self.host, port=self.port)
+            controller = Controller(
+                _CollectingHandler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=self.smtputf8
+            )
             controller.start()
             self._controller = controller
 

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 import time
-from collections.abc import Callable
-from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from email.message import Message
 
 import pytest
 
-from app.rendering import RenderedEmail, build_message
+from app.rendering import Attachment, RenderedEmail, build_message
 from app.smtp import SmtpRejected, SmtpSender, SmtpUnavailable
-
-if TYPE_CHECKING:
-    from tests.fakes import SmtpSink
+from tests.fakes import SmtpSink
 
 RETRY_LOG = "app.smtp"
 
 
-def make_message(subject: str = "Receipt for invoice INV-1") -> EmailMessage:
+def make_message(subject: str = "Receipt for invoice INV-1") -> Message:
     rendered = RenderedEmail(subject=subject, text="Hello Ada,\n", html="<p>Hello Ada,</p>")
     return build_message(rendered, "Billing <billing@example.com>", "ada@example.com")
 
@@ -137,4 +136,67 @@ async def test_a_permanent_refusal_raises_smtp_rejected_without_retrying(smtp_si
         await fast_sender(smtp_sink, attempts=3).send(make_message())
 
     assert len(smtp_sink.rcpt_replies) == 1  # only one RCPT was tried
+    assert smtp_sink.messages == []
+
+
+@pytest.fixture
+def smtputf8_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink(smtputf8=True)
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+async def test_a_non_ascii_subject_sender_name_and_body_arrive_exactly_as_rendered(smtp_sink: SmtpSink) -> None:
+    rendered = RenderedEmail(
+        subject="Ihre Zahlung über 1.234,56 € ist fehlgeschlagen — letzter Versuch am 12. März 2027, Zoë",
+        text="Hallo Zoë,\n\nBetrag: 1.234,56 €\n.\nFrom March 3: ça va.\n",
+        html="<p>Hallo Zoë,</p>\n<p>Betrag: 1.234,56 €</p>\n",
+    )
+    invoice = Attachment("Rechnung-März.pdf", b"%PDF-1.7\n.\r\n\x00\xff")
+    message = build_message(rendered, "Zoë Billing <billing@example.com>", "ada@example.com", [invoice])
+
+    await fast_sender(smtp_sink, attempts=1).send(message)
+
+    [received] = smtp_sink.messages
+    smtp_sink.raw[0].decode("ascii")  # 7-bit clean
+    [mail_options] = smtp_sink.mail_options
+    assert "SMTPUTF8" not in mail_options  # not needed for ASCII addresses
+    assert received["Subject"] == rendered.subject
+    assert received["From"].addresses[0].display_name == "Zoë Billing"
+    assert received["From"].addresses[0].addr_spec == "billing@example.com"
+    for subtype, body in {"plain": rendered.text, "html": rendered.html}.items():
+        assert received.get_body((subtype,)).get_content() == body.replace("\n", "\r\n")  # SMTP's line ends
+    [attachment] = received.iter_attachments()
+    assert (attachment.get_filename(), attachment.get_content()) == ("Rechnung-März.pdf", invoice.content)
+
+
+async def test_a_non_ascii_recipient_address_is_sent_with_smtputf8_and_raw_utf8_headers(
+    smtputf8_sink: SmtpSink,
+) -> None:
+    rendered = RenderedEmail(subject="Willkommen, Zoë", text="Hallo Zoë,\n", html="<p>Hallo Zoë,</p>\n")
+    message = build_message(rendered, "Zoë Billing <billing@example.com>", "zoë@example.com")
+
+    await fast_sender(smtputf8_sink, attempts=1).send(message)
+
+    [raw] = smtputf8_sink.raw
+    [mail_options] = smtputf8_sink.mail_options
+    assert "SMTPUTF8" in mail_options
+    received = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+    assert received["To"].addresses[0].addr_spec == "zoë@example.com"
+    assert received["Subject"] == "Willkommen, Zoë"
+    assert received["From"].addresses[0].display_name == "Zoë Billing"
+    assert received.get_body(("plain",)).get_content() == "Hallo Zoë,\r\n"
+
+
+async def test_a_non_ascii_recipient_address_is_refused_for_good_by_a_server_without_smtputf8(
+    smtp_sink: SmtpSink,
+) -> None:
+    message = build_message(RenderedEmail("Hi", "Hi\n", "<p>Hi</p>\n"), "billing@example.com", "zoë@example.com")
+
+    with pytest.raises(SmtpRejected, match="SMTPUTF8"):
+        await fast_sender(smtp_sink, attempts=3).send(message)
+
     assert smtp_sink.messages == []

@@ -14,7 +14,7 @@ from app.delivery import EmailDelivery
 from app.domain.emails import plan_email
 from app.settings import Settings
 from app.smtp import SmtpSender
-from billing_shared.contracts import InvoiceFinalized
+from billing_shared.contracts import CustomerCreated, InvoiceFinalized
 from billing_shared.events import Envelope
 
 CUSTOMER = uuid.uuid4()
@@ -57,6 +57,34 @@ async def test_the_pdf_is_fetched_before_the_notification_row_is_claimed(monkeyp
     await delivery.deliver(envelope, FakeUow(), plan)  # type: ignore[arg-type]
 
     assert steps == ["fetch pdf", "claim log row"]
+
+
+async def test_the_log_row_keeps_the_subject_as_the_customer_reads_it_not_its_encoded_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logged: list[dict[str, Any]] = []
+
+    async def get_customer(session: Any, customer_id: uuid.UUID) -> Customer:
+        return Customer(id=customer_id, email="zoe@example.com", name="Zoë Müller")
+
+    async def claim_notification(session: Any, values: dict[str, Any]) -> None:
+        logged.append(values)
+        return None  # nothing is sent
+
+    monkeypatch.setattr(repository, "get_customer", get_customer)
+    monkeypatch.setattr(repository, "claim_notification", claim_notification)
+    event = CustomerCreated(customer_id=CUSTOMER, email="zoe@example.com", name="Zoë Müller")
+    envelope = Envelope(type=event.type, producer="test", payload=event.model_dump(mode="json"))
+    plan = plan_email(envelope, "https://billing.example.com")
+    assert plan is not None
+    delivery = EmailDelivery(Settings(), SmtpSender("127.0.0.1", 1))
+
+    await delivery.deliver(envelope, FakeUow(), plan)  # type: ignore[arg-type]
+
+    [values] = logged
+    assert values["subject"] == "Welcome, Zoë Müller"
+    assert values["message_id"] == f"<{envelope.event_id}.welcome@example.com>"
+    assert values["has_attachment"] is False
 
 
 @pytest.mark.parametrize("prefetch, pool_size, overflow", [(10, 5, 5), (9, 4, 4), (0, 5, 5)])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import UTC, date, datetime
+from email.message import EmailMessage, Message
 from typing import Any
 
 import pytest
+from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
+from aiosmtplib.protocol import LINE_ENDINGS_REGEX
 
 from app.rendering import Attachment, RenderedEmail, build_message, email_kinds, render_email
 
@@ -204,6 +209,20 @@ class TestEscaping:
         assert rendered.subject == "Welcome, Ada Bcc: victim@example.com"
 
 
+def wire_bytes(message: Message, *, smtputf8: bool = False) -> bytes:
+    """The bytes aiosmtplib's send_message sends for this message (bar the dot-stuffing of DATA)."""
+    return LINE_ENDINGS_REGEX.sub(b"\r\n", flatten_message(message, utf8=smtputf8))
+
+
+def crlf(text: str) -> str:
+    return text.replace("\n", "\r\n")  # text comes off the wire with SMTP's line ends
+
+
+def on_the_wire(message: Message) -> EmailMessage:
+    """The message as a mail client reads it: parsed back from the bytes that are sent."""
+    return email.message_from_bytes(wire_bytes(message), policy=email.policy.default)  # type: ignore[return-value]
+
+
 class TestBuildMessage:
     SENDER = "Billing <billing@example.com>"
     RECIPIENT = "ada@example.com"
@@ -211,49 +230,158 @@ class TestBuildMessage:
     def test_message_is_multipart_alternative_with_text_then_html(self) -> None:
         rendered = render("invoice_paid")
 
-        message = build_message(rendered, self.SENDER, self.RECIPIENT)
+        built = build_message(rendered, self.SENDER, self.RECIPIENT)
+        message = on_the_wire(built)
 
+        assert built.get_content_type() == "multipart/alternative"  # what the delivery log reads
         assert message.get_content_type() == "multipart/alternative"
         parts = [part.get_content_type() for part in message.iter_parts()]
         assert parts == ["text/plain", "text/html"]
         assert message["To"] == self.RECIPIENT
         assert message["From"] == self.SENDER
         assert message["Subject"] == rendered.subject
+        assert message["MIME-Version"] == "1.0"
         assert message.get_body(("plain",)).get_content().startswith("Hello Ada Lovelace,")
         assert "$49.99" in message.get_body(("html",)).get_content()
 
     def test_a_pdf_attachment_wraps_the_alternative_in_multipart_mixed(self) -> None:
         pdf = Attachment(filename="INV-2027-0042.pdf", content=b"%PDF-1.7 fake")
 
-        message = build_message(render("invoice_paid"), self.SENDER, self.RECIPIENT, [pdf])
+        built = build_message(render("invoice_paid"), self.SENDER, self.RECIPIENT, [pdf])
+        message = on_the_wire(built)
 
+        assert built.is_multipart() and built.get_content_type() == "multipart/mixed"  # what the delivery log reads
         assert message.get_content_type() == "multipart/mixed"
         alternative, attachment = list(message.iter_parts())
         assert [part.get_content_type() for part in alternative.iter_parts()] == ["text/plain", "text/html"]
         assert attachment.get_content_type() == "application/pdf"
         assert attachment.get_filename() == "INV-2027-0042.pdf"
         assert attachment.get_content() == b"%PDF-1.7 fake"
+        assert [part.get_filename() for part in message.iter_attachments()] == ["INV-2027-0042.pdf"]
 
     def test_date_and_message_id_can_be_pinned_so_a_resend_is_recognisable(self) -> None:
         sent_at = datetime(2027, 3, 3, 12, 0, tzinfo=UTC)
 
-        message = build_message(
+        built = build_message(
             render("welcome"), self.SENDER, self.RECIPIENT, message_id="<evt-123@example.com>", sent_at=sent_at
         )
+        message = on_the_wire(built)
 
+        assert built["Message-ID"] == "<evt-123@example.com>"  # what the delivery log reads
         assert message["Message-ID"] == "<evt-123@example.com>"
         assert message["Date"].datetime == sent_at
 
     def test_message_id_defaults_to_the_sender_domain(self) -> None:
-        message = build_message(render("welcome"), self.SENDER, self.RECIPIENT)
+        message = on_the_wire(build_message(render("welcome"), self.SENDER, self.RECIPIENT))
 
         assert message["Message-ID"].endswith("@example.com>")
 
+    @pytest.mark.parametrize(
+        "subject",
+        [
+            "Ihre Zahlung über 10,00 € ist fehlgeschlagen",
+            "Letzte Mahnung: letzter Zahlungsversuch am 12. März 2027 für die Rechnung INV-2027-0042 über 1.234,56 €",
+            "お支払いに失敗しました — 請求書 INV-2027-0042 の金額 ¥5,000 を新しいカードでお支払いください",
+            "Receipt for invoice INV-2027-0042, paid on March 3, 2027, for the amount of $49.99 (thank you)",
+        ],
+    )
+    def test_a_non_ascii_subject_sender_name_and_body_round_trip_exactly(self, subject: str) -> None:
+        rendered = RenderedEmail(
+            subject=subject,
+            text="Hallo Zoë,\n\nBetrag: 1.234,56 €  \nAb jetzt: café = ça va.\n" + "é" * 120 + "\n",
+            html='<p class="x">Hallo Zoë, 1.234,56 €</p>\n<p>' + "ü" * 120 + "</p>\n",
+        )
+        invoice = Attachment(filename="Rechnung-März.pdf", content=b"%PDF-1.7 \x00\xff")
 
-def test_messages_share_header_classes_and_still_parse_every_header() -> None:
+        built = build_message(rendered, "Zoë Billing <billing@example.com>", self.RECIPIENT, [invoice])
+        raw = wire_bytes(built)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+
+        raw.decode("ascii")  # 7-bit clean: nothing depends on the server's 8BITMIME
+        assert message["Subject"] == subject
+        assert "\n" not in str(message["Subject"])
+        [sender] = message["From"].addresses
+        assert (sender.display_name, sender.addr_spec) == ("Zoë Billing", "billing@example.com")
+        text, html = message.get_body(("plain",)), message.get_body(("html",))
+        assert text.get_content() == crlf(rendered.text)
+        assert html.get_content() == crlf(rendered.html)
+        assert text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == "quoted-printable"
+        assert text.get_content_charset() == html.get_content_charset() == "utf-8"
+        [attachment] = message.iter_attachments()
+        assert (attachment.get_filename(), attachment.get_content()) == ("Rechnung-März.pdf", b"%PDF-1.7 \x00\xff")
+        assert built["Subject"] == subject  # the message object holds it decoded; only the bytes are encoded
+
+    def test_a_body_line_starting_with_from_is_not_mangled_on_the_wire(self) -> None:
+        # aiosmtplib writes compat32 messages as for an mbox, where a line "From ..." would become ">From ...".
+        rendered = RenderedEmail(subject="Plan change", text="Hello Ada,\nFrom March 3 you pay €12.\n",
+                                 html="<p>Hello Ada,</p>\nFrom March 3 you pay €12.\n")
+
+        raw = wire_bytes(build_message(rendered, self.SENDER, self.RECIPIENT))
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+
+        assert b">From" not in raw
+        text, html = message.get_body(("plain",)), message.get_body(("html",))
+        assert text.get_content() == crlf(rendered.text)
+        assert html.get_content() == crlf(rendered.html)
+        assert text["Content-Transfer-Encoding"] == html["Content-Transfer-Encoding"] == "base64"  # no such lines
+
+    def test_a_line_break_in_a_customer_name_cannot_add_a_header(self) -> None:
+        # The name reaches a header through the welcome subject (and the bodies, which cannot hold headers).
+        rendered = render("welcome", customer_name="Ada\r\nBcc: victim@example.com\r\nX-Evil: 1")
+
+        raw = wire_bytes(build_message(rendered, self.SENDER, self.RECIPIENT))
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+
+        assert message["Subject"] == "Welcome, Ada Bcc: victim@example.com X-Evil: 1"
+        assert message["Bcc"] is None and message["X-Evil"] is None
+        assert sorted(message.keys()) == [
+            "Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To",
+        ]
+        headers = raw.split(b"\r\n\r\n", 1)[0]
+        assert b"\nBcc:" not in headers and b"\nX-Evil:" not in headers
+
+    @pytest.mark.parametrize("field", ["sender", "recipient", "subject"])
+    @pytest.mark.parametrize("line_break", ["\r\n", "\n", "\r", "\u2028"])
+    def test_a_line_break_in_an_address_or_subject_is_refused(self, field: str, line_break: str) -> None:
+        values = {"sender": self.SENDER, "recipient": self.RECIPIENT, "subject": "Welcome"}
+        values[field] += f"{line_break}Bcc: victim@example.com"
+        rendered = RenderedEmail(subject=values["subject"], text="Hello\n", html="<p>Hello</p>\n")
+
+        with pytest.raises(ValueError, match="line break"):
+            build_message(rendered, values["sender"], values["recipient"])
+
+    def test_a_non_ascii_display_name_of_the_recipient_is_encoded_and_the_address_kept(self) -> None:
+        built = build_message(render("welcome"), self.SENDER, "Zoë Martín <zoe@example.com>")
+
+        [recipient] = on_the_wire(built)["To"].addresses
+        assert (recipient.display_name, recipient.addr_spec) == ("Zoë Martín", "zoe@example.com")
+        assert extract_recipients(built) == ["zoe@example.com"]  # the RCPT TO aiosmtplib sends
+
+    def test_a_non_ascii_recipient_address_goes_out_as_utf8_headers_as_before(self) -> None:
+        # RFC 6531: aiosmtplib sends it with SMTPUTF8 (and refuses if the server lacks it), headers raw UTF-8.
+        rendered = RenderedEmail(subject="Ihre Zahlung über 10,00 €", text="Hallo Zoë,\n", html="<p>Hallo Zoë,</p>\n")
+
+        built = build_message(rendered, "Zoë Billing <billing@example.com>", "zoë@example.com")
+        raw = wire_bytes(built, smtputf8=True)
+        message = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+
+        assert extract_recipients(built) == ["zoë@example.com"]
+        assert extract_sender(built) == "billing@example.com"
+        assert "\r\nTo: zoë@example.com\r\n".encode() in raw
+        assert "\r\nSubject: Ihre Zahlung über 10,00 €\r\n".encode() in raw
+        assert message["To"].addresses[0].addr_spec == "zoë@example.com"
+        assert message["From"].addresses[0].display_name == "Zoë Billing"
+        assert message.get_content_type() == "multipart/alternative"
+        assert message.get_body(("plain",)).get_content() == "Hallo Zoë,\r\n"
+        assert built["Subject"] == rendered.subject
+
+
+def test_every_header_parses_from_the_wire_and_a_non_ascii_sender_name_is_encoded() -> None:
     first = build_message(render("welcome"), "Billing <billing@example.com>", "ada@example.com")
     second = build_message(render("welcome"), "Zoë Billing <billing@example.com>", "bob@example.com")
-    assert type(first["To"]) is type(second["To"])  # made once, not per message
-    assert second["To"].addresses[0].addr_spec == "bob@example.com"
-    assert second["From"].addresses[0].display_name == "Zoë Billing"
-    assert b"=?utf-8?" in second.as_bytes()  # the non-ASCII name is encoded on the wire
+    first_received, second_received = on_the_wire(first), on_the_wire(second)
+    assert first_received["To"].addresses[0].addr_spec == "ada@example.com"
+    assert second_received["To"].addresses[0].addr_spec == "bob@example.com"
+    assert second_received["From"].addresses[0].display_name == "Zoë Billing"
+    assert b"=?utf-8?" in wire_bytes(second)  # the non-ASCII name is encoded on the wire
+    assert b"=?utf-8?" in second.as_bytes()
