@@ -18,7 +18,13 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 from aio_pika.exceptions import AMQPError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
@@ -115,6 +121,7 @@ class EventConsumer:
         self._retry_delays = [
             min(redelivery_backoff_s * 2**n, redelivery_backoff_max_s) for n in range(delivery_limit)
         ]
+        self._publishing: AbstractChannel | None = None  # confirms the copies handed back for a later try
         self._later: AbstractExchange | None = None
         self._dead_letters: AbstractExchange | None = None
 
@@ -134,9 +141,9 @@ class EventConsumer:
             unbindings=unbindings,
         )
         await amqp.declare_retry_queues(channel, self.service, self._retry_delays)
-        publishing = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._later = publishing.default_exchange
-        self._dead_letters = await publishing.get_exchange(self.dead_letter_exchange, ensure=False)
+        self._publishing = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._later = self._publishing.default_exchange
+        self._dead_letters = await self._publishing.get_exchange(self.dead_letter_exchange, ensure=False)
         self._consumer_tag = await self._queue.consume(self._on_message)
 
     async def stop(self) -> None:
@@ -150,6 +157,11 @@ class EventConsumer:
             _, still_running = await asyncio.wait(self._in_flight, timeout=5)
             for task in still_running:
                 task.cancel()
+        if self._publishing is not None and not self._owns_connection:
+            try:
+                await self._publishing.close()
+            except Exception:  # the connection may already be gone
+                pass
         if self._owns_connection and self._connection is not None:
             await self._connection.close()
 

@@ -42,9 +42,14 @@ def _describe(message: AbstractIncomingMessage) -> DeadLetter:
         type=message.type,
         reason=_text(headers.get(DEAD_REASON_HEADER) or headers.get("x-first-death-reason") or first.get("reason")),
         queue=_text(headers.get(DEAD_QUEUE_HEADER) or headers.get("x-first-death-queue") or first.get("queue")),
-        deaths=sum(int(d.get("count", 1)) for d in deaths) if deaths else 0,
+        deaths=sum(int(d.get("count", 1)) for d in deaths) if deaths else _tries_given_up_after(headers),
         body=body,
     )
+
+
+def _tries_given_up_after(headers: dict[str, Any]) -> int:
+    """How often a message the consumer gave up on was tried (its later tries counted in RETRIES_HEADER)."""
+    return int(headers.get(RETRIES_HEADER, 0)) + 1 if headers.get(DEAD_REASON_HEADER) else 0
 
 
 def _text(value: Any) -> str | None:

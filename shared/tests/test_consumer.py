@@ -159,6 +159,7 @@ async def test_poison_message_is_dead_lettered_while_later_messages_flow(db, cle
             letters = await wait_for(dead_lettered, timeout=20, message="the poison message in the DLQ")
             assert [letter.event_id for letter in letters] == [str(poison.event_id)]
             assert letters[0].reason == "delivery_limit"
+            assert letters[0].deaths == 3  # the first try and delivery_limit (2) later ones
             assert await effect_count(db, str(poison.event_id)) == 0
 
             fixed = True
