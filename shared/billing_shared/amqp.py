@@ -129,15 +129,25 @@ def envelope_message(body: dict[str, Any] | Envelope) -> aio_pika.Message:
     """The AMQP message for an envelope: persistent, JSON, ids and correlation id in properties and headers."""
     if isinstance(body, Envelope):
         body = body.model_dump(mode="json")
-    headers: dict[str, Any] = {"x-producer": body.get("producer", "")}
-    if body.get("correlation_id"):
-        headers["x-correlation-id"] = body["correlation_id"]
+    return message_from_json(
+        json.dumps(body, separators=(",", ":")), str(body["event_id"]), body["type"], body.get("producer") or "",
+        body.get("correlation_id"),
+    )
+
+
+def message_from_json(
+    body_json: str, event_id: str, event_type: str, producer: str, correlation_id: str | None
+) -> aio_pika.Message:
+    """The AMQP message for an envelope already in JSON (an outbox row), with the facts it carries beside it."""
+    headers: dict[str, Any] = {"x-producer": producer}
+    if correlation_id:
+        headers["x-correlation-id"] = correlation_id
     return aio_pika.Message(
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=body_json.encode(),
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=str(body["event_id"]),
-        type=body["type"],
-        correlation_id=body.get("correlation_id"),
+        message_id=event_id,
+        type=event_type,
+        correlation_id=correlation_id,
         headers=headers,
     )
