@@ -225,6 +225,7 @@ async def test_narrowed_bindings_hear_only_their_routing_words_even_on_a_queue_b
 
             await wait_for(heard_applied)
         # The direct payment was routed (to nowhere) before the retry was confirmed.
+        assert await effect_count(db, str(direct.event_id)) == 0
         assert await effect_count(db) == 2
     finally:
         await narrowed.stop()
