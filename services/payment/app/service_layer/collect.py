@@ -83,7 +83,9 @@ async def collect(
     # lock it, read it again and apply the answer to that.
     now = clock.now(target.customer_id)
     schedule = settings.payment_reconcile_after_s
-    written, event = await apply_charge_result_if_unmoved(uow.session, payment, result, at=at, now=now, schedule=schedule)
+    written, event = await apply_charge_result_if_unmoved(
+        uow.session, payment, result, at=at, now=now, schedule=schedule
+    )
     settled = payment
     if not written:
         locked = await uow.session.get(Payment, payment.id, with_for_update=True)
