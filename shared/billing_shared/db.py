@@ -34,7 +34,8 @@ def make_metadata(schema: str) -> MetaData:
     )
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON as the database stores it (compact; dates and ids as strings)."""
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
@@ -49,7 +50,7 @@ def make_engine(database_url: str, schema: str, pool_size: int = 10, max_overflo
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
-        json_serializer=_json_dumps,
+        json_serializer=json_dumps,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"billing-{schema}"}},
     )
     pool = engine.sync_engine.pool

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import clock
-from .db import Database, driver_connection
+from .db import Database, driver_connection, json_dumps
 from .errors import ApiError
 from .plumbing_tables import idempotency_table
 
@@ -39,10 +39,6 @@ class Claim:
     @property
     def is_replay(self) -> bool:
         return self.replay_status is not None
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def request_fingerprint(body: Any) -> str:
@@ -144,7 +140,7 @@ class IdempotencyKeys:
         """Store the response in the caller's transaction (with the effect it describes)."""
         driver = await driver_connection(session)
         await driver.execute(
-            self._complete, claim.scope, claim.key, status, _json(body), clock.wall_now(), resource_id
+            self._complete, claim.scope, claim.key, status, json_dumps(body), clock.wall_now(), resource_id
         )
 
     async def release(self, claim: Claim) -> None:

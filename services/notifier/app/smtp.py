@@ -1,6 +1,6 @@
 """Deliver an email message over SMTP on pooled, reused connections, retrying transient failures with backoff.
 
-Transient failures that outlast the retries raise SmtpUnavailable (the consumer nacks, the event comes back later);
+Transient failures that outlast the retries raise SmtpUnavailable (the consumer tries the event again later);
 permanent 5xx refusals raise SmtpRejected (retrying cannot help, so the consumer dead-letters it).
 """
 
