@@ -138,11 +138,15 @@ def _wait_until_healthy(process: subprocess.Popen[str], base_url: str, error_log
 
 
 @contextmanager
-def running_gateway(upstreams: Mapping[str, str]) -> Iterator[str]:
-    """A local nginx rendered by gateway/render_local.py in front of `upstreams`; yields its base URL."""
+def running_gateway(upstreams: Mapping[str, str], prefix: Path | None = None) -> Iterator[str]:
+    """A local nginx rendered by gateway/render_local.py in front of `upstreams`; yields its base URL.
+
+    Its files (config, logs) go to `prefix` when given, which is then left for the caller to read and remove.
+    """
     if not Path(NGINX).exists():
         pytest.skip("nginx is not installed")
-    prefix = gateway_prefix()
+    keep_files = prefix is not None
+    prefix = prefix or gateway_prefix()
     port = free_port()
     config = run_render_local(prefix, port, upstreams)
     process = subprocess.Popen(
@@ -162,7 +166,8 @@ def running_gateway(upstreams: Mapping[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        shutil.rmtree(prefix, ignore_errors=True)
+        if not keep_files:
+            shutil.rmtree(prefix, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,13 @@ def test_everything_an_image_copies_exists_in_the_repo(dockerfile: Path) -> None
     assert not missing, f"{dockerfile.relative_to(REPO_ROOT)} copies missing paths {missing}"
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_image_leaves_request_logging_to_the_gateway(dockerfile: Path) -> None:
+    # uvicorn's access log prints the query string, and an emailed invoice link carries its signature there:
+    # anyone reading the logs could open the invoice. The gateway logs every request as JSON, without it.
+    assert "--no-access-log" in _last(dockerfile, "CMD").replace('", "', " ")
+
+
 def test_invoice_image_installs_weasyprint_system_libraries() -> None:
     runs = " ".join(args for name, args in _instructions(REPO_ROOT / "services/invoice/Dockerfile") if name == "RUN")
 

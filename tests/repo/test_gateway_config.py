@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -158,6 +159,22 @@ class TestRouting:
 
     def test_server_header_does_not_reveal_the_nginx_version(self, gateway_url: str) -> None:
         assert httpx.get(f"{gateway_url}/health").headers["server"] == "nginx"
+
+
+@needs_nginx
+def test_access_log_is_one_json_object_per_request_without_the_query_string(stub_services: dict[str, str]) -> None:
+    # Emailed invoice links are signed in their query string; a log reader must not be able to reuse one.
+    prefix = gateway_prefix()
+    try:
+        with running_gateway(stub_services, prefix) as base_url:
+            httpx.get(f"{base_url}/invoices/inv_1?expires=9999999999&signature=s3cr3t", headers={"X-Correlation-ID": "req-7"})
+        lines = (prefix / "logs" / "access.log").read_text().splitlines()
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+    entry = json.loads(lines[-1])
+    assert (entry["path"], entry["status"], entry["correlation_id"]) == ("/invoices/inv_1", "200", "req-7")
+    assert "s3cr3t" not in "\n".join(lines)
 
 
 @needs_nginx
