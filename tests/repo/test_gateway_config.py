@@ -71,10 +71,21 @@ class TestConfigFiles:
 
     def test_docker_config_sends_each_upstream_to_its_compose_service_on_port_8000(self) -> None:
         text = (NGINX_DIR / "nginx.docker.conf").read_text()
-        upstreams = dict(re.findall(r"upstream (\w+)\s*\{\s*server ([\w.-]+:\d+);", text))
+        upstreams = dict(re.findall(r"upstream (\w+)\s*\{[^}]*?server ([\w.-]+:\d+)[ ;]", text))
 
         assert upstreams == {name: f"{name}:8000" for name in UPSTREAM_NAMES}
         assert "listen 8080;" in text
+
+    def test_docker_config_keeps_resolving_the_services_so_scaled_replicas_get_traffic(self) -> None:
+        # `resolve` re-reads compose's DNS while nginx runs; it needs a resolver and each upstream's shared zone.
+        text = (NGINX_DIR / "nginx.docker.conf").read_text()
+        blocks = dict(re.findall(r"upstream (\w+)\s*\{([^}]*)\}", text))
+
+        assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s", text, re.MULTILINE)
+        assert set(blocks) == set(UPSTREAM_NAMES)
+        for name, block in blocks.items():
+            assert re.search(rf"\bzone {name}\s+\d+k;", block), block
+            assert re.search(rf"\bserver {name}:8000 resolve;", block), block
 
     @needs_nginx
     def test_docker_config_passes_nginx_test_with_its_hostnames_resolvable(self, tmp_path: Path) -> None:
@@ -82,7 +93,8 @@ class TestConfigFiles:
         for name in ("common.conf", "routes.conf"):
             shutil.copy(NGINX_DIR / name, tmp_path / name)
         text = (NGINX_DIR / "nginx.docker.conf").read_text()
-        text = re.sub(r"server [\w-]+:8000;", "server 127.0.0.1:8000;", text)
+        # nginx here (1.22) predates the upstream `resolve` parameter of the image's nginx (1.27.3 and later).
+        text = re.sub(r"server [\w-]+:8000 resolve;", "server 127.0.0.1:8000;", text)
         kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         temp_paths = "".join(f"\n    {kind}_temp_path {tmp_path}/{kind};" for kind in kinds)
         text = text.replace("http {", "http {" + temp_paths, 1)
