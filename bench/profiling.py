@@ -29,7 +29,7 @@ class Sampler:
             raise RuntimeError("py-spy is not installed (pip install py-spy)")
         self.proc = subprocess.Popen(
             [binary, "record", "--pid", str(pid), "--format", "raw", "--output", str(out), "--rate", str(rate),
-             "--nonblocking", "--gil"],
+             "--nonblocking", "--gil", "--subprocesses"],  # a service run with --workers N: its workers
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 

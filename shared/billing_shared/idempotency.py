@@ -138,10 +138,14 @@ class IdempotencyKeys:
 
     async def complete(self, session: AsyncSession, claim: Claim, status: int, body: Any, resource_id: Any = None) -> None:
         """Store the response in the caller's transaction (with the effect it describes)."""
+        await self.complete_json(session, claim, status, json_dumps(body), resource_id)
+
+    async def complete_json(
+        self, session: AsyncSession, claim: Claim, status: int, body_json: str, resource_id: Any = None
+    ) -> None:
+        """`complete` with the response body already serialised (the JSON text the client is sent)."""
         driver = await driver_connection(session)
-        await driver.execute(
-            self._complete, claim.scope, claim.key, status, json_dumps(body), clock.wall_now(), resource_id
-        )
+        await driver.execute(self._complete, claim.scope, claim.key, status, body_json, clock.wall_now(), resource_id)
 
     async def release(self, claim: Claim) -> None:
         """Forget a claim whose request failed before doing anything (e.g. invalid input)."""

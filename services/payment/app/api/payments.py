@@ -12,7 +12,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,14 +44,10 @@ from .schemas import PaymentCreate, PaymentOut, PaymentPage, Status
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
 
-def payment_body(payment: Payment) -> dict:
-    return PaymentOut.model_validate(payment).model_dump(mode="json")
-
-
 @router.post("", status_code=201, response_model=PaymentOut, summary="Charge a customer once per Idempotency-Key")
 async def create_payment(
     body: PaymentCreate, ctx: Context, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+) -> Response:
     scope, request = idempotency_scope(principal), body.model_dump(mode="json")
     fresh = await _claim_key_and_start_payment(ctx, principal, scope, idempotency_key, body, request)
     if fresh is not None:
@@ -73,10 +69,10 @@ async def create_payment(
     result = await charge_at_gateway(ctx.gateway, started, token) if token is not None else None
     async with ctx.db.uow() as uow:
         payment = await _settle(ctx, uow, started, result)
-        response = payment_body(payment)
-        await ctx.keys.complete(uow.session, claim, 201, response, payment.id)
+        response = PaymentOut.model_validate(payment).model_dump_json()  # serialised once: sent and stored
+        await ctx.keys.complete_json(uow.session, claim, 201, response, payment.id)
         await uow.commit()
-    return JSONResponse(response, status_code=201)
+    return Response(response, status_code=201, media_type="application/json")
 
 
 async def _settle(ctx: PaymentContext, uow: UnitOfWork, started: Payment, result: ChargeResult | None) -> Payment:

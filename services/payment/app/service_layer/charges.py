@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,19 +28,29 @@ from ..domain.payments import OPEN, check_transition, next_check_at
 NO_PAYMENT_METHOD = "no_payment_method"
 
 # Statements on the charge path are built once: building one (and its cache key) per call costs more CPU
-# than the round trip it makes. The payment's INSERT and its settling UPDATE run on the driver connection
-# (billing_shared.db.driver_connection): through SQLAlchemy's execute each cost several times the client CPU.
+# than the round trip it makes. The method lookup, the payment's INSERT and its settling UPDATE run on the
+# driver connection (billing_shared.db.driver_connection): through SQLAlchemy's execute each cost several
+# times the client CPU.
 _PAYMENTS = Payment.__table__
 _COLUMNS = tuple(c.key for c in _PAYMENTS.columns)  # attribute keys, the same as the column names
 _TABLE = f'"{_PAYMENTS.schema}"."{_PAYMENTS.name}"'
 _INSERT_PAYMENT = (
     f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))})"
 )
-_DEFAULT_METHOD = select(PaymentMethod).where(
-    PaymentMethod.customer_id == bindparam("customer_id"),
-    PaymentMethod.is_default.is_(True),
-    PaymentMethod.detached_at.is_(None),
+_METHODS = PaymentMethod.__table__
+_USABLE_METHOD = (
+    f'SELECT id, gateway_token FROM "{_METHODS.schema}"."{_METHODS.name}" WHERE customer_id = $1 AND detached_at IS NULL'
 )
+_DEFAULT_METHOD = f"{_USABLE_METHOD} AND is_default"
+_ATTACHED_METHOD = f"{_USABLE_METHOD} AND id = $2"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeableMethod:
+    """What a charge needs of a payment method: its id (kept on the payment) and the gateway's card token."""
+
+    id: uuid.UUID
+    gateway_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +70,32 @@ class ChargeTarget:
     description: str | None = None
 
 
-async def default_method(session: AsyncSession, customer_id: uuid.UUID) -> PaymentMethod | None:
-    return await session.scalar(_DEFAULT_METHOD, {"customer_id": customer_id})
+async def default_method(session: AsyncSession, customer_id: uuid.UUID) -> ChargeableMethod | None:
+    """The customer's default attached method (None if there is none)."""
+    row = await (await driver_connection(session)).fetchrow(_DEFAULT_METHOD, customer_id)
+    return ChargeableMethod(*row) if row else None
 
 
 async def attached_method(
     session: AsyncSession, customer_id: uuid.UUID, method_id: uuid.UUID | None
-) -> PaymentMethod | None:
+) -> ChargeableMethod | None:
     """The customer's attached method with this id (None for another customer's or a detached one)."""
     if method_id is None:
         return None
-    method = await session.get(PaymentMethod, method_id)
-    if method is None or method.customer_id != customer_id or method.detached_at is not None:
-        return None
-    return method
+    row = await (await driver_connection(session)).fetchrow(_ATTACHED_METHOD, customer_id, method_id)
+    return ChargeableMethod(*row) if row else None
 
 
 async def method_for_charge(
     session: AsyncSession, customer_id: uuid.UUID, preferred: uuid.UUID | None
-) -> PaymentMethod | None:
+) -> ChargeableMethod | None:
     """The preferred method if it is still usable, else the customer's default (None if neither)."""
     return await attached_method(session, customer_id, preferred) or await default_method(session, customer_id)
 
 
 def new_payment(
     target: ChargeTarget,
-    method: PaymentMethod | None,
+    method: ChargeableMethod | None,
     *,
     at: datetime,
     now: datetime,
