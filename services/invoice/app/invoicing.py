@@ -39,6 +39,12 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
+_CUSTOMERS = Customer.__table__
+# The bill-to snapshot every finalization takes, read on the driver connection (session.get costs several
+# times its client CPU).
+_BILL_TO = f'SELECT name, email FROM "{_CUSTOMERS.schema}"."{_CUSTOMERS.name}" WHERE id = $1'
+
+
 class UnknownInvoice(LookupError):
     pass
 
@@ -147,10 +153,10 @@ async def finalize(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime
     """
     session = uow.session
     status = transition(invoice.status, InvoiceStatus.OPEN)
-    customer = await session.get(Customer, invoice.customer_id)  # before any change: it autoflushes
+    bill_to = await (await uow.driver_connection()).fetchrow(_BILL_TO, invoice.customer_id)
     invoice.status = status.value
-    if customer is not None:
-        invoice.customer_name, invoice.customer_email = customer.name, customer.email
+    if bill_to is not None:
+        invoice.customer_name, invoice.customer_email = bill_to["name"], bill_to["email"]
     invoice.finalized_at = at
     invoice.due_at = calc.due_at(at, terms.net_days)
     invoice.amount_due = balance_of(invoice).due

@@ -29,7 +29,7 @@ from billing_shared.plumbing_tables import outbox_table
 from sqlalchemy import delete
 
 from .db import repository
-from .db.models import Customer
+from .db.repository import Recipient
 from .domain.emails import EmailPlan, greeting_name, message_id
 from .invoice_pdf import InvoicePdfClient
 from .rendering import Attachment, RenderedEmail, build_message, render_email
@@ -55,7 +55,7 @@ class EmailDelivery:
 
     async def deliver(self, envelope: Envelope, uow: UnitOfWork, plan: EmailPlan) -> None:
         session = uow.session
-        customer = await repository.get_customer(session, plan.customer_id)
+        customer = await repository.get_recipient(session, plan.customer_id)
         if customer is None:
             raise CustomerNotYetKnown(f"customer {plan.customer_id} not in the projection yet ({envelope.type})")
 
@@ -102,7 +102,7 @@ class EmailDelivery:
         log.info("sent %s for event %s to %s", plan.template, envelope.event_id, customer.email)
 
     async def _compose(
-        self, envelope: Envelope, plan: EmailPlan, customer: Customer, sent_at: datetime
+        self, envelope: Envelope, plan: EmailPlan, customer: Recipient, sent_at: datetime
     ) -> tuple[RenderedEmail, Message]:
         context = {**plan.context, "customer_name": greeting_name(customer.name, customer.email)}
         rendered = render_email(plan.template, context)

@@ -7,20 +7,22 @@ possible in the transaction, since everyone numbering in that series waits for t
 
 from __future__ import annotations
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_shared.db import driver_connection
 
 from ..domain.invoices import format_number
 from .models import Counter
 
+_COUNTERS = Counter.__table__
+# Built once and run on the driver connection: every finalization runs it, last before its commit.
+_NEXT_VALUE = (
+    f'INSERT INTO "{_COUNTERS.schema}"."{_COUNTERS.name}" AS c (series, value) VALUES ($1, 1) '
+    "ON CONFLICT (series) DO UPDATE SET value = c.value + 1 RETURNING c.value"
+)
+
 
 async def next_number(session: AsyncSession, prefix: str) -> str:
     """The next number of the series `prefix` ("INV-" -> "INV-000001", "INV-000002", ...)."""
-    stmt = (
-        insert(Counter)
-        .values(series=prefix, value=1)
-        .on_conflict_do_update(index_elements=[Counter.series], set_={"value": Counter.value + 1})
-        .returning(Counter.value)
-    )
-    seq = (await session.execute(stmt)).scalar_one()
+    seq = await (await driver_connection(session)).fetchval(_NEXT_VALUE, prefix)
     return format_number(prefix.rstrip("-"), seq)

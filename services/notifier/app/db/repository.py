@@ -6,28 +6,43 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from dataclasses import dataclass
+
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_shared.db import driver_connection
 from billing_shared.projections import newest_wins_upsert
 
 from .models import Customer, Notification
 
-
-# Statements are built once on the Core tables and executed with parameters: building an INSERT .. ON CONFLICT
-# per event cost more CPU than running it.
+# Statements are built once: building an INSERT .. ON CONFLICT per event cost more CPU than running it. The
+# two every email runs (the recipient's lookup and the log row's claim) go to the driver connection: through
+# SQLAlchemy each cost several times the client CPU.
 _UPSERT_CUSTOMER = newest_wins_upsert(Customer.__table__, key="id", version="as_of", columns=("email", "name"))
-_notifications = Notification.__table__
-_insert_notification = insert(_notifications)
+_CUSTOMERS = Customer.__table__
+_GET_RECIPIENT = f'SELECT id, email, name FROM "{_CUSTOMERS.schema}"."{_CUSTOMERS.name}" WHERE id = $1'
+_NOTIFICATIONS = Notification.__table__
 _CLAIMED_COLUMNS = (
     "event_type", "customer_id", "recipient", "subject", "message_id", "has_attachment", "sent_at", "status", "error"
 )
-_CLAIM_NOTIFICATION = _insert_notification.on_conflict_do_update(
-    constraint="uq_notifications_event_template",
-    set_={k: _insert_notification.excluded[k] for k in _CLAIMED_COLUMNS},
-    where=_notifications.c.status != "sent",
-).returning(_notifications.c.id)
+_CLAIM_COLUMNS = ("id", "event_id", "template", *_CLAIMED_COLUMNS)
+_CLAIM_NOTIFICATION = (
+    f'INSERT INTO "{_NOTIFICATIONS.schema}"."{_NOTIFICATIONS.name}" AS n ({", ".join(_CLAIM_COLUMNS)}) '
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_CLAIM_COLUMNS) + 1))}) "
+    "ON CONFLICT ON CONSTRAINT uq_notifications_event_template DO UPDATE SET "
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in _CLAIMED_COLUMNS)
+    + " WHERE n.status <> 'sent' RETURNING n.id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who an email goes to, from the customer projection."""
+
+    id: uuid.UUID
+    email: str
+    name: str
 
 
 async def upsert_customer(
@@ -37,8 +52,9 @@ async def upsert_customer(
     await session.execute(_UPSERT_CUSTOMER, {"id": customer_id, "email": email, "name": name, "as_of": as_of})
 
 
-async def get_customer(session: AsyncSession, customer_id: uuid.UUID) -> Customer | None:
-    return await session.get(Customer, customer_id)
+async def get_recipient(session: AsyncSession, customer_id: uuid.UUID) -> Recipient | None:
+    row = await (await driver_connection(session)).fetchrow(_GET_RECIPIENT, customer_id)
+    return Recipient(*row) if row else None
 
 
 async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
@@ -46,8 +62,9 @@ async def claim_notification(session: AsyncSession, values: dict[str, Any]) -> u
 
     A concurrent handler of the same event waits on the unique index until this transaction ends.
     """
-    row = await session.execute(_CLAIM_NOTIFICATION, {**values, "status": "sent", "error": None})
-    return row.scalar_one_or_none()
+    row = {**values, "status": "sent", "error": None}
+    driver = await driver_connection(session)
+    return await driver.fetchval(_CLAIM_NOTIFICATION, *(row[column] for column in _CLAIM_COLUMNS))
 
 
 async def mark_rejected(session: AsyncSession, notification_id: uuid.UUID, error: str) -> None:

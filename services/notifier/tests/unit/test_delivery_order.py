@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from app.db import repository
-from app.db.models import Customer
+from app.db.repository import Recipient
 from app.delivery import EmailDelivery
 from app.domain.emails import plan_email
 from app.settings import Settings
@@ -36,14 +36,14 @@ class FakeUow:
 async def test_the_pdf_is_fetched_before_the_notification_row_is_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
     steps: list[str] = []
 
-    async def get_customer(session: Any, customer_id: uuid.UUID) -> Customer:
-        return Customer(id=customer_id, email="ada@example.com", name="Ada")
+    async def get_recipient(session: Any, customer_id: uuid.UUID) -> Recipient:
+        return Recipient(id=customer_id, email="ada@example.com", name="Ada")
 
     async def claim_notification(session: Any, values: dict[str, Any]) -> None:
         steps.append("claim log row")
         return None  # as if another delivery got there first: nothing is sent
 
-    monkeypatch.setattr(repository, "get_customer", get_customer)
+    monkeypatch.setattr(repository, "get_recipient", get_recipient)
     monkeypatch.setattr(repository, "claim_notification", claim_notification)
     event = InvoiceFinalized(
         invoice_id=uuid.uuid4(), number="INV-1", customer_id=CUSTOMER, currency="USD", total=4999,
@@ -64,14 +64,14 @@ async def test_the_log_row_keeps_the_subject_as_the_customer_reads_it_not_its_en
 ) -> None:
     logged: list[dict[str, Any]] = []
 
-    async def get_customer(session: Any, customer_id: uuid.UUID) -> Customer:
-        return Customer(id=customer_id, email="zoe@example.com", name="Zoë Müller")
+    async def get_recipient(session: Any, customer_id: uuid.UUID) -> Recipient:
+        return Recipient(id=customer_id, email="zoe@example.com", name="Zoë Müller")
 
     async def claim_notification(session: Any, values: dict[str, Any]) -> None:
         logged.append(values)
         return None  # nothing is sent
 
-    monkeypatch.setattr(repository, "get_customer", get_customer)
+    monkeypatch.setattr(repository, "get_recipient", get_recipient)
     monkeypatch.setattr(repository, "claim_notification", claim_notification)
     event = CustomerCreated(customer_id=CUSTOMER, email="zoe@example.com", name="Zoë Müller")
     envelope = Envelope(type=event.type, producer="test", payload=event.model_dump(mode="json"))
