@@ -217,6 +217,10 @@ def cpu_lines(results: dict[str, Any]) -> list[str]:
         steps.append(("hop", hop["cpu_seconds"], hop.get("ops_total") or 0))
     for key, seconds in (results.get("cpu_seconds") or {}).items():
         value = results.get(key)
+        if key == "billing_runs" and value and all("cpu_seconds" in run for run in value):
+            # One line per size: how the CPU per renewal (invoice, charge, two emails) changes with the size.
+            steps.extend((f"billing {run['subscriptions']:,}", run["cpu_seconds"], run.get("renewed", 0)) for run in value)
+            continue
         ops = sum(r.get("renewed", 0) for r in value) if isinstance(value, list) else (value or {}).get("ops_total", 0)
         steps.append((key, seconds, ops or 0))
     if not steps:
@@ -229,7 +233,7 @@ def cpu_lines(results: dict[str, Any]) -> list[str]:
                      key=lambda kv: -kv[1])
         per_op = f", {seconds.get('total', 0) * 1000 / ops:.1f} ms CPU per op ({ops:,} ops)" if ops else ""
         other = seconds.get("other", 0)
-        lines.append(f"  {key:<13} {wall:6.1f}s wall, ours {busy:4.0%} of {cores} cores{per_op}"
+        lines.append(f"  {key:<15} {wall:6.1f}s wall, ours {busy:4.0%} of {cores} cores{per_op}"
                      + (f"; the rest of the machine {other / (wall * cores):.0%}" if wall and other > 0.05 else ""))
         lines.append("      " + "  ".join(
             f"{k} {v:.1f}" + (f" ({v * 1000 / ops:.1f}ms)" if ops else "") for k, v in top[:8]))

@@ -163,9 +163,11 @@ async def _system_steps(system: BenchSystem, profile: Profile, steps: set[str], 
             runs = []
             billed = await system.new_customers(http, "billed", profile.billing_customers)
             for size in profile.billing_sizes:
+                before = cpu.snapshot(groups)
                 run = await scenarios.billing_run(
                     system, billed, size, timeout_s=profile.billing_timeout_s, progress=progress,
                     progress_every_s=profile.progress_every_s)
+                run["cpu_seconds"] = cpu.difference(before, cpu.snapshot(groups))  # each size's own, to compare
                 # A run still draining when the next starts makes the next one's figures pessimistic.
                 run["backlog_at_start"] = sum(r["renewed"] - min(r["receipts"], r["renewed"]) for r in runs)
                 runs.append(run)

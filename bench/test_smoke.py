@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,13 @@ def test_billing_runs_renew_every_seeded_subscription_and_email_every_invoice(sm
         assert run["renewed"] == run["subscriptions"], run
         assert run["complete"] and run["receipts"] >= run["renewed"] and run["invoice_emails"] >= run["renewed"], run
         assert run["renewals_per_s"] > 0 and run["paid_and_emailed_s"] > 0, run
+
+
+def test_each_billing_run_reports_its_own_cpu_per_renewal(smoke) -> None:
+    proc, results, _ = smoke
+    for run in results["billing_runs"]:
+        assert run["cpu_seconds"]["total"] > 0 and run["cpu_seconds"]["invoice"] > 0, run["cpu_seconds"]
+        assert re.search(rf"billing {run['subscriptions']:,} .* ms CPU per op \({run['renewed']:,} ops\)", proc.stdout)
 
 
 def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
