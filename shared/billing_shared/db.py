@@ -34,6 +34,11 @@ def make_metadata(schema: str) -> MetaData:
     )
 
 
+def sql_name(table: Any) -> str:
+    """A Core table's schema-qualified, quoted name, for SQL written by hand (run on the driver connection)."""
+    return f'"{table.schema}"."{table.name}"'
+
+
 def json_dumps(value: Any) -> str:
     """JSON as the database stores it (compact; dates and ids as strings)."""
     return json.dumps(value, default=str, separators=(",", ":"))

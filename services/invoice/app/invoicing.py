@@ -25,7 +25,7 @@ from billing_shared.contracts import (
     InvoiceVoided,
     PaymentSucceeded,
 )
-from billing_shared.db import UnitOfWork
+from billing_shared.db import UnitOfWork, sql_name
 from billing_shared.ids import new_id
 
 from .db.models import Customer, Invoice, InvoiceLine, InvoicePayment
@@ -39,10 +39,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-_CUSTOMERS = Customer.__table__
 # The bill-to snapshot every finalization takes, read on the driver connection (session.get costs several
 # times its client CPU).
-_BILL_TO = f'SELECT name, email FROM "{_CUSTOMERS.schema}"."{_CUSTOMERS.name}" WHERE id = $1'
+_BILL_TO = f"SELECT name, email FROM {sql_name(Customer.__table__)} WHERE id = $1"
 
 
 class UnknownInvoice(LookupError):

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_shared.db import driver_connection
+from billing_shared.db import driver_connection, sql_name
 
 from ..domain.invoices import format_number
 from .models import Counter
 
-_COUNTERS = Counter.__table__
 # Built once and run on the driver connection: every finalization runs it, last before its commit.
 _NEXT_VALUE = (
-    f'INSERT INTO "{_COUNTERS.schema}"."{_COUNTERS.name}" AS c (series, value) VALUES ($1, 1) '
+    f"INSERT INTO {sql_name(Counter.__table__)} AS c (series, value) VALUES ($1, 1) "
     "ON CONFLICT (series) DO UPDATE SET value = c.value + 1 RETURNING c.value"
 )
 

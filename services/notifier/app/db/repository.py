@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from dataclasses import dataclass
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_shared.db import driver_connection
+from billing_shared.db import driver_connection, sql_name
 from billing_shared.projections import newest_wins_upsert
 
 from .models import Customer, Notification
@@ -20,15 +19,13 @@ from .models import Customer, Notification
 # two every email runs (the recipient's lookup and the log row's claim) go to the driver connection: through
 # SQLAlchemy each cost several times the client CPU.
 _UPSERT_CUSTOMER = newest_wins_upsert(Customer.__table__, key="id", version="as_of", columns=("email", "name"))
-_CUSTOMERS = Customer.__table__
-_GET_RECIPIENT = f'SELECT id, email, name FROM "{_CUSTOMERS.schema}"."{_CUSTOMERS.name}" WHERE id = $1'
-_NOTIFICATIONS = Notification.__table__
+_GET_RECIPIENT = f"SELECT id, email, name FROM {sql_name(Customer.__table__)} WHERE id = $1"
 _CLAIMED_COLUMNS = (
     "event_type", "customer_id", "recipient", "subject", "message_id", "has_attachment", "sent_at", "status", "error"
 )
 _CLAIM_COLUMNS = ("id", "event_id", "template", *_CLAIMED_COLUMNS)
 _CLAIM_NOTIFICATION = (
-    f'INSERT INTO "{_NOTIFICATIONS.schema}"."{_NOTIFICATIONS.name}" AS n ({", ".join(_CLAIM_COLUMNS)}) '
+    f"INSERT INTO {sql_name(Notification.__table__)} AS n ({', '.join(_CLAIM_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_CLAIM_COLUMNS) + 1))}) "
     "ON CONFLICT ON CONSTRAINT uq_notifications_event_template DO UPDATE SET "
     + ", ".join(f"{column} = EXCLUDED.{column}" for column in _CLAIMED_COLUMNS)

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_shared.contracts import PaymentFailed, PaymentSucceeded
-from billing_shared.db import driver_connection
+from billing_shared.db import driver_connection, sql_name
 from billing_shared.events import Event
 from billing_shared.ids import new_id
 
@@ -33,13 +33,12 @@ NO_PAYMENT_METHOD = "no_payment_method"
 # times the client CPU.
 _PAYMENTS = Payment.__table__
 _COLUMNS = tuple(c.key for c in _PAYMENTS.columns)  # attribute keys, the same as the column names
-_TABLE = f'"{_PAYMENTS.schema}"."{_PAYMENTS.name}"'
+_TABLE = sql_name(_PAYMENTS)
 _INSERT_PAYMENT = (
     f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS) + 1))})"
 )
-_METHODS = PaymentMethod.__table__
 _USABLE_METHOD = (
-    f'SELECT id, gateway_token FROM "{_METHODS.schema}"."{_METHODS.name}" WHERE customer_id = $1 AND detached_at IS NULL'
+    f"SELECT id, gateway_token FROM {sql_name(PaymentMethod.__table__)} WHERE customer_id = $1 AND detached_at IS NULL"
 )
 _DEFAULT_METHOD = f"{_USABLE_METHOD} AND is_default"
 _ATTACHED_METHOD = f"{_USABLE_METHOD} AND id = $2"
