@@ -219,7 +219,9 @@ def cpu_lines(results: dict[str, Any]) -> list[str]:
         value = results.get(key)
         if key == "billing_runs" and value and all("cpu_seconds" in run for run in value):
             # One line per size: how the CPU per renewal (invoice, charge, two emails) changes with the size.
-            steps.extend((f"billing {run['subscriptions']:,}", run["cpu_seconds"], run.get("renewed", 0)) for run in value)
+            steps.extend(
+                (f"billing {run['subscriptions']:,}", run["cpu_seconds"], run.get("renewed", 0)) for run in value
+            )
             continue
         ops = sum(r.get("renewed", 0) for r in value) if isinstance(value, list) else (value or {}).get("ops_total", 0)
         steps.append((key, seconds, ops or 0))

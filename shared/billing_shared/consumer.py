@@ -31,9 +31,10 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from . import amqp
-from .db import Database, UnitOfWork
+from .db import Database, UnitOfWork, sql_name
 from .events import Envelope
 from .logs import correlation_id
+from .plumbing_tables import inbox_table
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,13 @@ class EventConsumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         # Run on the unit of work's driver connection (see UnitOfWork.driver_connection): every event pays them.
+        inbox = sql_name(inbox_table(db.schema))
         self._claim_one = (
-            f'INSERT INTO "{db.schema}".inbox (event_id, event_type) VALUES ($1, $2) '
+            f"INSERT INTO {inbox} (event_id, event_type) VALUES ($1, $2) "
             "ON CONFLICT DO NOTHING RETURNING event_id"
         )
         self._claim_many = (
-            f'INSERT INTO "{db.schema}".inbox (event_id, event_type) '
+            f"INSERT INTO {inbox} (event_id, event_type) "
             "SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
         )
         self._in_flight: set[asyncio.Task] = set()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from . import clock
 from .events import Envelope, Event
 from .logs import correlation_id as current_correlation_id
+from .plumbing_tables import outbox_table
 
 
 def make_metadata(schema: str) -> MetaData:
@@ -105,7 +106,7 @@ async def driver_connection(session: AsyncSession) -> Any:
 def _insert_outbox_sql(schema: str) -> str:
     # One statement for any number of rows (an executemany costs a round of SQLAlchemy work per row).
     return (
-        f'INSERT INTO "{schema}".outbox (event_id, routing_key, body) '
+        f"INSERT INTO {sql_name(outbox_table(schema))} (event_id, routing_key, body) "
         "SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[])"
     )
 

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from . import clock
-from .db import Database, driver_connection, json_dumps
+from .db import Database, driver_connection, json_dumps, sql_name
 from .errors import ApiError
 from .plumbing_tables import idempotency_table
 
@@ -60,7 +60,7 @@ class IdempotencyKeys:
         self.wait_s = wait_s
         self.poll_s = poll_s
         # The hot path's statements, run on the caller's driver connection (see billing_shared.db).
-        table = f'"{db.schema}".idempotency_keys'
+        table = sql_name(self.table)
         self._claim_fresh = (
             f"INSERT INTO {table} (scope, key, request_hash, status, resource_id) "
             "VALUES ($1, $2, $3, 'in_progress', $4) ON CONFLICT DO NOTHING RETURNING key"

@@ -17,8 +17,8 @@ from aio_pika.exceptions import PublishError
 from prometheus_client import Counter
 
 from . import amqp, clock
-from .db import Database, driver_connection
-from .plumbing_tables import notify_channel
+from .db import Database, driver_connection, sql_name
+from .plumbing_tables import notify_channel, outbox_table
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class OutboxRelay:
         self._owns_connection = connection is None
         self._exchange: AbstractExchange | None = None
         self._wake = asyncio.Event()
-        outbox = f'"{db.schema}".outbox'
+        outbox = sql_name(outbox_table(db.schema))
         self._claim = (
             f"SELECT id, event_id, routing_key, body::text AS body, body->>'type' AS type, "
             f"body->>'producer' AS producer, body->>'correlation_id' AS correlation_id FROM {outbox} "

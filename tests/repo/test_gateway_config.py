@@ -179,7 +179,8 @@ def test_access_log_is_one_json_object_per_request_without_the_query_string(stub
     prefix = gateway_prefix()
     try:
         with running_gateway(stub_services, prefix) as base_url:
-            httpx.get(f"{base_url}/invoices/inv_1?expires=9999999999&signature=s3cr3t", headers={"X-Correlation-ID": "req-7"})
+            signed_link = f"{base_url}/invoices/inv_1?expires=9999999999&signature=s3cr3t"
+            httpx.get(signed_link, headers={"X-Correlation-ID": "req-7"})
         lines = (prefix / "logs" / "access.log").read_text().splitlines()
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
