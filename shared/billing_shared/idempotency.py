@@ -154,9 +154,3 @@ class IdempotencyKeys:
             await session.execute(
                 delete(t).where(and_(t.c.scope == claim.scope, t.c.key == claim.key, t.c.status == "in_progress"))
             )
-
-    async def purge_expired(self, older_than: timedelta = 2 * KEEP_FOR) -> int:
-        t = self.table
-        async with self.db.sessions() as session, session.begin():
-            result = await session.execute(delete(t).where(t.c.created_at < clock.wall_now() - older_than))
-            return result.rowcount or 0

@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime, timezone
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def new_id() -> uuid.UUID:
     """A UUIDv7: 48-bit millisecond timestamp, 4-bit version, 12+62 random bits, RFC 9562 variant."""
-    ms = time.time_ns() // 1_000_000
+    return _uuid7(time.time_ns() // 1_000_000)
+
+
+def id_made_at(at: datetime) -> uuid.UUID:
+    """A UUIDv7 as `new_id` would have made it at `at` (timezone-aware): for data and tests set in the past."""
+    return _uuid7(_millis(at))
+
+
+def _uuid7(ms: int) -> uuid.UUID:
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
@@ -17,3 +28,14 @@ def new_id() -> uuid.UUID:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return uuid.UUID(int=value)
+
+
+def id_floor(at: datetime) -> uuid.UUID:
+    """The least UUIDv7 of the millisecond `at` (timezone-aware): every id made at or after `at` sorts above it,
+    so "made before `at`" is a range on an id index."""
+    return uuid.UUID(int=(_millis(at) & ((1 << 48) - 1)) << 80)
+
+
+def _millis(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000

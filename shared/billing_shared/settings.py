@@ -48,7 +48,14 @@ class ServiceSettings(BaseSettings):
 
     run_relay: bool = True
     run_consumer: bool = True
+    # The periodic jobs: the service's own (billing run, dunning, reconciliation) and the plumbing retention.
     run_scheduler: bool = True
+
+    # How long the plumbing keeps what it no longer needs (see billing_shared.retention), and how often it looks.
+    outbox_keep_days: float = Field(7, gt=0)
+    inbox_keep_days: float = Field(30, ge=1)
+    idempotency_keep_hours: float = Field(48, ge=24)
+    retention_interval_s: float = Field(3600, gt=0)
 
     jwt_issuer: str = "billing-customer"
     jwt_audience: str = "billing-api"

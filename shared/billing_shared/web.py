@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
@@ -32,6 +33,7 @@ from .db import Database
 from .errors import ERROR_RESPONSES, ApiError
 from .logs import configure_logging, correlation_id
 from .relay import OutboxRelay
+from .retention import Keep, PlumbingRetention
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -245,6 +247,13 @@ class ServiceRuntime:
                 connection=self.connection,
             )
             await self.consumer.start()
+        if s.run_scheduler:
+            keep = Keep(
+                outbox=timedelta(days=s.outbox_keep_days),
+                inbox=timedelta(days=s.inbox_keep_days),
+                idempotency=timedelta(hours=s.idempotency_keep_hours),
+            )
+            self.spawn(PlumbingRetention(self.db, keep).run(s.retention_interval_s), f"{s.service_name}-retention")
 
     def spawn(self, coro, name: str) -> None:
         self.background.append(asyncio.create_task(coro, name=name))

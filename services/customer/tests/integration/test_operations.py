@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from billing_shared.testing import EventBus
+from billing_shared.testing import EventBus, wait_for
 
 
 async def test_health_ready_and_metrics(client):
@@ -55,3 +55,17 @@ async def test_request_metrics_are_labelled_by_route_template(client, admin_head
     await client.get(f"/api/customers/{uuid.uuid4()}", headers=admin_headers)
     metrics = (await client.get("/metrics")).text
     assert 'route="/api/customers/{customer_id}"' in metrics
+
+
+async def test_the_plumbing_retention_runs_in_the_service_on_its_own_tables(client):
+    """RUN_SCHEDULER is on here: the retention job purges the customer schema's outbox, inbox and keys as the
+    customer role at start (and hourly), and says so in the metrics."""
+
+    async def purged_every_table():
+        metrics = (await client.get("/metrics")).text
+        return all(
+            f'plumbing_rows_purged_total{{service="customer",table="{table}"}}' in metrics
+            for table in ("outbox", "inbox", "idempotency_keys")
+        )
+
+    await wait_for(purged_every_table, timeout=10, message="a first retention pass")

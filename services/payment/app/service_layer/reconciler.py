@@ -155,18 +155,14 @@ async def _reconcile_refund(ctx: PaymentContext, refund_id: uuid.UUID, as_of: da
 
 
 async def run_reconciler(ctx: PaymentContext) -> None:
-    """The periodic task (started only where RUN_SCHEDULER is true): reconcile, purge old keys, sleep."""
+    """The periodic task (started only where RUN_SCHEDULER is true): reconcile, sleep. (Old idempotency keys go
+    with the plumbing retention every service runs.)"""
     interval = ctx.settings.payment_reconcile_interval_s
-    last_purge = 0.0
-    loop = asyncio.get_running_loop()
     while True:
         try:
             report = await reconcile_due(ctx)
             if report.checked or report.refunds_checked:
                 log.info("reconciled", extra=report.__dict__)
-            if loop.time() - last_purge > 3600:
-                await ctx.keys.purge_expired()
-                last_purge = loop.time()
         except asyncio.CancelledError:
             raise
         except Exception:
