@@ -1,6 +1,6 @@
 """Operator commands for the subscription service.
 
-    python -m app.cli billing-run [--as-of 2026-03-01T00:00:00Z] [--batch-size 500] [--quiet]
+    python -m app.cli billing-run [--as-of 2026-03-01T00:00:00Z] [--batch-size 500] [--concurrency 2] [--quiet]
         renew everything due at or before as_of (default now), with a progress bar; prints the summary JSON
     python -m app.cli seed-due --count 100000 [--as-of ...] [--periods-due 1] [--amount 1000] [--currency USD]
         bulk-insert due subscriptions (COPY) for the billing-run benchmark
@@ -32,14 +32,16 @@ def _instant(value: str) -> datetime:
     return clock.ensure_utc(parsed)
 
 
-async def billing_run(settings: Settings, as_of: datetime, batch_size: int, quiet: bool) -> dict:
-    db = Database(settings.database_url, settings.schema, producer=settings.service_name, pool_size=2)
+async def billing_run(settings: Settings, as_of: datetime, batch_size: int, concurrency: int, quiet: bool) -> dict:
+    db = Database(settings.database_url, settings.schema, producer=settings.service_name, pool_size=concurrency + 1)
     try:
         total = await count_due(db, as_of)
         started = time.perf_counter()
         with tqdm(total=total, unit="sub", desc="billing run", disable=quiet, file=sys.stderr) as bar:
             # The bar counts claims: a subscription due for n periods is claimed n times, so it may pass total.
-            summary = await run_billing(db, as_of, batch_size=batch_size, on_progress=bar.update)
+            summary = await run_billing(
+                db, as_of, batch_size=batch_size, concurrency=concurrency, on_progress=bar.update
+            )
         elapsed = time.perf_counter() - started
         result = {**summary.as_dict(), "as_of": as_of.isoformat(), "seconds": round(elapsed, 3)}
         result["renewals_per_second"] = round(summary.renewed / elapsed, 1) if elapsed else None
@@ -54,6 +56,7 @@ def main(argv: list[str]) -> int:
     run = commands.add_parser("billing-run", help="renew everything due at or before --as-of")
     run.add_argument("--as-of", type=_instant, default=None)
     run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--concurrency", type=int, default=None, help="batches at once (default: the setting, 2)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     seed = commands.add_parser("seed-due", help="bulk-insert due subscriptions for the benchmark")
     seed.add_argument("--count", type=int, required=True)
@@ -66,7 +69,8 @@ def main(argv: list[str]) -> int:
     as_of = args.as_of or clock.now()
     if args.command == "billing-run":
         batch = args.batch_size or settings.subscription_billing_batch_size
-        print(json.dumps(asyncio.run(billing_run(settings, as_of, batch, args.quiet))))
+        concurrency = args.concurrency or settings.subscription_billing_concurrency
+        print(json.dumps(asyncio.run(billing_run(settings, as_of, batch, concurrency, args.quiet))))
     else:
         seeded = asyncio.run(
             seed_due(

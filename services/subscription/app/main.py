@@ -20,7 +20,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.run_scheduler:
             runtime.spawn(
                 run_periodically(
-                    runtime.db, settings.subscription_billing_interval_s, settings.subscription_billing_batch_size
+                    runtime.db,
+                    settings.subscription_billing_interval_s,
+                    settings.subscription_billing_batch_size,
+                    settings.subscription_billing_concurrency,
                 ),
                 "billing-scheduler",
             )

@@ -14,6 +14,9 @@ class Settings(ServiceSettings):
 
     subscription_billing_interval_s: float = Field(60.0, gt=0, description="seconds between scheduled billing runs")
     subscription_billing_batch_size: int = Field(500, ge=1, le=5000, description="subscriptions claimed per transaction")
+    subscription_billing_concurrency: int = Field(
+        2, ge=1, le=8, description="batches a billing run works on at once (each holds one pool connection)"
+    )
     subscription_max_as_of_ahead_days: int = Field(
         3660, ge=0, description="how far past now an explicit billing-run as_of may reach (guards against typos)"
     )

@@ -38,5 +38,10 @@ async def create_billing_run(request: Request, admin: AdminPrincipal, body: Bill
             f"as_of may be at most {settings.subscription_max_as_of_ahead_days} days ahead ({horizon.isoformat()})",
             field="as_of",
         )
-    summary = await run_billing(database(request), as_of, batch_size=settings.subscription_billing_batch_size)
+    summary = await run_billing(
+        database(request),
+        as_of,
+        batch_size=settings.subscription_billing_batch_size,
+        concurrency=settings.subscription_billing_concurrency,
+    )
     return BillingRunOut(**summary.as_dict())

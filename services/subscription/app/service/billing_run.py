@@ -97,21 +97,26 @@ async def run_billing(
     as_of: datetime,
     *,
     batch_size: int = 500,
+    concurrency: int = 2,
     on_progress: Progress | None = None,
     busy_wait_s: float = 10.0,
 ) -> RunSummary:
+    """Renew everything due at `as_of`, `concurrency` batches at a time (each its own transaction and pool
+    connection: one batch's statements and commit overlap the next one's claim and event building)."""
     summary = RunSummary(as_of)
     try:
         summary.resumed = await resume_due(db, as_of, batch_size)
     except Exception:  # a resume that cannot be done must not hold up every renewal
         log.exception("resuming paused subscriptions failed; renewing the rest anyway")
-    deadline = time.monotonic() + busy_wait_s
-    while True:
-        claimed = await _advance_batch(db, as_of, batch_size, summary)
-        if claimed:
+
+    async def drain() -> None:
+        while claimed := await _advance_batch(db, as_of, batch_size, summary):
             if on_progress:
                 on_progress(claimed)
-            continue
+
+    deadline = time.monotonic() + busy_wait_s
+    while True:
+        await asyncio.gather(*(drain() for _ in range(max(1, concurrency))))
         # Nothing claimable: done, unless due rows were skipped because a short transaction held them (an
         # event handler recording a payment, another runner's batch). Wait for those, a bounded while, so
         # that a run reports what it renewed rather than leaving them silently for the next run.

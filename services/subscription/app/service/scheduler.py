@@ -13,11 +13,11 @@ from .billing_run import run_billing
 log = logging.getLogger(__name__)
 
 
-async def run_periodically(db: Database, interval_s: float, batch_size: int) -> None:
+async def run_periodically(db: Database, interval_s: float, batch_size: int, concurrency: int = 2) -> None:
     """Every interval, renew what is due now and resume what should resume; errors never stop the loop."""
     while True:
         try:
-            summary = await run_billing(db, clock.now(), batch_size=batch_size)
+            summary = await run_billing(db, clock.now(), batch_size=batch_size, concurrency=concurrency)
             if summary.renewed or summary.ended or summary.resumed or summary.failed:
                 log.info("billing run: %s", summary.as_dict())
         except asyncio.CancelledError:

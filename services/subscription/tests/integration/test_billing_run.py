@@ -82,6 +82,29 @@ async def test_a_trial_ends_into_an_active_paid_period(client, admin_headers, se
     assert after["status"] == "active"
 
 
+async def renewals_by_subscription(db, plan_id) -> tuple[list, list]:
+    """(subscription id, period rows) and (subscription id, period index, outbox events) for one seeded plan."""
+    async with db.sessions() as session:
+        per_subscription = (
+            await session.execute(
+                select(SubscriptionPeriod.subscription_id, func.count())
+                .where(SubscriptionPeriod.plan_id == plan_id)
+                .group_by(SubscriptionPeriod.subscription_id)
+            )
+        ).all()
+        events = (
+            await session.execute(
+                text(
+                    "SELECT body->'payload'->>'subscription_id' AS sid, body->'payload'->>'period_index' AS idx, count(*) "
+                    "FROM outbox WHERE routing_key = 'subscription.renewed' AND body->'payload'->>'plan_id' = :plan "
+                    "GROUP BY 1, 2"
+                ),
+                {"plan": str(plan_id)},
+            )
+        ).all()
+    return per_subscription, events
+
+
 async def test_two_runners_at_once_renew_each_period_exactly_once(db, service_env):
     as_of = datetime(2001, 3, 1, tzinfo=UTC)  # an era no other test bills in
     seeded = await seed_due(service_env.database_url("subscription"), 1000, as_of, periods_due=2)
@@ -91,27 +114,25 @@ async def test_two_runners_at_once_renew_each_period_exactly_once(db, service_en
         )
         assert first.renewed + second.renewed == 2000
         assert first.renewed > 0 and second.renewed > 0  # both really worked
-        async with db.sessions() as session:
-            per_subscription = (
-                await session.execute(
-                    select(SubscriptionPeriod.subscription_id, func.count())
-                    .where(SubscriptionPeriod.plan_id == seeded.plan_id)
-                    .group_by(SubscriptionPeriod.subscription_id)
-                )
-            ).all()
-            events = (
-                await session.execute(
-                    text(
-                        "SELECT body->'payload'->>'subscription_id' AS sid, body->'payload'->>'period_index' AS idx, count(*) "
-                        "FROM outbox WHERE routing_key = 'subscription.renewed' AND body->'payload'->>'plan_id' = :plan "
-                        "GROUP BY 1, 2"
-                    ),
-                    {"plan": str(seeded.plan_id)},
-                )
-            ).all()
+        per_subscription, events = await renewals_by_subscription(db, seeded.plan_id)
         assert len(per_subscription) == 1000 and {count for _, count in per_subscription} == {3}
         assert len(events) == 2000 and {count for *_, count in events} == {1}
         assert {idx for _, idx, _ in events} == {"1", "2"}
+    finally:
+        await cancel_plan_subscriptions(db, seeded.plan_id)
+
+
+async def test_one_run_working_on_several_batches_at_once_renews_each_period_exactly_once(db, service_env):
+    as_of = datetime(2002, 3, 1, tzinfo=UTC)  # an era no other test bills in
+    seeded = await seed_due(service_env.database_url("subscription"), 300, as_of, periods_due=3)
+    claims: list[int] = []
+    try:
+        summary = await run_billing(db, as_of, batch_size=25, concurrency=4, on_progress=claims.append)
+        assert (summary.renewed, summary.failed, sum(claims)) == (900, 0, 900)
+        per_subscription, events = await renewals_by_subscription(db, seeded.plan_id)
+        assert len(per_subscription) == 300 and {count for _, count in per_subscription} == {4}
+        assert len(events) == 900 and {count for *_, count in events} == {1}
+        assert {idx for _, idx, _ in events} == {"1", "2", "3"}
     finally:
         await cancel_plan_subscriptions(db, seeded.plan_id)
 
