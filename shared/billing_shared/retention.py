@@ -43,10 +43,13 @@ class Keep:
 
 
 class PlumbingRetention:
-    def __init__(self, db: Database, keep: Keep = Keep(), *, batch_size: int = 5000):
+    def __init__(self, db: Database, keep: Keep = Keep(), *, batch_size: int = 5000, pause_s: float = 0.05):
         self.db = db
         self.keep = keep
         self.batch_size = batch_size
+        # Between batches: a first purge after months without one deletes millions of rows, and the service's
+        # own transactions should get their turn meanwhile.
+        self.pause_s = pause_s
         outbox = sql_name(outbox_table(db.schema))
         inbox = sql_name(inbox_table(db.schema))
         keys = sql_name(idempotency_table(db.schema))
@@ -91,7 +94,7 @@ class PlumbingRetention:
             total += deleted
             if deleted < self.batch_size:
                 return total
-            await asyncio.sleep(0)  # the service's own work goes on between batches
+            await asyncio.sleep(self.pause_s)
 
     async def run(self, interval_s: float) -> None:
         """Purge now and then every `interval_s`, for as long as the service runs."""
