@@ -22,7 +22,7 @@ def id_made_at(at: datetime) -> uuid.UUID:
 
 def _uuid7(ms: int) -> uuid.UUID:
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80
+    value = _timestamp_bits(ms)
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
@@ -33,7 +33,11 @@ def _uuid7(ms: int) -> uuid.UUID:
 def id_floor(at: datetime) -> uuid.UUID:
     """The least UUIDv7 of the millisecond `at` (timezone-aware): every id made at or after `at` sorts above it,
     so "made before `at`" is a range on an id index."""
-    return uuid.UUID(int=(_millis(at) & ((1 << 48) - 1)) << 80)
+    return uuid.UUID(int=_timestamp_bits(_millis(at)))
+
+
+def _timestamp_bits(ms: int) -> int:
+    return (ms & ((1 << 48) - 1)) << 80
 
 
 def _millis(at: datetime) -> int:
