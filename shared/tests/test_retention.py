@@ -100,7 +100,7 @@ async def test_purge_deletes_what_is_past_its_keep_in_batches_and_keeps_the_rest
     assert not set(old_published) & outbox_left and not set(old_handled) & inbox_left
 
 
-async def test_the_keep_is_configurable_and_a_second_purge_finds_nothing(db, clean, unique):
+async def test_the_keep_is_configurable_and_a_second_purge_finds_nothing(db, clean):
     now = clock.wall_now()
     two_days_ago = now - timedelta(days=2)
     sent = await add_outbox(db, two_days_ago, two_days_ago)
