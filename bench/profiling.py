@@ -55,6 +55,8 @@ def summarise(raw: Path, top: int = 15) -> list[str]:
             continue
         n = int(count)
         frames = stack.split(";")
+        if frames[0].startswith("process "):  # with --subprocesses, each stack starts with its process
+            frames = frames[1:] or ["(no Python frame: native code)"]
         total += n
         own[frames[-1]] += n
         for frame in set(frames):
@@ -65,7 +67,7 @@ def summarise(raw: Path, top: int = 15) -> list[str]:
     lines += [f"    {n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
     lines.append("  inclusive (project code and the big libraries):")
     interesting = [(f, n) for f, n in inclusive.most_common() if any(
-        key in f for key in ("/app/", "billing_shared", "bench/", "weasyprint", "sqlalchemy/orm/session",
+        key in f for key in ("(app/", "billing_shared", "bench/", "weasyprint", "sqlalchemy/orm/session",
                              "asyncpg/connection", "aiosmtplib", "httpx/_client", "aio_pika", "pydantic/main",
                              "jinja2/environment"))]
     lines += [f"    {n / total:6.1%}  {frame}" for frame, n in interesting[:top]]

@@ -84,3 +84,26 @@ def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
 def test_usage_is_documented() -> None:
     usage = subprocess.run([sys.executable, "-m", "bench.run", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert usage.returncode == 0 and "--profile" in usage.stdout and "smoke" in usage.stdout
+
+
+def test_profile_summary_counts_each_stack_under_its_own_frames(tmp_path):
+    """py-spy's raw stacks start with their process when it follows a service's workers: the summary skips that
+    frame, so a process is never reported as a hot frame, and a stack of it alone counts as native code."""
+    from bench.profiling import summarise
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        'process 7:"python -m uvicorn";main (app/main.py:3);query (asyncpg/connection.py:9) 3\n'
+        'process 7:"python -m uvicorn";main (app/main.py:3) 1\n'
+        'process 8:"python -m uvicorn" 1\n'
+    )
+    lines = summarise(raw)
+    assert lines[0] == "raw: 5 samples"
+    own = lines[2:lines.index("  inclusive (project code and the big libraries):")]
+    assert own == [
+        "     60.0%  query (asyncpg/connection.py:9)",
+        "     20.0%  main (app/main.py:3)",
+        "     20.0%  (no Python frame: native code)",
+    ]
+    assert "     80.0%  main (app/main.py:3)" in lines
+    assert not any("process " in line for line in lines)
