@@ -7,6 +7,7 @@ lifespan, so `uvicorn app.main:app` runs all of it (each part can be switched of
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -173,6 +174,15 @@ def install_observability(app: FastAPI, service: str) -> None:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
 
+def settle_heap() -> None:
+    """Put what start-up built (modules, mappers, models, routes, pools: ~110,000 tracked objects) out of the
+    cyclic garbage collector's reach. Each full collection would otherwise walk all of it, stalling the event
+    loop for 50-100 ms on this machine kind and putting every request and event of that moment in the tail;
+    frozen, a full collection walks only what requests and events left behind."""
+    gc.collect()
+    gc.freeze()
+
+
 class ServiceRuntime:
     """What a running service holds: its database, token verifier, relay, consumer and extra tasks."""
 
@@ -321,6 +331,7 @@ def create_service_app(
                 result = on_start(runtime)
                 if asyncio.iscoroutine(result):
                     await result
+            settle_heap()
             log.info("%s started", service)
             yield
 

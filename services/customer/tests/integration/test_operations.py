@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 
-from billing_shared.testing import EventBus, wait_for
+from billing_shared.testing import EventBus, running, wait_for
 
 
 async def test_health_ready_and_metrics(client):
@@ -69,3 +70,14 @@ async def test_the_plumbing_retention_runs_in_the_service_on_its_own_tables(clie
         )
 
     await wait_for(purged_every_table, timeout=10, message="a first retention pass")
+
+
+async def test_start_up_leaves_its_objects_out_of_the_garbage_collectors_reach(service_env):
+    """What start-up built is frozen once the service is up, so a full collection never walks it again."""
+    from app.main import create_app
+
+    gc.unfreeze()  # whatever an earlier app of this test session froze
+    assert gc.get_freeze_count() == 0
+    async with running(create_app()) as http:
+        assert (await http.get("/health")).status_code == 200
+        assert gc.get_freeze_count() > 10_000
