@@ -60,8 +60,7 @@ async def create_customer(body: CustomerCreate, request: Request, admin: AdminPr
             await uow.commit()
         except IntegrityError:
             raise _duplicate_email(body.email) from None
-        await uow.session.refresh(customer)
-        return CustomerOut.model_validate(customer)
+        return CustomerOut.model_validate(customer)  # its server defaults came back with the INSERT (RETURNING)
 
 
 @router.get("", response_model=CustomerPage, summary="List customers (admin)")

@@ -23,6 +23,8 @@ async def test_create_customer_normalises_email_and_publishes_created(client, ad
         body = response.json()
         assert body["email"] == email.lower()
         assert body["role"] == "user"
+        stored = await client.get(f"/api/customers/{body['id']}", headers=admin_headers)
+        assert stored.json() == body  # the stored row, server defaults (created_at) included
         events = await bus.wait_for_type("customer.created")
         assert events[0].payload["customer_id"] == body["id"]
         assert events[0].producer == "customer"
