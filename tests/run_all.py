@@ -1,9 +1,10 @@
 """Run every test suite, each in its own pytest process (every service's package is called `app`).
 
-The suites that start no whole system (shared, repo, each service, the dashboard) run `TEST_LANES` at a time
-(default 2): each has its own database and RabbitMQ vhost, and most of their time is spent waiting on
-Postgres, the broker and the services' own tasks. Then e2e, then the bench smoke, alone: each starts a whole
-system. Prints one summary line at the end: 'N passed, N failed'. Exit code 0 only if every suite passed.
+The suites that start no whole system (shared, repo, each service, the dashboard) run `TEST_LANES` at a
+time (default 2, or 1 on a one-core machine). Each has its own database and RabbitMQ vhost, and most of
+their time is spent waiting on Postgres, the broker and the services' own tasks. Then e2e, then the bench
+smoke, alone: each starts a whole system. Prints one summary line at the end: 'N passed, N failed'.
+Exit code 0 only if every suite passed.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def present(cwd: str, args: list[str]) -> bool:
 
 def main(argv: list[str]) -> int:
     only = set(argv)
-    lanes = max(1, int(os.environ.get("TEST_LANES", "2")))
+    lanes = max(1, int(os.environ.get("TEST_LANES") or min(2, os.cpu_count() or 1)))
     chosen = [(suite[0], suite) for suite in SIDE_BY_SIDE + ALONE
               if (not only or suite[0] in only) and present(suite[1], suite[2])]
     side_by_side = [suite for label, suite in chosen if suite in SIDE_BY_SIDE]
