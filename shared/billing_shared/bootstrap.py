@@ -49,10 +49,7 @@ async def ensure_database(admin_dsn: str, database: str) -> bool:
 async def apply_init_sql(admin_dsn: str, database: str) -> None:
     conn = await asyncpg.connect(with_database(admin_dsn, database))
     try:
-        # Roles are cluster-wide: serialise concurrent bootstraps (parallel test sessions).
-        await conn.execute("SELECT pg_advisory_lock(4242)")
-        await conn.execute(INIT_SQL.read_text())
-        await conn.execute("SELECT pg_advisory_unlock(4242)")
+        await conn.execute(INIT_SQL.read_text())  # serialises itself against concurrent runs (see init.sql)
     finally:
         await conn.close()
 

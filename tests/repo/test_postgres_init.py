@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +65,20 @@ def test_nobody_but_the_owner_may_create_in_public(psql: Psql, initialised_datab
 
 def test_does_not_hard_code_the_database_name() -> None:
     assert "billing" not in INIT_SQL.read_text().lower()
+
+
+def test_concurrent_runs_on_different_databases_take_turns(psql: Psql) -> None:
+    """Test sessions side by side bootstrap their own databases at the same moment; roles are cluster-wide, so
+    without taking turns two runs update the same catalog row and one fails ('tuple concurrently updated')."""
+    names = [f"repo_init_race_{uuid.uuid4().hex[:12]}" for _ in range(4)]
+    for name in names:
+        psql.run(f'CREATE DATABASE "{name}"')
+    try:
+        for _ in range(5):
+            with ThreadPoolExecutor(len(names)) as pool:
+                runs = list(pool.map(lambda name: psql.run(database=name, file=INIT_SQL, check=False), names))
+            assert [run.stderr.strip() for run in runs] == [""] * len(names)
+            assert [run.returncode for run in runs] == [0] * len(names)
+    finally:
+        for name in names:
+            psql.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -14,6 +14,10 @@ DO $$
 DECLARE
     service text;
 BEGIN
+    -- Roles and their settings are cluster-wide: two runs at once, on two databases (test sessions side by
+    -- side), would update the same catalog rows ("tuple concurrently updated"). A lock on this shared
+    -- catalog is cluster-wide too, and self-exclusive: runs take turns. Logins only read it, unhindered.
+    LOCK TABLE pg_catalog.pg_db_role_setting IN SHARE ROW EXCLUSIVE MODE;
     FOREACH service IN ARRAY ARRAY['customer', 'payment', 'subscription', 'invoice', 'dunning', 'notifier']
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = service) THEN
