@@ -191,9 +191,18 @@ class EventBus:
     def of_type(self, event_type: str) -> list[Envelope]:
         return [e for e in self.received if e.type == event_type]
 
-    async def wait_for_type(self, event_type: str, count: int = 1, timeout: float = 10.0) -> list[Envelope]:
+    async def wait_for_type(
+        self,
+        event_type: str,
+        count: int = 1,
+        timeout: float = 10.0,
+        where: Callable[[Envelope], bool] | None = None,
+    ) -> list[Envelope]:
+        """The events of this type received so far, once there are `count` (of those `where` accepts: another
+        test's event of the same type may arrive first, on the same vhost)."""
+
         async def enough() -> list[Envelope] | None:
-            found = self.of_type(event_type)
+            found = [e for e in self.of_type(event_type) if where is None or where(e)]
             return found if len(found) >= count else None
 
         return await wait_for(enough, timeout, message=f"{count} x {event_type}")

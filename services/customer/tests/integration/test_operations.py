@@ -34,9 +34,8 @@ async def test_correlation_id_travels_from_http_header_into_the_event(client, ad
             "/api/customers", json={"email": unique_email}, headers={**admin_headers, "X-Correlation-ID": correlation}
         )
         assert response.headers["X-Correlation-ID"] == correlation
-        events = await bus.wait_for_type("customer.created")
-        mine = [e for e in events if e.payload["email"] == unique_email]
-        assert mine[0].correlation_id == correlation
+        mine = await bus.wait_for_type("customer.created", where=lambda e: e.payload["email"] == unique_email)
+        assert [e.correlation_id for e in mine] == [correlation]
 
 
 async def test_openapi_is_served_under_the_service_prefix(client):
