@@ -81,16 +81,18 @@ def create_vhost(name: str) -> str:
 def infra() -> Any:
     suffix = f"{time.strftime('%H%M%S')}_{secrets.token_hex(3)}"
     database, vhost = f"billing_t_{suffix}", f"billing_t_{suffix}"
-    asyncio.run(bootstrap.ensure_database(ADMIN_DSN, database))
-    asyncio.run(bootstrap.apply_init_sql(ADMIN_DSN, database))
-    amqp_url = create_vhost(vhost)
-    private_key, public_key = generate_keypair()
-    yield TestInfra(database, vhost, amqp_url, private_key, public_key)
-    asyncio.run(bootstrap.drop_database(ADMIN_DSN, database))
-    try:
-        _rabbitmqctl("delete_vhost", vhost)
-    except subprocess.CalledProcessError:
-        pass
+    try:  # whatever was made is removed, also when making the rest failed
+        asyncio.run(bootstrap.ensure_database(ADMIN_DSN, database))
+        asyncio.run(bootstrap.apply_init_sql(ADMIN_DSN, database))
+        amqp_url = create_vhost(vhost)
+        private_key, public_key = generate_keypair()
+        yield TestInfra(database, vhost, amqp_url, private_key, public_key)
+    finally:
+        asyncio.run(bootstrap.drop_database(ADMIN_DSN, database))
+        try:
+            _rabbitmqctl("delete_vhost", vhost)
+        except subprocess.CalledProcessError:
+            pass  # never made, or already gone
 
 
 @pytest.fixture(scope="session")
