@@ -68,17 +68,20 @@ def report(outcome: Outcome) -> None:
     print(f"--- {outcome.label}: exit {outcome.returncode} in {outcome.seconds:.0f}s", flush=True)
 
 
-def present(cwd: str, args: list[str]) -> bool:
-    return (ROOT / cwd).exists() and not (args and not (ROOT / args[0]).exists())
-
-
 def main(argv: list[str]) -> int:
     only = set(argv)
+    unknown = only - {label for label, _, _ in SIDE_BY_SIDE + ALONE}
+    if unknown:
+        print(f"no such suite: {', '.join(sorted(unknown))}; the suites are "
+              f"{', '.join(label for label, _, _ in SIDE_BY_SIDE + ALONE)}", file=sys.stderr)
+        return 2
     lanes = max(1, int(os.environ.get("TEST_LANES") or min(2, os.cpu_count() or 1)))
-    chosen = [(suite[0], suite) for suite in SIDE_BY_SIDE + ALONE
-              if (not only or suite[0] in only) and present(suite[1], suite[2])]
-    side_by_side = [suite for label, suite in chosen if suite in SIDE_BY_SIDE]
-    alone = [suite for label, suite in chosen if suite in ALONE]
+
+    def wanted(label: str, cwd: str, args: list[str]) -> bool:  # asked for (or all), and in this checkout
+        return (not only or label in only) and (ROOT / cwd).exists() and (not args or (ROOT / args[0]).exists())
+
+    side_by_side = [suite for suite in SIDE_BY_SIDE if wanted(*suite)]
+    alone = [suite for suite in ALONE if wanted(*suite)]
     started = time.monotonic()
     outcomes: list[Outcome] = []
     if side_by_side:
