@@ -25,6 +25,13 @@ from .service.billing_run import count_due, run_billing
 from .settings import Settings
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return number
+
+
 def _instant(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
@@ -55,8 +62,8 @@ def main(argv: list[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("billing-run", help="renew everything due at or before --as-of")
     run.add_argument("--as-of", type=_instant, default=None)
-    run.add_argument("--batch-size", type=int, default=None)
-    run.add_argument("--concurrency", type=int, default=None, help="batches at once (default: the setting, 2)")
+    run.add_argument("--batch-size", type=_positive, default=None)
+    run.add_argument("--concurrency", type=_positive, default=None, help="batches at once (default: the setting, 2)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     seed = commands.add_parser("seed-due", help="bulk-insert due subscriptions for the benchmark")
     seed.add_argument("--count", type=int, required=True)

@@ -13,7 +13,7 @@ from .billing_run import run_billing
 log = logging.getLogger(__name__)
 
 
-async def run_periodically(db: Database, interval_s: float, batch_size: int, concurrency: int = 2) -> None:
+async def run_periodically(db: Database, interval_s: float, batch_size: int, concurrency: int) -> None:
     """Every interval, renew what is due now and resume what should resume; errors never stop the loop."""
     while True:
         try:

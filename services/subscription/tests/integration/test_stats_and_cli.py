@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from billing_shared.testing import running, wait_for
@@ -89,3 +90,13 @@ async def test_the_scheduler_renews_what_is_due_now(service_env, db, test_clock)
             await wait_for(renewed, message="the scheduler to renew the due subscriptions")
     finally:
         await cancel_plan_subscriptions(db, seeded.plan_id)
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--concurrency"])
+def test_cli_refuses_a_batch_size_or_concurrency_below_one(service_env, option):
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "billing-run", option, "0"], cwd=SERVICE_DIR, env=os.environ.copy(),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"argument {option}: 0 is not a positive number" in done.stderr
