@@ -18,6 +18,7 @@ TEST_CARDS = {
     "ok": "4242424242424242",
     "declined": "4000000000000002",
     "insufficient_funds": "4000000000009995",
+    "funds_arrive_later": "4000000000004442",  # its first charge fails (insufficient funds), later ones succeed
     "processing_error": "4000000000000119",
     "never_answers": "4000000000000259",
 }

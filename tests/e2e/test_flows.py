@@ -137,6 +137,33 @@ def test_a_year_of_billing_runs_renews_twelve_times_on_calendar_months(stack, ap
     assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 13, "invoice_paid": 13})
 
 
+@pytest.mark.time_travel  # after the year of runs: its billing runs would renew this subscription too
+def test_a_scheduled_dunning_retry_recovers_once_the_funds_are_there(stack, api):
+    customer = stack.new_customer("Flow Retry Recovery", card=TEST_CARDS["funds_arrive_later"])
+    plan = api.create_plan("Flow retry plan", 3300)
+    subscription = api.subscribe(customer, plan["id"])
+    [case] = api.wait_for(lambda: api.dunning_cases(customer["id"]) or None, what="a dunning case")
+    assert (case["status"], case["failures"], case["amount"]) == ("open", 1, 3300)
+    wait_mail(stack, customer["email"], {"payment_failed": 1})
+    before = api.gateway_stats()
+
+    api.dunning_run(at(case["next_retry_at"]))
+
+    recovered = api.wait_for(
+        lambda: next((c for c in api.dunning_cases(customer["id"]) if c["status"] == "recovered"), None),
+        what="the case recovered")
+    assert (recovered["id"], recovered["failures"]) == (case["id"], 1)
+    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
+    attempts = sorted((p["attempt"], p["status"], p["amount"], p["invoice_id"]) for p in api.payments(customer["id"]))
+    assert attempts == [(1, "failed", 3300, invoice["id"]), (2, "succeeded", 3300, invoice["id"])]
+    assert gateway_delta(before, api.gateway_stats())["charges"] == 1
+    wait_mail(stack, customer["email"], {"invoice_paid": 1})
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "payment_failed": 1,
+                                              "invoice_paid": 1})
+    assert api.wait_for(lambda: (lambda s: s if s["status"] == "active" else None)(
+        api.subscription(subscription["id"])), what="the subscription active again")
+
+
 def test_cancel_midway_credits_unused_days_refunds_them_and_says_how_much(stack, api):
     customer = stack.new_customer("Flow Canceler")
     plan = api.create_plan("Flow cancel plan", 3000)

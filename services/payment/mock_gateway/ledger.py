@@ -37,6 +37,9 @@ TEST_CARD_OUTCOMES: dict[str, Outcome] = {
     "4000000000000119": Outcome("failed", "processing_error", "soft"),
     "4000000000000259": Outcome("succeeded", hangs=True),
 }
+# Funds arrive after the first attempt: each token of this card fails its first charge (insufficient funds,
+# soft) and succeeds on every later one, so a dunning retry recovers without a new card.
+FUNDS_ARRIVE_LATER_CARD = "4000000000004442"
 
 FAILURE_MESSAGES = {
     "card_declined": "Your card was declined.",
@@ -144,6 +147,7 @@ class Ledger:
     refunds: dict[str, Refund] = field(default_factory=dict)
     refund_ids_by_key: dict[str, str] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
+    charges_by_token: dict[str, int] = field(default_factory=dict)  # charges made (not replays) per token
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def reset(self) -> None:
@@ -153,6 +157,7 @@ class Ledger:
         self.refunds.clear()
         self.refund_ids_by_key.clear()
         self.counters = Counters()
+        self.charges_by_token.clear()
         self._locks.clear()
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -164,8 +169,10 @@ class Ledger:
         self.counters.tokens += 1
         return token
 
-    def decide(self, number: str, idempotency_key: str) -> Outcome:
+    def decide(self, token: str, number: str, idempotency_key: str) -> Outcome:
         """Test cards behave as documented; any other card succeeds with `success_rate`."""
+        if number == FUNDS_ARRIVE_LATER_CARD:
+            return SUCCEEDED if self.charges_by_token.get(token, 0) else INSUFFICIENT_FUNDS
         if number in TEST_CARD_OUTCOMES:
             return TEST_CARD_OUTCOMES[number]
         # Seeded per (seed, key), not drawn from one shared stream, so a run is reproducible
@@ -193,7 +200,8 @@ class Ledger:
             card = self.cards.get(token)
             if card is None:
                 raise ProviderError(400, "resource_missing", "no such token", "token")
-            outcome = self.decide(card.number, idempotency_key)
+            outcome = self.decide(token, card.number, idempotency_key)
+            self.charges_by_token[token] = self.charges_by_token.get(token, 0) + 1
             # The card network round trip: the window in which a duplicate would slip in without the lock.
             await asyncio.sleep(self.latency_s)
             charge = Charge(

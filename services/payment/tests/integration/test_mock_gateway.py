@@ -17,6 +17,7 @@ HARD_DECLINE_CARD = "4000000000000002"
 INSUFFICIENT_FUNDS_CARD = "4000000000009995"
 PROCESSING_ERROR_CARD = "4000000000000119"
 TIMEOUT_CARD = "4000000000000259"
+FUNDS_ARRIVE_LATER_CARD = "4000000000004442"
 RANDOM_MODE_CARD = "5555555555554444"
 
 Stats = Callable[[], dict[str, int]]
@@ -82,6 +83,22 @@ class TestTestCards:
     ) -> None:
         result = await gateway.charge(await token_for(gateway, number), 1000, "USD", f"k-{number}", None)
         assert (result.status, result.failure_code, result.decline_type) == ("failed", failure_code, decline_type)
+
+    async def test_funds_later_card_fails_its_first_charge_only(
+        self, gateway: HttpMockGateway, gateway_stats: Stats
+    ) -> None:
+        token = await token_for(gateway, FUNDS_ARRIVE_LATER_CARD)
+        first = await gateway.charge(token, 1000, "USD", "k-later-1", None)
+        replay = await gateway.charge(token, 1000, "USD", "k-later-1", None)
+        retry = await gateway.charge(token, 1000, "USD", "k-later-2", None)
+        another_token = await token_for(gateway, FUNDS_ARRIVE_LATER_CARD)
+        other_first = await gateway.charge(another_token, 1000, "USD", "k-later-3", None)
+
+        assert (first.status, first.failure_code, first.decline_type) == ("failed", "insufficient_funds", "soft")
+        assert (replay.status, replay.gateway_charge_id) == ("failed", first.gateway_charge_id)  # not a new try
+        assert retry.status == "succeeded"
+        assert other_first.status == "failed"  # each token has its own first charge
+        assert (gateway_stats()["charges"], gateway_stats()["charges_succeeded"]) == (3, 1)
 
     async def test_timeout_card_is_unknown_to_the_client_but_reconciles_to_one_succeeded_charge(
         self, gateway: HttpMockGateway, mock_gateway_url: str, gateway_stats: Stats
