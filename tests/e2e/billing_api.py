@@ -28,12 +28,19 @@ def idempotency_key() -> str:
     return f"e2e-{uuid.uuid4()}"
 
 
+class Unavailable(AssertionError):
+    """A 503 "retry later": e.g. the request drew a pooled database connection a fault test had just cut,
+    before the service saw it closed."""
+
+
 def check(response: httpx.Response, *expected: int) -> Any:
     """The JSON body of a response that has one of the expected statuses (else a readable failure)."""
     expected = expected or (200, 201)
-    assert response.status_code in expected, (
-        f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:800]}"
-    )
+    if response.status_code not in expected:
+        problem = Unavailable if response.status_code == 503 else AssertionError
+        raise problem(
+            f"{response.request.method} {response.request.url.path} → {response.status_code}: {response.text[:800]}"
+        )
     return response.json() if response.content else None
 
 
@@ -130,7 +137,22 @@ class BillingApi:
     # --- waiting ----------------------------------------------------------------------------
 
     def wait_for(self, probe: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-        return self.stack.wait_for(probe, timeout=timeout, interval=0.2, what=what)
+        """Poll until the probe answers; a 503 on the way counts as "not yet", as a careful client retries it."""
+        last_refusal: list[Unavailable] = []
+
+        def patient_probe() -> Any:
+            try:
+                return probe()
+            except Unavailable as refusal:
+                last_refusal[:] = [refusal]
+                return None
+
+        try:
+            return self.stack.wait_for(patient_probe, timeout=timeout, interval=0.2, what=what)
+        except AssertionError as exc:
+            if last_refusal:
+                raise AssertionError(f"{exc}; the last poll was refused: {last_refusal[0]}") from exc
+            raise
 
     def handled(self, service: str, event_type: str) -> float:
         """How many events of this type the service has handled (not counting ignored duplicates)."""
