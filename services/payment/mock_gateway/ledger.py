@@ -147,7 +147,6 @@ class Ledger:
     refunds: dict[str, Refund] = field(default_factory=dict)
     refund_ids_by_key: dict[str, str] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
-    charges_by_token: dict[str, int] = field(default_factory=dict)  # charges made (not replays) per token
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def reset(self) -> None:
@@ -157,7 +156,6 @@ class Ledger:
         self.refunds.clear()
         self.refund_ids_by_key.clear()
         self.counters = Counters()
-        self.charges_by_token.clear()
         self._locks.clear()
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -172,7 +170,8 @@ class Ledger:
     def decide(self, token: str, number: str, idempotency_key: str) -> Outcome:
         """Test cards behave as documented; any other card succeeds with `success_rate`."""
         if number == FUNDS_ARRIVE_LATER_CARD:
-            return SUCCEEDED if self.charges_by_token.get(token, 0) else INSUFFICIENT_FUNDS
+            charged_before = any(charge.token == token for charge in self.charges.values())
+            return SUCCEEDED if charged_before else INSUFFICIENT_FUNDS
         if number in TEST_CARD_OUTCOMES:
             return TEST_CARD_OUTCOMES[number]
         # Seeded per (seed, key), not drawn from one shared stream, so a run is reproducible
@@ -201,7 +200,6 @@ class Ledger:
             if card is None:
                 raise ProviderError(400, "resource_missing", "no such token", "token")
             outcome = self.decide(token, card.number, idempotency_key)
-            self.charges_by_token[token] = self.charges_by_token.get(token, 0) + 1
             # The card network round trip: the window in which a duplicate would slip in without the lock.
             await asyncio.sleep(self.latency_s)
             charge = Charge(

@@ -27,8 +27,10 @@ def test_each_documented_card_passes_validation() -> None:
         assert validate_card(number, 12, 2030, "123", date(2026, 1, 1)).last4 == number[-4:]
 
 
-def test_each_failing_card_is_documented_with_its_failure() -> None:
+def test_each_failing_card_is_documented_with_its_failure_and_decline_type() -> None:
     documented = documented_cards()
     for number, outcome in TEST_CARD_OUTCOMES.items():
         if outcome.failure_code is not None:
-            assert outcome.failure_code.split("_")[-1] in documented[number].replace(" ", "_"), (number, outcome)
+            behaviour = documented[number]
+            assert outcome.failure_code.replace("_", " ") in behaviour, (number, behaviour)
+            assert f"({outcome.decline_type}" in behaviour, (number, behaviour)
