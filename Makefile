@@ -7,7 +7,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 REQS := shared/pyproject.toml requirements-dev.txt $(wildcard services/*/requirements.txt) $(wildcard gateway/dashboard/requirements.txt)
-SYSTEM_PACKAGES := nginx-light poppler-utils libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium
+SYSTEM_PACKAGES := nginx-light poppler-utils libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium \
+	jq uuid-runtime
 
 .PHONY: help run test admin-key bench bench-smoke fuzz system-deps infra venv clean
 
@@ -27,7 +28,8 @@ $(VENV)/.installed: $(REQS)
 
 venv: $(VENV)/.installed
 
-# Debian packages: nginx (the gateway), WeasyPrint's libraries, pdftotext and Chromium (browser tests).
+# Debian packages: nginx (the gateway), WeasyPrint's libraries, pdftotext, Chromium (browser tests), and jq and
+# uuidgen for the README's walkthrough.
 system-deps:
 	@missing=""; \
 	for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
