@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from typing import Any
 
 KINDS = (
-    "welcome", "invoice_finalized", "invoice_paid", "payment_failed", "final_notice",
+    "welcome", "invoice_finalized", "invoice_paid", "payment_failed", "payment_recovered", "final_notice",
     "subscription_suspended", "subscription_canceled", "credit_note_issued",
 )
 
@@ -22,6 +22,7 @@ _SUBJECTS = (
     ("invoice_paid", re.compile(r"^receipt", re.I)),
     ("invoice_finalized", re.compile(r"^invoice ", re.I)),
     ("payment_failed", re.compile(r"payment .*failed", re.I)),
+    ("payment_recovered", re.compile(r"payment .*went through", re.I)),
     ("final_notice", re.compile(r"final notice", re.I)),
     ("subscription_suspended", re.compile(r"suspended", re.I)),
     ("subscription_canceled", re.compile(r"cancel", re.I)),

@@ -170,6 +170,6 @@ def test_the_readme_walkthrough_runs_as_written_and_does_what_it_says(stack, api
     assert (tmp_path / "invoice.pdf").read_bytes().startswith(b"%PDF")
 
     email = "jane@example.com"
-    wait_mail(stack, email, {"invoice_paid": 3, "credit_note_issued": 1})
-    assert_exactly(stack, email, {"welcome": 1, "payment_failed": 1, "invoice_finalized": 3, "invoice_paid": 3,
-                                  "subscription_canceled": 1, "credit_note_issued": 1})
+    wait_mail(stack, email, {"invoice_paid": 3, "credit_note_issued": 1, "payment_recovered": 1})
+    assert_exactly(stack, email, {"welcome": 1, "payment_failed": 1, "payment_recovered": 1, "invoice_finalized": 3,
+                                  "invoice_paid": 3, "subscription_canceled": 1, "credit_note_issued": 1})

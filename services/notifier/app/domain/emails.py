@@ -3,7 +3,8 @@
 Pure functions over the event contracts; the customer's name and address come from the projection later.
 Zero-amount invoices are not emailed (nothing is due and nothing was charged): `plan_email` returns None.
 Nor is a cancellation correction (a late payment's extra credit): the customer heard of the cancellation
-already, and the credit_note.issued email tells them of the refund.
+already, and the credit_note.issued email tells them of the refund. A recovered dunning case is emailed
+only for a one-off payment: an invoice's recovery is told by its receipt (invoice.paid).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from billing_shared.contracts import (
     CustomerCreated,
     DunningExhausted,
     DunningFinalNotice,
+    DunningRecovered,
     DunningRetryScheduled,
     InvoiceFinalized,
     InvoicePaid,
@@ -96,6 +98,13 @@ def _payment_failed(e: DunningRetryScheduled, base_url: str) -> EmailPlan:
     )
 
 
+def _recovered(e: DunningRecovered, base_url: str) -> EmailPlan | None:
+    # The customer was told the payment failed and when it would be tried again: this closes that story.
+    if e.invoice_id is not None:
+        return None
+    return EmailPlan("payment_recovered", e.customer_id, {"amount": e.amount, "currency": e.currency})
+
+
 def _final_notice(e: DunningFinalNotice, base_url: str) -> EmailPlan:
     return EmailPlan(
         "final_notice", e.customer_id, {"amount": e.amount, "currency": e.currency, "final_retry_at": e.retry_at}
@@ -141,6 +150,7 @@ _PLANNERS: dict[type[Event], Callable[[Any, str], EmailPlan | None]] = {
     InvoiceFinalized: _invoice_finalized,
     InvoicePaid: _invoice_paid,
     DunningRetryScheduled: _payment_failed,
+    DunningRecovered: _recovered,
     DunningFinalNotice: _final_notice,
     DunningExhausted: _suspended,
     SubscriptionCanceled: _canceled,

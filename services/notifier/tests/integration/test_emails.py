@@ -12,6 +12,7 @@ from billing_shared.contracts import (
     CreditNoteIssued,
     DunningExhausted,
     DunningFinalNotice,
+    DunningRecovered,
     DunningRetryScheduled,
     InvoiceFinalized,
     InvoicePaid,
@@ -71,6 +72,14 @@ CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
         ),
         "Your payment of €10.00 failed",
         ["will not try it again", "add a new card"],
+    ),
+    "payment_recovered": (
+        lambda c: DunningRecovered(
+            case_id=uuid.uuid4(), customer_id=c, payment_id=uuid.uuid4(), amount=1000, currency="EUR",
+            recovered_by_payment_id=uuid.uuid4(),
+        ),
+        "Your payment of €10.00 went through",
+        ["collected your payment of €10.00"],
     ),
     "final_notice": (
         lambda c: DunningFinalNotice(

@@ -14,6 +14,7 @@ from billing_shared.contracts import (
     CustomerCreated,
     DunningExhausted,
     DunningFinalNotice,
+    DunningRecovered,
     DunningRetryScheduled,
     InvoiceFinalized,
     InvoicePaid,
@@ -44,6 +45,10 @@ EVENTS: dict[str, Event] = {
     ),
     "final_notice": DunningFinalNotice(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", retry_at=WHEN
+    ),
+    "payment_recovered": DunningRecovered(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, payment_id=uuid.uuid4(), amount=1000, currency="EUR",
+        recovered_by_payment_id=uuid.uuid4(),
     ),
     "subscription_suspended": DunningExhausted(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=4
@@ -117,6 +122,15 @@ def test_an_invoice_without_a_number_is_named_by_its_short_id_rather_than_none()
     ids=["finalized", "paid"],
 )
 def test_zero_amount_invoices_ask_for_no_email(event: Event) -> None:
+    assert plan_email(envelope(event), BASE) is None
+
+
+def test_a_recovered_invoice_asks_for_no_email_of_its_own_since_its_receipt_tells_it() -> None:
+    event = DunningRecovered(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, invoice_id=uuid.uuid4(), amount=1000, currency="EUR",
+        recovered_by_payment_id=uuid.uuid4(),
+    )
+
     assert plan_email(envelope(event), BASE) is None
 
 

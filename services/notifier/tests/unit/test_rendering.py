@@ -38,6 +38,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "currency": "EUR",
         "next_retry_at": datetime(2027, 3, 5, 9, 0, tzinfo=UTC),
     },
+    "payment_recovered": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
     "final_notice": {
         "customer_name": "Ada Lovelace",
         "amount": 1000,
@@ -126,6 +127,13 @@ class TestSubjectsAndAmounts:
 
         assert "try again on" not in rendered.text
         assert "add a new card" in rendered.text and "add a new card" in rendered.html
+
+    def test_payment_recovered_names_the_amount_collected_after_all(self) -> None:
+        rendered = render("payment_recovered")
+
+        assert rendered.subject == "Your payment of €10.00 went through"
+        assert "collected your payment of €10.00" in rendered.text
+        assert "€10.00" in rendered.html and "nothing more for you to do" in rendered.text
 
     def test_final_notice_names_the_date_of_the_last_attempt(self) -> None:
         rendered = render("final_notice")
