@@ -13,7 +13,7 @@ from typing import Any
 
 KINDS = (
     "welcome", "invoice_finalized", "invoice_paid", "payment_failed", "payment_recovered", "final_notice",
-    "subscription_suspended", "subscription_canceled", "credit_note_issued",
+    "subscription_suspended", "subscription_canceled", "credit_note_issued", "payment_refunded",
 )
 
 _MESSAGE_ID = re.compile(r"<[0-9a-f-]{36}\.(?P<kind>[a-z_]+)@")
@@ -27,6 +27,7 @@ _SUBJECTS = (
     ("subscription_suspended", re.compile(r"suspended", re.I)),
     ("subscription_canceled", re.compile(r"cancel", re.I)),
     ("credit_note_issued", re.compile(r"credit note", re.I)),
+    ("payment_refunded", re.compile(r"^refund of", re.I)),
 )
 
 

@@ -120,7 +120,7 @@ def test_the_walkthrough_finds_its_placeholders():
     first = blocks[0]
     assert f"export API={README_API}" in first and f"export KEY={README_KEY}" in first
     assert len(blocks) >= 10
-    assert {"CUSTOMER", "PLAN", "SUBSCRIPTION", "INVOICE", "DECLINING"} <= set(assigned_names(blocks))
+    assert {"CUSTOMER", "PAYMENT", "PLAN", "SUBSCRIPTION", "INVOICE", "DECLINING"} <= set(assigned_names(blocks))
 
 
 @pytest.mark.time_travel  # its billing and dunning runs move business time a month on for every customer
@@ -152,6 +152,7 @@ def test_the_readme_walkthrough_runs_as_written_and_does_what_it_says(stack, api
     one_off = sorted((p["status"], p["payment_method_id"]) for p in payments
                      if p["invoice_id"] is None and p["dunning_case_id"] is None)
     assert one_off == [("failed", values["DECLINING"]), ("succeeded", default)]  # the retried POST charged once
+    assert api.payment(values["PAYMENT"])["refunded_amount"] == 1500
     [case] = api.dunning_cases(customer)
     assert (case["status"], case["failures"]) == ("recovered", 1)
     [retry] = [p for p in payments if p["dunning_case_id"] == case["id"]]
@@ -170,6 +171,7 @@ def test_the_readme_walkthrough_runs_as_written_and_does_what_it_says(stack, api
     assert (tmp_path / "invoice.pdf").read_bytes().startswith(b"%PDF")
 
     email = "jane@example.com"
-    wait_mail(stack, email, {"invoice_paid": 3, "credit_note_issued": 1, "payment_recovered": 1})
-    assert_exactly(stack, email, {"welcome": 1, "payment_failed": 1, "payment_recovered": 1, "invoice_finalized": 3,
-                                  "invoice_paid": 3, "subscription_canceled": 1, "credit_note_issued": 1})
+    wait_mail(stack, email, {"invoice_paid": 3, "credit_note_issued": 1, "payment_recovered": 1, "payment_refunded": 1})
+    assert_exactly(stack, email, {"welcome": 1, "payment_refunded": 1, "payment_failed": 1, "payment_recovered": 1,
+                                  "invoice_finalized": 3, "invoice_paid": 3, "subscription_canceled": 1,
+                                  "credit_note_issued": 1})

@@ -4,7 +4,8 @@ Pure functions over the event contracts; the customer's name and address come fr
 Zero-amount invoices are not emailed (nothing is due and nothing was charged): `plan_email` returns None.
 Nor is a cancellation correction (a late payment's extra credit): the customer heard of the cancellation
 already, and the credit_note.issued email tells them of the refund. A recovered dunning case is emailed
-only for a one-off payment: an invoice's recovery is told by its receipt (invoice.paid).
+only for a one-off payment: an invoice's recovery is told by its receipt (invoice.paid). A refund is
+emailed when it is done, unless it refunds a credit note, whose own email told of it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from billing_shared.contracts import (
     DunningRetryScheduled,
     InvoiceFinalized,
     InvoicePaid,
+    PaymentRefunded,
     SubscriptionCanceled,
 )
 from billing_shared.events import Envelope, Event
@@ -105,6 +107,12 @@ def _recovered(e: DunningRecovered, base_url: str) -> EmailPlan | None:
     return EmailPlan("payment_recovered", e.customer_id, {"amount": e.amount, "currency": e.currency})
 
 
+def _refunded(e: PaymentRefunded, base_url: str) -> EmailPlan | None:
+    if e.credit_note_id is not None:
+        return None
+    return EmailPlan("payment_refunded", e.customer_id, {"amount": e.amount, "currency": e.currency})
+
+
 def _final_notice(e: DunningFinalNotice, base_url: str) -> EmailPlan:
     return EmailPlan(
         "final_notice", e.customer_id, {"amount": e.amount, "currency": e.currency, "final_retry_at": e.retry_at}
@@ -155,6 +163,7 @@ _PLANNERS: dict[type[Event], Callable[[Any, str], EmailPlan | None]] = {
     DunningExhausted: _suspended,
     SubscriptionCanceled: _canceled,
     CreditNoteIssued: _credit_note,
+    PaymentRefunded: _refunded,
 }
 
 EMAILED_EVENTS: dict[str, type[Event]] = {cls.type: cls for cls in _PLANNERS}

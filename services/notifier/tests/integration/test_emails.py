@@ -16,6 +16,7 @@ from billing_shared.contracts import (
     DunningRetryScheduled,
     InvoiceFinalized,
     InvoicePaid,
+    PaymentRefunded,
     SubscriptionCanceled,
 )
 from billing_shared.events import Event
@@ -80,6 +81,13 @@ CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
         ),
         "Your payment of €10.00 went through",
         ["collected your payment of €10.00"],
+    ),
+    "payment_refunded": (
+        lambda c: PaymentRefunded(
+            refund_id=uuid.uuid4(), payment_id=uuid.uuid4(), customer_id=c, amount=1500, currency="USD"
+        ),
+        "Refund of $15.00",
+        ["We have refunded $15.00 to your card"],
     ),
     "final_notice": (
         lambda c: DunningFinalNotice(

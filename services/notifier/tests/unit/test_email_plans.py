@@ -18,6 +18,7 @@ from billing_shared.contracts import (
     DunningRetryScheduled,
     InvoiceFinalized,
     InvoicePaid,
+    PaymentRefunded,
     SubscriptionCanceled,
 )
 from billing_shared.events import Envelope, Event
@@ -49,6 +50,9 @@ EVENTS: dict[str, Event] = {
     "payment_recovered": DunningRecovered(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, payment_id=uuid.uuid4(), amount=1000, currency="EUR",
         recovered_by_payment_id=uuid.uuid4(),
+    ),
+    "payment_refunded": PaymentRefunded(
+        refund_id=uuid.uuid4(), payment_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1500, currency="USD"
     ),
     "subscription_suspended": DunningExhausted(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=4
@@ -129,6 +133,15 @@ def test_a_recovered_invoice_asks_for_no_email_of_its_own_since_its_receipt_tell
     event = DunningRecovered(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, invoice_id=uuid.uuid4(), amount=1000, currency="EUR",
         recovered_by_payment_id=uuid.uuid4(),
+    )
+
+    assert plan_email(envelope(event), BASE) is None
+
+
+def test_a_credit_note_refund_asks_for_no_email_of_its_own_since_the_credit_note_email_tells_it() -> None:
+    event = PaymentRefunded(
+        refund_id=uuid.uuid4(), payment_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1500, currency="USD",
+        invoice_id=uuid.uuid4(), credit_note_id=uuid.uuid4(),
     )
 
     assert plan_email(envelope(event), BASE) is None

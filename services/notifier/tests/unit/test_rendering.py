@@ -39,6 +39,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "next_retry_at": datetime(2027, 3, 5, 9, 0, tzinfo=UTC),
     },
     "payment_recovered": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
+    "payment_refunded": {"customer_name": "Ada Lovelace", "amount": 1500, "currency": "USD"},
     "final_notice": {
         "customer_name": "Ada Lovelace",
         "amount": 1000,
@@ -134,6 +135,13 @@ class TestSubjectsAndAmounts:
         assert rendered.subject == "Your payment of €10.00 went through"
         assert "collected your payment of €10.00" in rendered.text
         assert "€10.00" in rendered.html and "nothing more for you to do" in rendered.text
+
+    def test_payment_refunded_names_the_amount_and_how_long_the_bank_may_take(self) -> None:
+        rendered = render("payment_refunded")
+
+        assert rendered.subject == "Refund of $15.00"
+        assert "refunded $15.00 to your card" in rendered.text and "5 to 10 business days" in rendered.text
+        assert "$15.00" in rendered.html
 
     def test_final_notice_names_the_date_of_the_last_attempt(self) -> None:
         rendered = render("final_notice")
