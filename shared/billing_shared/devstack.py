@@ -326,13 +326,14 @@ The billing engine is up: {url}   (dashboard: {url}/dashboard)
 Admin API key (shown once; `make admin-key` prints another):
     {key}
 
-Try it:
+Try it: paste these, then the blocks of README.md's walkthrough that follow its first one:
+    export API={url}
     export KEY={key}
-    export TOKEN=$(curl -s -X POST {url}/api/auth/token -H "Authorization: Bearer $KEY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-    curl -s -X POST {url}/api/customers -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
-         -d '{{"email": "test@example.com", "name": "Test User"}}'
+    export TOKEN=$(curl -s -X POST $API/api/auth/token -H "Authorization: Bearer $KEY" | jq -r .access_token)
+    H=(-H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json")
+    curl -s "$API/api/customers?limit=5" "${{H[@]}}" | jq
 
-More in README.md. Mail sent to customers is printed below and kept in {mail}. Ctrl-C stops everything.
+Mail sent to customers is printed below and kept in {mail}. Ctrl-C stops everything.
 """
 
 

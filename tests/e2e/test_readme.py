@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from billing_api import BillingApi, TEST_CARDS, metric
+from billing_shared.devstack import EXAMPLES
 from sink_mail import assert_exactly, wait_mail
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -42,7 +43,8 @@ def assigned_names(blocks: list[str]) -> list[str]:
 
 
 def events_moved(stack: Any) -> float:
-    """Events published and handled so far, all services together: it stops growing once the system settles."""
+    """Events published and handled so far, all services together: it stops growing once the system settles.
+    (Each service runs as one process here, so its /metrics counts everything it did.)"""
     return sum(
         metric(stack, service, "outbox_published_total") + metric(stack, service, "events_handled_total")
         for service in SERVICES
@@ -121,6 +123,15 @@ def test_the_walkthrough_finds_its_placeholders():
     assert f"export API={README_API}" in first and f"export KEY={README_KEY}" in first
     assert len(blocks) >= 10
     assert {"CUSTOMER", "PAYMENT", "PLAN", "SUBSCRIPTION", "INVOICE", "DECLINING"} <= set(assigned_names(blocks))
+
+
+def test_make_run_prints_the_walkthroughs_first_block_with_its_own_address_and_key():
+    first = walkthrough_blocks(README.read_text())[0]
+    banner = EXAMPLES.format(url=README_API, key=README_KEY, mail="/tmp/mail")
+
+    for line in first.splitlines():
+        command = re.sub(r"\s+#.*$", "", line).strip()  # the README's comments are for readers
+        assert command in banner, f"make run does not print {command!r}"
 
 
 @pytest.mark.time_travel  # its billing and dunning runs move business time a month on for every customer
