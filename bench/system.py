@@ -15,7 +15,7 @@ from typing import Any
 
 from billing_shared import bootstrap
 from billing_shared.devstack import Stack, StackConfig, pick_free_base_port
-from billing_shared.testing import ADMIN_DSN, create_vhost
+from billing_shared.testing import ADMIN_DSN, create_vhost, vhost_url
 
 from .loadgen import HttpError, HttpPool, expect
 from .mailsink import MailSink
@@ -30,7 +30,8 @@ class BenchSystem:
         suffix = f"{time.strftime('%H%M%S')}_{secrets.token_hex(3)}"
         self.database = f"billing_bench_{suffix}"
         self.vhost = f"billing_bench_{suffix}"
-        self.amqp_url = create_vhost(self.vhost)
+        # Made in start(), which stop() undoes: a run interrupted before start() leaves no vhost behind.
+        self.amqp_url = vhost_url(self.vhost)
         # Below the ephemeral range and the e2e suite's ports.
         base = pick_free_base_port(10000, 19900, "benchmark")
         self.run_dir = Path(tempfile.mkdtemp(prefix="billing-bench-"))
@@ -62,6 +63,7 @@ class BenchSystem:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self, progress=print) -> None:
+        create_vhost(self.vhost)
         self.sink.start()
         progress("stack: database, schemas, migrations")
         self.stack.prepare(progress=lambda m: None)

@@ -107,3 +107,17 @@ def test_profile_summary_counts_each_stack_under_its_own_frames(tmp_path):
     ]
     assert "     80.0%  main (app/main.py:3)" in lines
     assert not any("process " in line for line in lines)
+
+
+def test_a_stack_set_up_but_never_started_leaves_no_vhost_behind() -> None:
+    # A run interrupted between setting the stack up and starting it (Ctrl-C) must not leak a vhost.
+    import shutil
+
+    from bench.system import BenchSystem
+
+    system = BenchSystem()
+    try:
+        vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True)
+        assert system.vhost not in vhosts.stdout.split()
+    finally:
+        shutil.rmtree(system.run_dir, ignore_errors=True)

@@ -71,10 +71,15 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def vhost_url(name: str) -> str:
+    """The AMQP URL of a vhost on the local broker (made by create_vhost)."""
+    return AMQP_BASE.rstrip("/") + "/" + name
+
+
 def create_vhost(name: str) -> str:
     _rabbitmqctl("add_vhost", name)
     _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    return AMQP_BASE.rstrip("/") + "/" + name
+    return vhost_url(name)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import pytest
 
 from billing_shared import bootstrap
 from billing_shared.devstack import Stack, StackConfig, pick_free_base_port
-from billing_shared.testing import ADMIN_DSN, create_vhost
+from billing_shared.testing import ADMIN_DSN, create_vhost, vhost_url
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -133,7 +133,7 @@ class E2EStack:
 def stack() -> Any:
     suffix = f"{time.strftime('%H%M%S')}_{secrets.token_hex(3)}"
     database, vhost = f"billing_e2e_{suffix}", f"billing_e2e_{suffix}"
-    amqp_url = create_vhost(vhost)
+    amqp_url = vhost_url(vhost)  # made below, inside the try whose finally removes it
     base = pick_free_base_port(20000, 40000, "e2e")
     run_dir = Path(tempfile.mkdtemp(prefix="billing-e2e-"))
     config = StackConfig(
@@ -147,6 +147,7 @@ def stack() -> Any:
     )
     running = Stack(config)
     try:
+        create_vhost(vhost)
         running.prepare(progress=lambda m: None)
         running.start(timeout=120)
         yield E2EStack(running, vhost)
