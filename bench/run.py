@@ -22,7 +22,8 @@ Steps, in order:
   3. each figure with its ratio to the hop ceiling and the targets' pass/fail marks; JSON in
      bench/results/bench-<timestamp>.json and a PNG chart beside it.
 
-Keep the machine otherwise idle: the figures are only as good as the quiet they were taken in.
+Keep the machine otherwise idle: the figures are only as good as the quiet they were taken in. Ctrl-C, `kill`
+or a timeout (SIGTERM) stops a run cleanly: its processes, database and vhost are removed, no results written.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import traceback
@@ -265,6 +267,17 @@ def run(profile_name: str, profile: Profile, steps: set[str], out_dir: Path, kee
     return results
 
 
+def _end_like_ctrl_c_on_sigterm() -> None:
+    """`kill`, `timeout` or a cancelled CI job (SIGTERM) ends a run the way Ctrl-C does: through the clean-up
+    that stops the stack's processes and drops its database and vhost. By default SIGTERM would end this
+    process alone and leave all of those behind."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,7 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown steps: {', '.join(sorted(unknown))}")
     sample = [s.strip() for s in args.py_spy.split(",") if s.strip()]
-    results = run(args.profile, profile, steps, args.out, args.keep_logs, sample)
+    _end_like_ctrl_c_on_sigterm()
+    try:
+        results = run(args.profile, profile, steps, args.out, args.keep_logs, sample)
+    except KeyboardInterrupt as stop:
+        print(f"\ninterrupted ({stop or 'Ctrl-C'}): no results written; the stack's processes, database and "
+              "vhost are removed", file=sys.stderr)
+        return 130
     return 1 if results.get("errors") else 0
 
 

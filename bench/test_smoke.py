@@ -121,3 +121,52 @@ def test_a_stack_set_up_but_never_started_leaves_no_vhost_behind() -> None:
         assert system.vhost not in vhosts.stdout.split()
     finally:
         shutil.rmtree(system.run_dir, ignore_errors=True)
+
+
+def _leftovers() -> set[str]:
+    """The benchmark's vhosts and databases that exist right now."""
+    vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True).stdout
+    databases = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc", "SELECT datname FROM pg_database"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return {name for name in (vhosts + databases).split() if name.startswith(("billing_bench_", "bench_hop_"))}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_run_stopped_by_sigterm_removes_its_stack_like_ctrl_c(tmp_path) -> None:
+    import signal
+    import time
+
+    before = _leftovers()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--profile", "smoke", "--only", "payments", "--out", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # progress lines; the stack is up once it says so
+            if "stack: up" in line:
+                break
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "the stack's processes should be running"
+
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
+    deadline = time.monotonic() + 10
+    while any(_alive(int(pid)) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(int(pid))]
+    assert _leftovers() - before == set()
+    assert not list(tmp_path.glob("bench-*.json"))  # an interrupted run reports nothing rather than half
