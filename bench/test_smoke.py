@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from bench.system import BenchSystem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,10 +116,6 @@ def test_profile_summary_counts_each_stack_under_its_own_frames(tmp_path):
 
 def test_a_stack_set_up_but_never_started_leaves_no_vhost_behind() -> None:
     # A run interrupted between setting the stack up and starting it (Ctrl-C) must not leak a vhost.
-    import shutil
-
-    from bench.system import BenchSystem
-
     system = BenchSystem()
     try:
         vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=True)
@@ -141,9 +142,6 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_run_stopped_by_sigterm_removes_its_stack_like_ctrl_c(tmp_path) -> None:
-    import signal
-    import time
-
     before = _leftovers()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.run", "--profile", "smoke", "--only", "payments", "--out", str(tmp_path)],

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from billing_api import BillingApi
 from billing_shared import bootstrap
 from billing_shared.devstack import Stack, StackConfig, pick_free_base_port
 from billing_shared.testing import ADMIN_DSN, create_vhost, vhost_url
@@ -127,6 +128,14 @@ class E2EStack:
                 method.raise_for_status()
                 body["payment_method"] = method.json()
             return body
+
+
+@pytest.fixture(scope="module")
+def api(stack: Any) -> Any:
+    """The public API through the gateway, one client per test module."""
+    client = BillingApi(stack)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

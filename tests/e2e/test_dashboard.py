@@ -23,13 +23,6 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 
 @pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

@@ -10,17 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import pytest
-
-from billing_api import TEST_CARDS, BillingApi, check, idempotency_key
+from billing_api import TEST_CARDS, check, idempotency_key
 from sink_mail import assert_exactly, text_of, of_kind, wait_mail
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 def card_body(number: str) -> dict[str, Any]:

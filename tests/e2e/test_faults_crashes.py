@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
-from billing_api import TEST_CARDS, BillingApi
+from billing_api import TEST_CARDS
 from faults import SubscribeFlows, invoice_numbers_are_gapless, save_artifact
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 def test_payment_service_killed_while_charging_settles_every_charge_once(stack, api):

@@ -9,18 +9,11 @@ from typing import Any
 
 import pytest
 
-from billing_api import TEST_CARDS, BillingApi, check, gateway_delta, metric
+from billing_api import TEST_CARDS, check, gateway_delta, metric
 from faults import SubscribeFlows, publish_event, publish_raw, restart_many, save_artifact
 from sink_mail import assert_exactly
 
 SERVICES = ["customer", "payment", "subscription", "invoice", "dunning", "notifier"]
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 @pytest.fixture

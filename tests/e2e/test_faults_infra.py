@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
-import pytest
-
-from billing_api import BillingApi, metric
+from billing_api import metric
 from faults import SubscribeFlows, save_artifact, terminate_db_connections
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 def test_database_connections_cut_mid_load_lose_and_double_nothing(stack, api):

@@ -9,19 +9,11 @@ from __future__ import annotations
 import calendar
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 import pytest
 
-from billing_api import TEST_CARDS, BillingApi, check, gateway_delta, idempotency_key
+from billing_api import TEST_CARDS, check, gateway_delta, idempotency_key
 from sink_mail import assert_exactly, of_kind, text_of, wait_mail
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 def at(value: str) -> datetime:

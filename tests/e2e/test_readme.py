@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from billing_api import BillingApi, TEST_CARDS, metric
+from billing_api import TEST_CARDS, metric
 from billing_shared.devstack import EXAMPLES
 from sink_mail import assert_exactly, wait_mail
 
@@ -108,13 +108,6 @@ class Shell:
             assert self.process.stdin is not None
             self.process.stdin.close()
             self.process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 def test_the_walkthrough_finds_its_placeholders():

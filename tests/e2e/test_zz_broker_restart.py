@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from billing_api import BillingApi
 from faults import SubscribeFlows, save_artifact
 
 pytestmark = pytest.mark.broker_restart
@@ -28,13 +27,6 @@ SERVICES = ["customer", "payment", "subscription", "invoice", "dunning", "notifi
 def ready_check(stack: Any, service: str) -> tuple[int, Any]:
     response = httpx.get(f"http://127.0.0.1:{stack.stack.config.port(service)}/ready", timeout=10)
     return response.status_code, response.json().get("checks")
-
-
-@pytest.fixture(scope="module")
-def api(stack: Any) -> Any:
-    client = BillingApi(stack)
-    yield client
-    client.close()
 
 
 def test_broker_stopped_and_started_mid_load_loses_and_doubles_nothing(stack, api):
