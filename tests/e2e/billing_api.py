@@ -179,7 +179,15 @@ class BillingApi:
 
 def metric(stack: Any, service: str, name: str, **labels: str) -> float:
     """Sum of a Prometheus counter on the service's own port (the gateway does not route /metrics)."""
-    text = httpx.get(f"http://127.0.0.1:{stack.stack.config.port(service)}/metrics", timeout=10).text
+    return counter_sum(metrics_text(stack, service), name, **labels)
+
+
+def metrics_text(stack: Any, service: str) -> str:
+    return httpx.get(f"http://127.0.0.1:{stack.stack.config.port(service)}/metrics", timeout=10).text
+
+
+def counter_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of a counter's samples (with these labels) in a /metrics page."""
     total = 0.0
     for line in text.splitlines():
         if not line.startswith(name + "{"):

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from billing_shared.bootstrap import SERVICES
 from billing_api import TEST_CARDS, check, gateway_delta, metric
 from faults import SubscribeFlows, publish_event, publish_raw, restart_many, save_artifact
 from sink_mail import assert_exactly
-
-SERVICES = ["customer", "payment", "subscription", "invoice", "dunning", "notifier"]
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
+from billing_shared.bootstrap import SERVICES
 from faults import save_artifact
 
-SERVICES = ["customer", "payment", "subscription", "invoice", "dunning", "notifier"]
 PROFILES = {  # examples per operation: (positive, negative)
     "quick": (3, 2),
     "long": (100, 50),

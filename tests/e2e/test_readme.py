@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from billing_api import TEST_CARDS, metric
+from billing_api import TEST_CARDS, counter_sum, metrics_text
+from billing_shared.bootstrap import SERVICES
 from billing_shared.devstack import EXAMPLES
 from sink_mail import assert_exactly, wait_mail
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SERVICES = ("customer", "payment", "subscription", "invoice", "dunning", "notifier")
 README_API = "http://localhost:8080"
 README_KEY = "<the admin key make run printed>"
 DONE = "@@ block finished"
@@ -45,10 +45,9 @@ def assigned_names(blocks: list[str]) -> list[str]:
 def events_moved(stack: Any) -> float:
     """Events published and handled so far, all services together: it stops growing once the system settles.
     (Each service runs as one process here, so its /metrics counts everything it did.)"""
-    return sum(
-        metric(stack, service, "outbox_published_total") + metric(stack, service, "events_handled_total")
-        for service in SERVICES
-    )
+    pages = [metrics_text(stack, service) for service in SERVICES]
+    return sum(counter_sum(page, "outbox_published_total") + counter_sum(page, "events_handled_total")
+               for page in pages)
 
 
 def wait_until_settled(stack: Any, quiet_s: float = 1.0, timeout: float = 60) -> None:

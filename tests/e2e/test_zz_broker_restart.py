@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from billing_shared.bootstrap import SERVICES
 from faults import SubscribeFlows, save_artifact
 
 pytestmark = pytest.mark.broker_restart
@@ -19,9 +20,6 @@ pytestmark = pytest.mark.broker_restart
 
 def rabbitmqctl(*args: str, timeout: float = 120) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=timeout)
-
-
-SERVICES = ["customer", "payment", "subscription", "invoice", "dunning", "notifier"]
 
 
 def ready_check(stack: Any, service: str) -> tuple[int, Any]:
