@@ -11,6 +11,8 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -74,6 +76,19 @@ def migrate(service: str, database_url: str) -> None:
     )
 
 
+def migrate_all(admin_dsn: str, database: str, services: Iterable[str]) -> list[str]:
+    """Every service's migrations at once, each as its own role in its own schema (so they never touch the same
+    objects): six Alembic processes are mostly Python start-up, and side by side they take half the time they
+    take in a row on two cores. Returns the services migrated; raises naming every one that failed."""
+    chosen = [s for s in services if (service_dir(s) / "alembic.ini").exists()]
+    with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+        runs = {s: pool.submit(migrate, s, service_url(admin_dsn, database, s)) for s in chosen}
+    failed = [s for s, run in runs.items() if run.exception() is not None]
+    if failed:
+        raise RuntimeError(f"migrations failed for {', '.join(failed)} (Alembic's errors are above)")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m billing_shared.bootstrap", description=__doc__)
     parser.add_argument("--admin-dsn", default=os.environ.get("ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -83,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     created = asyncio.run(ensure_database(args.admin_dsn, args.database))
     print(f"database {args.database}: {'created' if created else 'exists'}")
     asyncio.run(apply_init_sql(args.admin_dsn, args.database))
-    for service in [s for s in args.services.split(",") if s]:
-        if (service_dir(service) / "alembic.ini").exists():
-            migrate(service, service_url(args.admin_dsn, args.database, service))
-            print(f"migrated {service}")
+    for service in migrate_all(args.admin_dsn, args.database, [s for s in args.services.split(",") if s]):
+        print(f"migrated {service}")
     return 0
 
 

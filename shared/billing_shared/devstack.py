@@ -190,9 +190,7 @@ class Stack:
         progress(f"database {c.database}: schemas, roles and migrations")
         asyncio.run(bootstrap.ensure_database(c.admin_dsn, c.database))
         asyncio.run(bootstrap.apply_init_sql(c.admin_dsn, c.database))
-        for service in services or SERVICES:
-            if (bootstrap.service_dir(service) / "alembic.ini").exists():
-                bootstrap.migrate(service, self.database_url(service))
+        bootstrap.migrate_all(c.admin_dsn, c.database, services or SERVICES)
         write_keypair(self.keys_dir)
         subprocess.run(
             [sys.executable, str(REPO_ROOT / "gateway" / "render_local.py"), "--prefix", str(c.run_dir / "gateway"),

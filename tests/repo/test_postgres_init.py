@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 
 import pytest
+from billing_shared import bootstrap
+from billing_shared.testing import ADMIN_DSN
 
 from gateway_harness import REPO_ROOT, Psql
 
@@ -82,3 +84,22 @@ def test_concurrent_runs_on_different_databases_take_turns(psql: Psql) -> None:
     finally:
         for name in names:
             psql.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_every_service_is_migrated_side_by_side_to_its_own_head(psql: Psql, initialised_database: str) -> None:
+    migrated = bootstrap.migrate_all(ADMIN_DSN, initialised_database, SERVICES)
+
+    assert migrated == list(SERVICES)
+    for service in SERVICES:
+        versions = psql.run(f"SELECT count(*) FROM {service}.alembic_version", database=initialised_database)
+        assert versions.stdout.strip() == "1", service
+
+
+def test_a_failed_migration_is_named_and_the_others_still_run(psql: Psql, initialised_database: str) -> None:
+    psql.run("DROP SCHEMA dunning CASCADE", database=initialised_database)
+
+    with pytest.raises(RuntimeError, match=r"migrations failed for dunning \("):
+        bootstrap.migrate_all(ADMIN_DSN, initialised_database, SERVICES)
+    for service in ("customer", "payment", "notifier"):
+        versions = psql.run(f"SELECT count(*) FROM {service}.alembic_version", database=initialised_database)
+        assert versions.stdout.strip() == "1", service
