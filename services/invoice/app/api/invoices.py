@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/invoices", tags=["invoices"])
 @router.get("/stats", response_model=InvoiceStats, summary="Invoice counts, overdue and outstanding amounts (admin)")
 async def read_invoice_stats(admin: AdminPrincipal, db: DatabaseDep) -> InvoiceStats:
     now = clock.now()
-    async with db.sessions() as session:
+    async with db.reads() as session:
         counted = dict((await session.execute(select(Invoice.status, func.count()).group_by(Invoice.status))).all())
         overdue = await session.scalar(
             select(func.count()).where(Invoice.status == InvoiceStatus.OPEN.value, Invoice.due_at < now)
@@ -68,7 +68,7 @@ async def list_invoices(
         stmt = stmt.where(Invoice.status == status.value)
     if subscription_id is not None:
         stmt = stmt.where(Invoice.subscription_id == subscription_id)
-    async with db.sessions() as session:
+    async with db.reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Invoice.id, cursor, limit)
     return InvoicePage(
         data=[invoice_out(row, links) for row in rows], has_more=next_cursor is not None, next_cursor=next_cursor
@@ -77,7 +77,7 @@ async def list_invoices(
 
 @router.get("/{invoice_id}", response_model=InvoiceOut, summary="Read an invoice (its customer, or admin)")
 async def read_invoice(invoice_id: uuid.UUID, principal: CurrentPrincipal, db: DatabaseDep, links: LinksDep) -> InvoiceOut:
-    async with db.sessions() as session:
+    async with db.reads() as session:
         invoice = await load_invoice(session, invoice_id)
     if invoice is None:
         raise not_found("invoice")
@@ -102,7 +102,7 @@ async def void_invoice(invoice_id: uuid.UUID, admin: AdminPrincipal, db: Databas
         except InvalidTransition as exc:
             raise ApiError(409, "invalid_transition", str(exc)) from None
         await uow.commit()
-    async with db.sessions() as session:
+    async with db.reads() as session:
         invoice = await load_invoice(session, invoice_id)
     assert invoice is not None
     return invoice_out(invoice, links)

@@ -25,7 +25,7 @@ _HEADERS = {
 
 
 async def _view(invoice_id: uuid.UUID, request: Request, access: PageAccessDep, db: DatabaseDep) -> InvoiceView:
-    async with db.sessions() as session:
+    async with db.reads() as session:
         invoice = await load_invoice(session, invoice_id)
         if invoice is None:
             raise not_found("invoice")

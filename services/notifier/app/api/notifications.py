@@ -33,7 +33,7 @@ async def list_notifications(
     stmt = select(Notification)
     if customer_id is not None:
         stmt = stmt.where(Notification.customer_id == customer_id)
-    async with request.app.state.runtime.db.sessions() as session:
+    async with request.app.state.runtime.db.reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Notification.id, cursor, limit)
     data = [NotificationOut.model_validate(r) for r in rows]
     return NotificationPage(data=data, has_more=next_cursor is not None, next_cursor=next_cursor)

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/payments", tags=["operations"])
 async def read_payment_stats(
     ctx: Context, admin: AdminPrincipal, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> PaymentStats:
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         return PaymentStats.model_validate(await payment_stats(session, clock.now(), days))
 
 

@@ -123,7 +123,7 @@ async def list_payment_methods(
 ) -> PaymentMethodPage:
     check_customer(principal, customer_id)
     stmt = select(PaymentMethod).where(PaymentMethod.customer_id == customer_id, PaymentMethod.detached_at.is_(None))
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, PaymentMethod.id, cursor, limit)
     return PaymentMethodPage(
         data=[PaymentMethodOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor

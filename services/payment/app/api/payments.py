@@ -169,7 +169,7 @@ def _target(body: PaymentCreate, payment_id: uuid.UUID) -> ChargeTarget:
 
 async def _resume(ctx: PaymentContext, payment_id: uuid.UUID) -> tuple[Payment, str | None]:
     """(payment, token to charge again under the same key), or no token when it needs no gateway call."""
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         payment = await session.get(Payment, payment_id)
         if payment is None:
             raise not_found("payment")
@@ -181,7 +181,7 @@ async def _resume(ctx: PaymentContext, payment_id: uuid.UUID) -> tuple[Payment, 
 
 @router.get("/{payment_id}", response_model=PaymentOut, summary="Read a payment (its customer, or admin)")
 async def read_payment(payment_id: uuid.UUID, ctx: Context, principal: CurrentPrincipal) -> PaymentOut:
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         payment = await session.get(Payment, payment_id)
     if payment is None or not principal.can_see(payment.customer_id):
         raise not_found("payment")
@@ -209,7 +209,7 @@ async def list_payments(
         stmt = stmt.where(Payment.invoice_id == invoice_id)
     if status is not None:
         stmt = stmt.where(Payment.status == status)
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Payment.id, cursor, limit)
     return PaymentPage(
         data=[PaymentOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor

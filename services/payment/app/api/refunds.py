@@ -50,7 +50,7 @@ async def create_refund(
         await ctx.keys.release(claim)
         raise
 
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         refund = await session.get(Refund, refund_id)
         payment = await session.get(Payment, refund.payment_id) if refund else None
     assert refund is not None and payment is not None
@@ -104,7 +104,7 @@ async def list_refunds(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> RefundPage:
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         payment = await session.get(Payment, payment_id)
         if payment is None or not principal.can_see(payment.customer_id):
             raise not_found("payment")

@@ -85,7 +85,7 @@ async def reconcile_due(ctx: PaymentContext, as_of: datetime | None = None, limi
 
 
 async def _reconcile_payment(ctx: PaymentContext, payment_id: uuid.UUID, as_of: datetime) -> bool:
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         key = await session.scalar(select(Payment.gateway_idempotency_key).where(Payment.id == payment_id))
     found: ChargeResult | None | object
     try:
@@ -127,7 +127,7 @@ async def _reconcile_payment(ctx: PaymentContext, payment_id: uuid.UUID, as_of: 
 
 
 async def _reconcile_refund(ctx: PaymentContext, refund_id: uuid.UUID, as_of: datetime) -> bool:
-    async with ctx.db.sessions() as session:
+    async with ctx.db.reads() as session:
         refund = await session.get(Refund, refund_id)
         payment = await session.get(Payment, refund.payment_id) if refund else None
     if refund is None or payment is None or refund.status not in OPEN:

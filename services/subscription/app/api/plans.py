@@ -58,14 +58,14 @@ async def list_plans(
     stmt = select(Plan)
     if not include_archived:
         stmt = stmt.where(Plan.archived_at.is_(None))
-    async with database(request).sessions() as session:
+    async with database(request).reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Plan.id, cursor, limit)
     return PlanPage(data=[plan_out(p) for p in rows], has_more=next_cursor is not None, next_cursor=next_cursor)
 
 
 @router.get("/{plan_id}", response_model=PlanOut, summary="Read a plan")
 async def read_plan(plan_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> PlanOut:
-    async with database(request).sessions() as session:
+    async with database(request).reads() as session:
         plan = await session.get(Plan, plan_id)
     if plan is None:
         raise not_found("plan")

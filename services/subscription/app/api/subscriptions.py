@@ -134,7 +134,7 @@ async def list_subscriptions(
         stmt = stmt.where(Subscription.customer_id == customer_id)
     if status is not None:
         stmt = stmt.where(Subscription.status == status)
-    async with database(request).sessions() as session:
+    async with database(request).reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Subscription.id, cursor, limit)
     return SubscriptionPage(
         data=[subscription_out(s) for s in rows], has_more=next_cursor is not None, next_cursor=next_cursor
@@ -149,7 +149,7 @@ async def list_subscriptions(
     "(a yearly price by 12 x interval_count), summed exactly and rounded half-up once per currency.",
 )
 async def read_subscription_stats(request: Request, admin: AdminPrincipal) -> StatsOut:
-    async with database(request).sessions() as session:
+    async with database(request).reads() as session:
         groups = (
             await session.execute(
                 select(Plan.currency, Plan.interval, Plan.interval_count, func.sum(Plan.amount))
@@ -169,6 +169,6 @@ async def read_subscription_stats(request: Request, admin: AdminPrincipal) -> St
 async def read_subscription(
     subscription_id: uuid.UUID, request: Request, principal: CurrentPrincipal
 ) -> SubscriptionOut:
-    async with database(request).sessions() as session:
+    async with database(request).reads() as session:
         sub = check_owner(principal, await repository.read_subscription(session, subscription_id))
     return subscription_out(sub)

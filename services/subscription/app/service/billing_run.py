@@ -88,7 +88,7 @@ async def _due_count(db: Database, as_of: datetime, leave_out: set[uuid.UUID]) -
     stmt = select(func.count()).where(s.status.in_(RENEWABLE), s.current_period_end <= as_of)
     if leave_out:
         stmt = stmt.where(s.id.not_in(leave_out))
-    async with db.sessions() as session:
+    async with db.reads() as session:
         return await session.scalar(stmt) or 0
 
 
@@ -155,7 +155,7 @@ async def resume_due(db: Database, as_of: datetime, batch_size: int = 100) -> in
 async def _count_held(db: Database, as_of: datetime) -> int:
     """Paused or suspended subscriptions whose period has ended: due, but not billed."""
     s = subscriptions.c
-    async with db.sessions() as session:
+    async with db.reads() as session:
         return await session.scalar(
             select(func.count()).where(s.status.in_(("paused", "suspended")), s.current_period_end <= as_of)
         ) or 0
