@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 
@@ -41,6 +42,16 @@ async def events_for(bus, event_type: str, subscription_id: str, count: int = 1,
         return found if len(found) >= count else None
 
     return await wait_for(enough, timeout, message=f"{count} x {event_type} for {subscription_id}")
+
+
+def duplicates_seen() -> float:
+    """How many invoice.paid deliveries this process's consumer has found already in its inbox."""
+    labels = {"service": "subscription", "type": "invoice.paid", "outcome": "duplicate"}
+    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
+
+
+async def skipped_since(seen: float) -> bool:
+    return duplicates_seen() > seen
 
 
 async def period_rows(db, subscription_id: str) -> list:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY
-
 from billing_shared.contracts import InvoicePaid
 from billing_shared.testing import EventBus, wait_for
 
-from tests.integration.helpers import create_plan, events_for, period_rows, subscribe
+from tests.integration.helpers import create_plan, duplicates_seen, events_for, period_rows, skipped_since, subscribe
 from tests.integration.test_cancel import pay_period
 
 PAID_AT = datetime(2024, 4, 1, 0, 5, tzinfo=UTC)
@@ -27,15 +25,6 @@ def invoice_paid(sub: dict, amount: int) -> InvoicePaid:
         paid_at=PAID_AT,
         period_start=datetime.fromisoformat(sub["current_period_start"]),
     )
-
-
-def duplicates_seen() -> float:
-    labels = {"service": "subscription", "type": "invoice.paid", "outcome": "duplicate"}
-    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
-
-
-async def skipped_since(seen: float) -> bool:
-    return duplicates_seen() > seen
 
 
 async def paid_in_total(db, sub: dict, amount: int) -> bool:
