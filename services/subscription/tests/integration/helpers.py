@@ -44,10 +44,15 @@ async def events_for(bus, event_type: str, subscription_id: str, count: int = 1,
     return await wait_for(enough, timeout, message=f"{count} x {event_type} for {subscription_id}")
 
 
+def handled_so_far(event_type: str, outcome: str = "handled") -> float:
+    """How many deliveries of this type this process's consumer has ended with this outcome."""
+    labels = {"service": "subscription", "type": event_type, "outcome": outcome}
+    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
+
+
 def duplicates_seen() -> float:
     """How many invoice.paid deliveries this process's consumer has found already in its inbox."""
-    labels = {"service": "subscription", "type": "invoice.paid", "outcome": "duplicate"}
-    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
+    return handled_so_far("invoice.paid", "duplicate")
 
 
 async def skipped_since(seen: float) -> bool:
