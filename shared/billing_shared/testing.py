@@ -23,6 +23,7 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from . import bootstrap
 from .amqp import envelope_message
@@ -128,6 +129,15 @@ async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
+
+
+def events_handled(service: str, event_type: str, *outcomes: str) -> float:
+    """How many deliveries of this type the service's consumer in this process has finished with these outcomes
+    (handled, duplicate, failed; handled if none is named): `events_handled_total`, summed."""
+    return sum(
+        REGISTRY.get_sample_value("events_handled_total", {"service": service, "type": event_type, "outcome": o}) or 0.0
+        for o in outcomes or ("handled",)
+    )
 
 
 async def wait_for(

@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from billing_shared.contracts import CustomerCreated
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import inbox_table
-from billing_shared.testing import EventBus, wait_for
+from billing_shared.testing import EventBus, events_handled, wait_for
 
 if TYPE_CHECKING:
     from tests.fakes import SmtpSink
@@ -68,8 +67,7 @@ async def wait_until_handled(app: Any, *event_ids: uuid.UUID, timeout: float = 1
 
 def handled_count(event_type: str, outcome: str) -> float:
     """How many deliveries of this type the consumer has finished with this outcome (handled, duplicate, failed)."""
-    labels = {"service": "notifier", "type": event_type, "outcome": outcome}
-    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
+    return events_handled("notifier", event_type, outcome)
 
 
 def days(n: int) -> timedelta:

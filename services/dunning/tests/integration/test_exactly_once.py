@@ -7,20 +7,18 @@ import uuid
 from datetime import timedelta
 
 from dunning_driver import Debt
-from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from app.scheduler import run_due
 from billing_shared.db import Database
 from billing_shared.plumbing_tables import outbox_table
-from billing_shared.testing import wait_for
+from billing_shared.testing import events_handled, wait_for
 
 DAY = timedelta(days=1)
 
 
 def handled(outcome: str, event_type: str = "payment.failed") -> float:
-    labels = {"service": "dunning", "type": event_type, "outcome": outcome}
-    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
+    return events_handled("dunning", event_type, outcome)
 
 
 async def handled_at_least(outcome: str, count: float) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.db.models import Payment
 from billing_shared.contracts import CreditNoteIssued, DunningRetryDue, InvoiceFinalized
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
-from billing_shared.testing import EventBus, wait_for
+from billing_shared.testing import EventBus, events_handled, wait_for
 from tests.conftest import HARD_DECLINE_CARD, events_about, idem
 
 
@@ -31,10 +30,7 @@ def finalized(customer_id, amount_due=2500, **extra) -> InvoiceFinalized:
 
 
 def handled(event_type: str) -> float:
-    return sum(
-        REGISTRY.get_sample_value("events_handled_total", {"service": "payment", "type": event_type, "outcome": o}) or 0
-        for o in ("handled", "duplicate")
-    )
+    return events_handled("payment", event_type, "handled", "duplicate")
 
 
 def handled_at_least(event_type: str, count: float):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from prometheus_client import REGISTRY
 from sqlalchemy import text
+
+from billing_shared.testing import events_handled
 
 
 def idem() -> dict[str, str]:
@@ -46,8 +47,11 @@ async def events_for(bus, event_type: str, subscription_id: str, count: int = 1,
 
 def handled_so_far(event_type: str, outcome: str = "handled") -> float:
     """How many deliveries of this type this process's consumer has ended with this outcome."""
-    labels = {"service": "subscription", "type": event_type, "outcome": outcome}
-    return REGISTRY.get_sample_value("events_handled_total", labels) or 0.0
+    return events_handled("subscription", event_type, outcome)
+
+
+async def handled_since(seen: float, event_type: str, outcome: str = "handled") -> bool:
+    return handled_so_far(event_type, outcome) > seen
 
 
 def duplicates_seen() -> float:
@@ -56,7 +60,7 @@ def duplicates_seen() -> float:
 
 
 async def skipped_since(seen: float) -> bool:
-    return duplicates_seen() > seen
+    return await handled_since(seen, "invoice.paid", "duplicate")
 
 
 async def period_rows(db, subscription_id: str) -> list:

@@ -13,6 +13,7 @@ from tests.integration.helpers import (
     create_plan,
     duplicates_seen,
     events_for,
+    handled_since,
     handled_so_far,
     period_rows,
     skipped_since,
@@ -130,11 +131,9 @@ async def test_a_dunning_event_older_than_a_payment_is_ignored(
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 3, tzinfo=UTC))
         handled = handled_so_far("dunning.retry_scheduled")
         await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
-
-        async def dunning_event_handled() -> bool:
-            return handled_so_far("dunning.retry_scheduled") > handled
-
-        await wait_for(dunning_event_handled, message="the older dunning event to be handled")
+        await wait_for(
+            lambda: handled_since(handled, "dunning.retry_scheduled"), message="the older dunning event to be handled"
+        )
     assert await status_of(client, sub, user_headers, "active")
 
 
