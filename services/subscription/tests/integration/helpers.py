@@ -54,15 +54,6 @@ async def handled_since(seen: float, event_type: str, outcome: str = "handled") 
     return handled_so_far(event_type, outcome) > seen
 
 
-def duplicates_seen() -> float:
-    """How many invoice.paid deliveries this process's consumer has found already in its inbox."""
-    return handled_so_far("invoice.paid", "duplicate")
-
-
-async def skipped_since(seen: float) -> bool:
-    return await handled_since(seen, "invoice.paid", "duplicate")
-
-
 async def period_rows(db, subscription_id: str) -> list:
     async with db.sessions() as session:
         result = await session.execute(

@@ -11,12 +11,10 @@ from billing_shared.testing import EventBus, wait_for
 from tests.integration.helpers import (
     bill,
     create_plan,
-    duplicates_seen,
     events_for,
     handled_since,
     handled_so_far,
     period_rows,
-    skipped_since,
     subscribe,
 )
 from tests.integration.test_cancel import pay_period
@@ -46,12 +44,15 @@ async def test_a_redelivered_invoice_paid_counts_once(client, admin_headers, ser
         invoice_id=uuid.uuid4(), customer_id=uuid.UUID(customer_id.hex), subscription_id=uuid.UUID(sub["id"]),
         currency="USD", total=3000, amount_paid=3000, paid_at=datetime(2024, 7, 1, 1, tzinfo=UTC),
     )
-    seen = duplicates_seen()
+    seen = handled_so_far("invoice.paid", "duplicate")
     async with EventBus(service_env.amqp_url) as bus:
         for _ in range(2):
             await bus.publish(paid, event_id=event_id)
         # The second copy is skipped only once the first one's inbox row is committed: then both are done.
-        await wait_for(lambda: skipped_since(seen), message="the second copy of invoice.paid to be skipped")
+        await wait_for(
+            lambda: handled_since(seen, "invoice.paid", "duplicate"),
+            message="the second copy of invoice.paid to be skipped",
+        )
     (row,) = await period_rows(db, sub["id"])
     assert row.amount_paid == 3000
 

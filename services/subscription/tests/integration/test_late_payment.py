@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from billing_shared.contracts import InvoicePaid
 from billing_shared.testing import EventBus, wait_for
 
-from tests.integration.helpers import create_plan, duplicates_seen, events_for, period_rows, skipped_since, subscribe
+from tests.integration.helpers import create_plan, events_for, handled_since, handled_so_far, period_rows, subscribe
 from tests.integration.test_cancel import pay_period
 
 PAID_AT = datetime(2024, 4, 1, 0, 5, tzinfo=UTC)
@@ -54,10 +54,13 @@ async def test_a_payment_consumed_after_the_cancel_is_credited_once_by_a_correct
         first, correction = await events_for(bus, "subscription.canceled", sub["id"], count=2)
 
         # Redelivered, and paid a second time (a duplicate charge): the unused days are credited already.
-        seen = duplicates_seen()
+        seen = handled_so_far("invoice.paid", "duplicate")
         await bus.publish(paid)
         await bus.publish(invoice_paid(sub, 3000), occurred_at=datetime(2024, 4, 12, tzinfo=UTC))
-        await wait_for(lambda: skipped_since(seen), message="the redelivered invoice.paid to be skipped")
+        await wait_for(
+            lambda: handled_since(seen, "invoice.paid", "duplicate"),
+            message="the redelivered invoice.paid to be skipped",
+        )
         await wait_for(lambda: paid_in_total(db, sub, 6000), message="the second payment to be recorded")
     assert first.payload["correction"] is False and first.payload["credit_amount"] == 0
     assert correction.payload["correction"] is True and correction.payload["at_period_end"] is False
