@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime
 
 _source: Callable[[Any], datetime] | None = None
 
@@ -27,6 +29,27 @@ def ensure_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+# The instants a request may name: nothing billed predates the Unix epoch, and date arithmetic near Python's
+# year 9999 would overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _utc_instant(value: datetime) -> datetime:
+    try:
+        instant = ensure_utc(value)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00, which is in the year 10000 in UTC
+        instant = None
+    if instant is None or not EARLIEST <= instant < LATEST:
+        raise ValueError(f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+    return instant
+
+
+# An instant in a request body: its zone is required (a naive time's zone would be a guess), it is converted
+# to UTC, and one out of range is a 422 like any other bad value (not an OverflowError and a 500 later).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc_instant)]
 
 
 def wall_now() -> datetime:

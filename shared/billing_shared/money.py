@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.core import get_global
+from babel.numbers import format_currency, get_currency_precision, get_territory_currencies, list_currencies
 
 
 @lru_cache(maxsize=1)
@@ -24,6 +25,23 @@ def normalize_currency(code: str) -> str:
     upper = code.strip().upper()
     if len(upper) != 3 or not upper.isalpha() or not is_known_currency(upper):
         raise ValueError(f"unknown currency {code!r}: expected an ISO 4217 code such as 'USD'")
+    return upper
+
+
+@lru_cache(maxsize=1)
+def _tender_today() -> frozenset[str]:
+    return frozenset(
+        code for territory in get_global("territory_currencies") for code in get_territory_currencies(territory)
+    )
+
+
+def chargeable_currency(code: str) -> str:
+    """`normalize_currency`, for new prices and charges: also refuses codes that are not legal tender anywhere
+    today (CLDR's territory currencies): XXX ("no currency"), XTS (testing), XAU (gold), DEM (withdrawn).
+    Stored amounts keep using `normalize_currency`, so a currency withdrawn later stays readable."""
+    upper = normalize_currency(code)
+    if upper not in _tender_today():
+        raise ValueError(f"{upper} is not legal tender anywhere today: prices and charges need a currency in use")
     return upper
 
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import aio_pika
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -63,6 +64,14 @@ def _unavailable(what: str, exc: Exception) -> JSONResponse:
     )
 
 
+def _value_refused() -> JSONResponse:
+    # SQLSTATE class 22, data exception: Postgres refused a value the client sent (a NUL byte in text,
+    # a number out of range).
+    return JSONResponse(
+        {"error": {"code": "invalid_request", "message": "a value in the request cannot be stored"}}, status_code=422
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -86,16 +95,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
         if sqlstate.startswith("22"):
-            # SQLSTATE class 22, data exception: Postgres refused a value the client sent
-            # (a NUL byte in text, a number out of range).
-            return JSONResponse(
-                {"error": {"code": "invalid_request", "message": "a value in the request cannot be stored"}},
-                status_code=422,
-            )
+            return _value_refused()
         if exc.connection_invalidated or sqlstate.startswith(("08", "57P")):
             return _unavailable("database", exc)
         log.exception("database error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
+    @app.exception_handler(asyncpg.exceptions.DataError)
+    async def _driver_data_error(request: Request, exc: asyncpg.exceptions.DataError) -> JSONResponse:
+        # The same refusal on a statement run on the driver connection (db.driver_connection), which
+        # SQLAlchemy does not wrap in a DBAPIError.
+        return _value_refused()
 
     @app.exception_handler(OSError)
     async def _connection_error(request: Request, exc: OSError) -> JSONResponse:

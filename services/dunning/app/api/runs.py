@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/dunning", tags=["dunning"])
 
 @router.post("/runs", response_model=RunOut, summary="Emit every retry due by as_of (admin)")
 async def create_run(request: Request, admin: AdminPrincipal, body: RunRequest | None = None) -> RunOut:
-    as_of = clock.ensure_utc(body.as_of) if body and body.as_of else clock.now()
+    as_of = body.as_of if body and body.as_of else clock.now()
     settings = request.app.state.settings
     result = await run_due(request.app.state.runtime.db, as_of, settings.dunning_scheduler_batch_size)
     return RunOut(as_of=as_of, retries_due=result.retries_due, exhausted=result.exhausted)

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from billing_shared.clock import UtcDatetime
+
 from ..domain.cases import CaseStatus
 
 
@@ -15,7 +17,7 @@ class _Strict(BaseModel):
 
 
 class RunRequest(_Strict):
-    as_of: datetime | None = Field(None, description="treat this as the current time (default: now)")
+    as_of: UtcDatetime | None = Field(None, description="treat this as the current time (default: now)")
 
 
 class RunOut(BaseModel):

@@ -88,7 +88,13 @@ async def test_the_api_needs_a_token_and_admin_endpoints_need_an_admin(client, s
 
 
 @pytest.mark.parametrize(
-    ("body", "field"), [({"as_of": "yesterday"}, "as_of"), ({"as_of": "2100-01-01T00:00:00Z", "dry_run": True}, "dry_run")]
+    ("body", "field"),
+    [
+        ({"as_of": "yesterday"}, "as_of"),
+        ({"as_of": "9999-12-31T23:00:00-05:00"}, "as_of"),  # past the year 9999 once in UTC
+        ({"as_of": "2100-01-01T00:00:00"}, "as_of"),  # no zone: which 2100-01-01 would be a guess
+        ({"as_of": "2100-01-01T00:00:00Z", "dry_run": True}, "dry_run"),
+    ],
 )
 async def test_a_bad_run_request_is_422_and_runs_nothing(client, admin_headers, body, field):
     response = await client.post("/api/dunning/runs", json=body, headers=admin_headers)

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from billing_shared.money import normalize_currency
+from billing_shared.clock import UtcDatetime
+from billing_shared.money import chargeable_currency
 
 # Far above any real charge, far below what a BIGINT holds.
 MAX_AMOUNT = 10**12
@@ -60,7 +61,7 @@ class PaymentCreate(_Strict):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        return normalize_currency(value)
+        return chargeable_currency(value)
 
 
 class PaymentOut(BaseModel):
@@ -117,7 +118,7 @@ class RefundPage(BaseModel):
 
 
 class ReconcileRequest(_Strict):
-    as_of: datetime | None = Field(None, description="Business time to reconcile at (default: now)")
+    as_of: UtcDatetime | None = Field(None, description="Business time to reconcile at (default: now)")
 
 
 class ReconcileOut(BaseModel):

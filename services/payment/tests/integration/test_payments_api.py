@@ -121,6 +121,9 @@ async def test_missing_idempotency_key_is_400_and_nothing_is_written(client, cus
         ({"amount": True}, "amount"),
         ({"currency": "XXY"}, "currency"),
         ({"currency": "dollars"}, "currency"),
+        ({"currency": "XXX"}, "currency"),  # ISO's "no currency"
+        ({"currency": "XAU"}, "currency"),  # gold
+        ({"currency": "DEM"}, "currency"),  # withdrawn in 2002
         ({"customer_id": "not-a-uuid"}, "customer_id"),
         ({"surprise": 1}, "surprise"),
     ],
@@ -134,6 +137,22 @@ async def test_bad_input_is_422_naming_the_field_and_nothing_is_written(
     response = await client.post("/api/payments", json=payment_body(customer_id, **overrides), headers=idem(headers))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
+    assert await count_payments(db, customer_id) == 0
+    assert gateway_stats()["charge_calls"] == calls
+
+
+async def test_a_value_postgres_cannot_store_is_422_and_nothing_is_written(
+    client, customer, add_card, db, gateway_stats
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    calls = gateway_stats()["charge_calls"]
+    keyed = idem(headers)
+    body = payment_body(customer_id, description="nul\u0000byte")
+    for _ in range(2):  # and again under the same key: the refused first try claimed nothing
+        response = await client.post("/api/payments", json=body, headers=keyed)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_request"
     assert await count_payments(db, customer_id) == 0
     assert gateway_stats()["charge_calls"] == calls
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from billing_shared.testing import EventBus, wait_for
 from tests.conftest import TIMEOUT_CARD, events_about, idem
 
@@ -72,3 +74,10 @@ async def test_reconcile_is_admin_only(client, customer):
     _, headers = customer
     response = await client.post("/api/payments/reconcile", json={}, headers=headers)
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59Z", "2026-03-01T00:00:00"])
+async def test_a_reconcile_as_of_out_of_range_or_without_zone_is_422(client, admin_headers, as_of):
+    response = await client.post("/api/payments/reconcile", json={"as_of": as_of}, headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "as_of"

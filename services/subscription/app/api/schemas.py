@@ -6,25 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from pydantic import field_validator
 
-from billing_shared.clock import ensure_utc
-from billing_shared.money import normalize_currency
+from billing_shared.clock import UtcDatetime
+from billing_shared.money import chargeable_currency
 
 from ..domain.pricing import MAX_MINOR_UNITS
 
 Interval = Literal["month", "year"]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(ensure_utc)]  # naive times are refused: their zone is a guess
 Status = Literal["trialing", "active", "past_due", "paused", "suspended", "canceled"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def _currency(value: str) -> str:
-    return normalize_currency(value)
 
 
 def _price_text(value: Any) -> str | None:
@@ -44,7 +39,7 @@ class PlanCreate(_Strict):
     interval_count: StrictInt = Field(1, ge=1, le=36, description="bill every interval_count intervals")
     trial_days: StrictInt = Field(0, ge=0, le=730)
 
-    _check_currency = field_validator("currency")(_currency)
+    _check_currency = field_validator("currency")(chargeable_currency)
 
 
 class PlanOut(BaseModel):
@@ -86,7 +81,7 @@ class SubscriptionCreate(_Strict):
     billing_interval: Literal["monthly", "yearly"] | None = Field(None, description="demo body")
     currency: str | None = Field(None, description="demo body: ISO 4217 code of `price` (default USD)")
 
-    _check_currency = field_validator("currency")(lambda v: _currency(v) if v is not None else v)
+    _check_currency = field_validator("currency")(lambda v: chargeable_currency(v) if v is not None else v)
 
 
 class ProrationLineOut(BaseModel):
