@@ -135,13 +135,16 @@ def exhaust(uow: UnitOfWork, case: DunningCase, at: datetime) -> None:
 async def recover(
     uow: UnitOfWork, case: DunningCase, at: datetime, payment_id: uuid.UUID | None, attempt: int | None = None
 ) -> bool:
-    """The debt was paid: close the case, mark the attempt that paid it, announce dunning.recovered."""
-    if case.status != CaseStatus.OPEN:
-        return False
+    """The debt was paid: mark the attempt that paid it, close the case, announce dunning.recovered.
+
+    The attempt is marked even on a closed case: its invoice.paid may have been applied first and closed it.
+    """
     if attempt is not None:  # a retry of this case paid: mark its attempt on the timeline
         paid = await repository.attempt_of(uow.session, case.id, attempt)
         if paid is not None and paid.outcome == "pending":
             paid.outcome, paid.succeeded_at, paid.payment_id = "succeeded", at, payment_id
+    if case.status != CaseStatus.OPEN:
+        return False
     case.status = transition(case.status, CaseStatus.RECOVERED)
     case.next_retry_at = None
     case.wait_until = None

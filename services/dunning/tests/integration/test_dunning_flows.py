@@ -6,9 +6,13 @@ all). Time moves only through POST /api/dunning/runs {"as_of": ...}.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from dunning_driver import Debt
+
+from billing_shared.contracts import InvoicePaid, PaymentSucceeded
+from billing_shared.testing import wait_for
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
@@ -108,6 +112,39 @@ async def test_a_successful_retry_recovers_and_marks_its_attempt(dunning, epoch)
     case = await dunning.case(case_id)
     assert [(a["attempt"], a["outcome"]) for a in case["attempts"]] == [(1, "failed"), (2, "succeeded")]
     assert (await dunning.run(epoch + 60 * DAY))["retries_due"] == 0
+
+
+async def test_a_retry_that_paid_is_marked_even_when_its_invoice_paid_closed_the_case_first(dunning, epoch):
+    """Dunning applies events concurrently and a retried one can wait a while: invoice.paid may come first."""
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    await dunning.run(epoch + 2 * DAY)
+    retry = (await dunning.wait_event("dunning.retry_due", debt))[0]
+    payment_id = uuid.uuid4()
+    await dunning.bus.publish(
+        InvoicePaid(
+            invoice_id=debt.invoice_id, customer_id=debt.customer_id, subscription_id=debt.subscription_id,
+            currency=debt.currency, total=debt.amount, amount_paid=debt.amount, paid_at=at(retry),
+            payment_id=payment_id,
+        ),
+        occurred_at=at(retry),
+    )
+    await dunning.wait_event("dunning.recovered", debt)
+
+    await dunning.bus.publish(
+        PaymentSucceeded(**debt.facts(), payment_id=payment_id, dunning_case_id=case_id, attempt=2),
+        occurred_at=at(retry),
+    )
+
+    async def attempts() -> list | None:
+        found = [(a["attempt"], a["outcome"], a["payment_id"]) for a in (await dunning.case(case_id))["attempts"]]
+        return found if found[-1][1] != "pending" else None
+
+    assert await wait_for(attempts, message="the retry's attempt to be marked") == [
+        (1, "failed", str(debt.payment_id)), (2, "succeeded", str(payment_id))
+    ]
+    assert len(dunning.events("dunning.recovered", debt)) == 1
 
 
 async def test_a_new_card_during_dunning_triggers_an_immediate_retry_with_it(dunning, epoch):
