@@ -259,6 +259,9 @@ class CreditNoteIssued(Event):
     refund_due: bool = False
     refund_amount: int = 0
     payment_id: uuid.UUID | None = None
+    # What the invoice still asks for after this note (None from producers older than this field): dunning
+    # retries an unpaid invoice for this much, not for what its first charge asked.
+    amount_due: int | None = None
 
 
 # --- dunning --------------------------------------------------------------------------------

@@ -156,6 +156,13 @@ async def recover(
     return True
 
 
+def reprice(case: DunningCase, amount_due: int) -> None:
+    """An open case's debt changed (a credit note on its invoice): its next retries ask for `amount_due`."""
+    if case.status == CaseStatus.OPEN and case.amount != amount_due:
+        case.amount = amount_due
+        _touch(case)
+
+
 def cancel(case: DunningCase, at: datetime) -> bool:
     """Stop chasing (invoice voided, or an admin decision); no event, nobody needs to act on it."""
     if case.status != CaseStatus.OPEN:

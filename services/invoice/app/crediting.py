@@ -85,6 +85,7 @@ async def issue_credit_note(
             refund_due=note.refund_due,
             refund_amount=note.refund_amount,
             payment_id=note.payment_id,
+            amount_due=invoice.amount_due,
         ),
         occurred_at=at,
     )

@@ -22,5 +22,6 @@ def make_handlers(settings: Settings) -> dict[str, Handler]:
         "payment_method.added": payments.handle_payment_method_added,
         "invoice.paid": invoices.handle_invoice_paid,
         "invoice.voided": invoices.handle_invoice_voided,
+        "credit_note.issued": invoices.handle_credit_note_issued,
     }
     return {event_type: batchable(handler) for event_type, handler in handlers.items()}

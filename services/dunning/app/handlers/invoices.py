@@ -1,9 +1,10 @@
-"""An invoice paid another way ends its case as recovered; a voided invoice cancels it."""
+"""An invoice paid another way ends its case as recovered; a voided invoice cancels it; a credit note on an
+unpaid invoice lowers what its case retries for."""
 
 from __future__ import annotations
 
 from billing_shared.clock import ensure_utc
-from billing_shared.contracts import InvoicePaid, InvoiceVoided
+from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoiceVoided
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope
 
@@ -23,3 +24,12 @@ async def handle_invoice_voided(envelope: Envelope, uow: UnitOfWork) -> None:
     case = await repository.lock_case_by_key(uow.session, repository.case_key(voided.invoice_id, None))
     if case is not None:
         operations.cancel(case, ensure_utc(envelope.occurred_at))
+
+
+async def handle_credit_note_issued(envelope: Envelope, uow: UnitOfWork) -> None:
+    note = envelope.payload_as(CreditNoteIssued)
+    if note.amount_due is None or note.amount_due <= 0:
+        return  # nothing left due: the invoice's invoice.paid or invoice.voided closes the case
+    case = await repository.lock_case_by_key(uow.session, repository.case_key(note.invoice_id, None))
+    if case is not None:
+        operations.reprice(case, note.amount_due)

@@ -1,4 +1,5 @@
-"""Invoices settled or voided outside dunning end their case; the wall-clock scheduler runs by itself."""
+"""Invoices settled or voided outside dunning end their case, credit notes lower what it retries for; the
+wall-clock scheduler runs by itself."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dunning_driver import Debt
 from app.main import create_app
 from app.settings import Settings
 from billing_shared import clock
-from billing_shared.contracts import InvoicePaid, InvoiceVoided
+from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoiceVoided
 from billing_shared.testing import running, wait_for
 
 DAY = timedelta(days=1)
@@ -32,6 +33,29 @@ async def test_an_invoice_paid_another_way_recovers_its_case(dunning, epoch):
     assert recovered.payload["recovered_by_payment_id"] == str(payment_id)
     assert (await dunning.run(epoch + 10 * DAY))["retries_due"] == 0
     assert (await dunning.case(case_id))["status"] == "recovered"
+
+
+async def test_a_credit_note_on_the_unpaid_invoice_lowers_what_the_next_retry_asks_for(dunning, epoch):
+    debt = Debt(amount=2500)
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    await dunning.bus.publish(note_on(debt, amount=1500, amount_due=1000), occurred_at=epoch + DAY)
+    await dunning.bus.publish(note_on(Debt(), amount=500, amount_due=2000), occurred_at=epoch + DAY)  # no case
+
+    async def repriced() -> bool:
+        return (await dunning.case(case_id))["amount"] == 1000
+
+    await wait_for(repriced, message="the case to ask for what is still due")
+    await dunning.run(epoch + 2 * DAY)
+    [retry] = await dunning.wait_event("dunning.retry_due", debt)
+    assert (retry.payload["amount"], retry.payload["currency"]) == (1000, "EUR")
+
+
+def note_on(debt: Debt, *, amount: int, amount_due: int) -> CreditNoteIssued:
+    return CreditNoteIssued(
+        credit_note_id=uuid.uuid4(), number="CN-000001", invoice_id=debt.invoice_id, customer_id=debt.customer_id,
+        amount=amount, currency=debt.currency, amount_due=amount_due,
+    )
 
 
 async def test_a_voided_invoice_cancels_its_case_without_further_retries(dunning, epoch):

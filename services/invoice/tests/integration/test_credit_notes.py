@@ -36,6 +36,7 @@ async def test_cancel_with_credit_on_a_paid_invoice_issues_cn_000001_with_a_refu
     assert issued.payload["refund_due"] is True and issued.payload["refund_amount"] == 3387
     assert issued.payload["payment_id"] == str(payment.payment_id)
     assert issued.payload["reason"] == "cancellation"
+    assert issued.payload["amount_due"] == 0
     after = await billing.invoice(invoice["id"])
     assert (after["status"], after["amount_paid"], after["amount_credited"], after["amount_due"]) == ("paid", 4999, 3387, 0)
     assert [note["number"] for note in after["credit_notes"]] == ["CN-000001"]
@@ -76,6 +77,7 @@ async def test_a_credit_on_an_unpaid_invoice_lowers_the_amount_due_without_a_ref
 
     assert issued.payload["refund_due"] is False and issued.payload["refund_amount"] == 0
     assert issued.payload["payment_id"] is None
+    assert issued.payload["amount_due"] == 3000  # what dunning retries for from now on
     after = await billing.invoice(invoice["id"])
     assert (after["status"], after["amount_due"]) == ("open", 3000)
     note_url = f"/api/credit_notes/{issued.payload['credit_note_id']}"

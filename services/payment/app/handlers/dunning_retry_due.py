@@ -23,7 +23,8 @@ async def handle_dunning_retry_due(envelope: Envelope, uow: UnitOfWork, *, ctx: 
     retry = envelope.payload_as(DunningRetryDue)
     session = uow.session
     if retry.invoice_id is not None:
-        # The invoice's first system charge knows what the invoice asked for; the event is the fallback.
+        # The retry asks for what dunning knows is still due (a credit note may have lowered it), never more
+        # than the invoice's first system charge asked.
         first = await session.scalar(
             select(Payment)
             .where(Payment.invoice_id == retry.invoice_id, Payment.source != "api")
@@ -48,7 +49,7 @@ async def handle_dunning_retry_due(envelope: Envelope, uow: UnitOfWork, *, ctx: 
         return
     target = ChargeTarget(
         customer_id=retry.customer_id,
-        amount=first.amount if first else retry.amount,
+        amount=min(first.amount, retry.amount) if first else retry.amount,
         currency=first.currency if first else retry.currency.upper(),
         source="dunning",
         attempt=retry.attempt,

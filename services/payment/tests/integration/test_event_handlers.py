@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.db.models import Payment
@@ -120,7 +121,16 @@ async def test_redelivered_and_duplicated_invoice_events_on_two_replicas_charge_
     assert await announced(db, "payment.succeeded", payment.id) == ["payment.succeeded.invoice.direct"]
 
 
-async def test_dunning_retry_charges_the_invoice_again_as_the_next_attempt(customer, add_card, service_env, client, db):
+@pytest.mark.parametrize(
+    ("retry_amount", "charged"),
+    [
+        (9999, 1500),  # never more than the invoice's first charge asked
+        (999, 999),  # what dunning knows is still due: a credit note lowered the invoice
+    ],
+)
+async def test_dunning_retry_charges_the_invoice_again_as_the_next_attempt(
+    customer, add_card, service_env, client, db, retry_amount, charged
+):
     customer_id, headers = customer
     declined = await add_card(customer_id, headers, number=HARD_DECLINE_CARD)
     invoice = finalized(customer_id, amount_due=1500)
@@ -135,13 +145,13 @@ async def test_dunning_retry_charges_the_invoice_again_as_the_next_attempt(custo
         await client.post(f"/api/customers/{customer_id}/payment_methods/{good['id']}/default", headers=headers)
         retry = DunningRetryDue(
             case_id=case_id, customer_id=customer_id, invoice_id=invoice.invoice_id, payment_id=failed.payload["payment_id"],
-            subscription_id=invoice.subscription_id, amount=999, currency="USD", attempt=2,
+            subscription_id=invoice.subscription_id, amount=retry_amount, currency="USD", attempt=2,
         )
         await bus.publish(retry)
         await bus.publish(retry)  # a second announcement of the same retry changes nothing
         [succeeded] = await events_about(bus, "payment.succeeded", customer_id=customer_id)
     assert succeeded.payload["attempt"] == 2 and succeeded.payload["dunning_case_id"] == str(case_id)
-    assert succeeded.payload["amount"] == 1500  # the invoice's amount, not whatever the event carried
+    assert succeeded.payload["amount"] == charged
     assert succeeded.payload["payment_method_id"] == good["id"]
     assert [p.attempt for p in await invoice_payments(db, invoice.invoice_id)] == [1, 2]
 
