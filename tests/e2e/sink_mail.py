@@ -13,7 +13,8 @@ from typing import Any
 
 KINDS = (
     "welcome", "invoice_finalized", "invoice_paid", "payment_failed", "payment_recovered", "final_notice",
-    "subscription_suspended", "subscription_canceled", "credit_note_issued", "payment_refunded",
+    "subscription_suspended", "payment_uncollected", "subscription_canceled", "credit_note_issued",
+    "payment_refunded",
 )
 
 _MESSAGE_ID = re.compile(r"<[0-9a-f-]{36}\.(?P<kind>[a-z_]+)@")
@@ -25,6 +26,7 @@ _SUBJECTS = (
     ("payment_recovered", re.compile(r"payment .*went through", re.I)),
     ("final_notice", re.compile(r"final notice", re.I)),
     ("subscription_suspended", re.compile(r"suspended", re.I)),
+    ("payment_uncollected", re.compile(r"payment .*could not be collected", re.I)),
     ("subscription_canceled", re.compile(r"cancel", re.I)),
     ("credit_note_issued", re.compile(r"credit note", re.I)),
     ("payment_refunded", re.compile(r"^refund of", re.I)),

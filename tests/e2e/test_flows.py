@@ -206,7 +206,7 @@ def test_one_off_payment_replays_for_the_same_key_and_refuses_another_body(stack
     assert gateway_delta(before, api.gateway_stats())["charges"] == 1
 
 
-def test_one_off_payment_that_fails_goes_to_dunning(stack, api):
+def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_suspension(stack, api):
     customer = stack.new_customer("Flow One-off Fail", card=TEST_CARDS["insufficient_funds"])
     body = {"customer_id": customer["id"], "amount": 990, "currency": "USD"}
 
@@ -217,3 +217,15 @@ def test_one_off_payment_that_fails_goes_to_dunning(stack, api):
     [case] = api.wait_for(lambda: api.dunning_cases(customer["id"]) or None, what="a dunning case")
     assert (case["payment_id"], case["invoice_id"], case["status"]) == (failed["id"], None, "open")
     wait_mail(stack, customer["email"], {"payment_failed": 1})
+
+    for failures in (2, 3):  # the two retries fail too
+        api.dunning_run(at(case["next_retry_at"]))
+        case = api.wait_for(lambda: next((c for c in api.dunning_cases(customer["id"]) if c["failures"] == failures),
+                                         None), what=f"failure {failures}")
+    assert case["status"] == "exhausted"
+    expected = {"welcome": 1, "payment_failed": 2, "final_notice": 1, "payment_uncollected": 1}
+    mails = wait_mail(stack, customer["email"], expected)
+    assert_exactly(stack, customer["email"], expected)
+    for kind in ("final_notice", "payment_uncollected"):
+        [mail] = of_kind(mails, kind)
+        assert "$9.90" in text_of(mail) and "suspend" not in text_of(mail).lower()

@@ -5,7 +5,9 @@ Zero-amount invoices are not emailed (nothing is due and nothing was charged): `
 Nor is a cancellation correction (a late payment's extra credit): the customer heard of the cancellation
 already, and the credit_note.issued email tells them of the refund. A recovered dunning case is emailed
 only for a one-off payment: an invoice's recovery is told by its receipt (invoice.paid). A refund is
-emailed when it is done, unless it refunds a credit note, whose own email told of it.
+emailed when it is done, unless it refunds a credit note, whose own email told of it. Dunning speaks of a
+suspension only when its case names a subscription: the subscription service suspends nothing else, so a
+failed one-off payment is just no longer retried, and its emails say so.
 """
 
 from __future__ import annotations
@@ -115,12 +117,23 @@ def _refunded(e: PaymentRefunded, base_url: str) -> EmailPlan | None:
 
 def _final_notice(e: DunningFinalNotice, base_url: str) -> EmailPlan:
     return EmailPlan(
-        "final_notice", e.customer_id, {"amount": e.amount, "currency": e.currency, "final_retry_at": e.retry_at}
+        "final_notice",
+        e.customer_id,
+        {
+            "amount": e.amount,
+            "currency": e.currency,
+            "final_retry_at": e.retry_at,
+            # Without a subscription a last failure suspends nothing: the notice must not threaten it.
+            "suspends_subscription": e.subscription_id is not None,
+        },
     )
 
 
-def _suspended(e: DunningExhausted, base_url: str) -> EmailPlan:
-    return EmailPlan("subscription_suspended", e.customer_id, {"amount": e.amount, "currency": e.currency})
+def _exhausted(e: DunningExhausted, base_url: str) -> EmailPlan:
+    # Its own email, not a variant of the suspension: without a subscription nothing was suspended or can be
+    # reactivated, so no sentence of that email holds.
+    template = "subscription_suspended" if e.subscription_id is not None else "payment_uncollected"
+    return EmailPlan(template, e.customer_id, {"amount": e.amount, "currency": e.currency})
 
 
 def _canceled(e: SubscriptionCanceled, base_url: str) -> EmailPlan | None:
@@ -160,7 +173,7 @@ _PLANNERS: dict[type[Event], Callable[[Any, str], EmailPlan | None]] = {
     DunningRetryScheduled: _payment_failed,
     DunningRecovered: _recovered,
     DunningFinalNotice: _final_notice,
-    DunningExhausted: _suspended,
+    DunningExhausted: _exhausted,
     SubscriptionCanceled: _canceled,
     CreditNoteIssued: _credit_note,
     PaymentRefunded: _refunded,

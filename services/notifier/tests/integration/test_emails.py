@@ -45,6 +45,19 @@ def invoice_finalized(customer_id: uuid.UUID, **overrides: Any) -> InvoiceFinali
     return InvoiceFinalized(**(fields | overrides))
 
 
+def one_off_final_notice(customer_id: uuid.UUID) -> DunningFinalNotice:
+    return DunningFinalNotice(
+        case_id=uuid.uuid4(), customer_id=customer_id, payment_id=uuid.uuid4(), amount=1000, currency="EUR",
+        retry_at=T0 + days(9),
+    )
+
+
+def one_off_exhausted(customer_id: uuid.UUID) -> DunningExhausted:
+    return DunningExhausted(
+        case_id=uuid.uuid4(), customer_id=customer_id, payment_id=uuid.uuid4(), amount=1000, currency="EUR", failures=4
+    )
+
+
 CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
     "invoice_finalized": (
         lambda c: invoice_finalized(c, invoice_id=INVOICE_ID),
@@ -91,15 +104,29 @@ CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
     ),
     "final_notice": (
         lambda c: DunningFinalNotice(
-            case_id=uuid.uuid4(), customer_id=c, amount=1000, currency="EUR", retry_at=T0 + days(9)
+            case_id=uuid.uuid4(), customer_id=c, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
+            retry_at=T0 + days(9),
         ),
         "Final notice: last payment attempt on March 10, 2027",
-        ["€10.00", "suspended"],
+        ["€10.00", "subscription will be suspended"],
+    ),
+    "final_notice_one_off": (
+        one_off_final_notice,
+        "Final notice: last payment attempt on March 10, 2027",
+        ["payment of €10.00", "if it fails, we will not try this payment again"],
     ),
     "subscription_suspended": (
-        lambda c: DunningExhausted(case_id=uuid.uuid4(), customer_id=c, amount=1000, currency="EUR", failures=4),
+        lambda c: DunningExhausted(
+            case_id=uuid.uuid4(), customer_id=c, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
+            failures=4,
+        ),
         "Your subscription has been suspended",
-        ["payment of €10.00"],
+        ["payment of €10.00", "pay the outstanding invoice"],
+    ),
+    "payment_uncollected": (
+        one_off_exhausted,
+        "Your payment of €10.00 could not be collected",
+        ["could not collect your payment of €10.00, even after retrying it"],
     ),
     "subscription_canceled": (
         lambda c: SubscriptionCanceled(
@@ -236,3 +263,24 @@ async def test_a_cancellation_correction_sends_only_the_credit_note_email(
     _, credit_note = await wait_for_mail(mail, email, count=2)
     assert credit_note["Subject"].startswith("Credit note CN-2027-0007")
     assert not [m for m in mails_to(mail, email) if "canceled" in m["Subject"]]
+
+
+@pytest.mark.parametrize(
+    ("make_event", "template"),
+    [(one_off_final_notice, "final_notice"), (one_off_exhausted, "payment_uncollected")],
+    ids=["final_notice", "exhausted"],
+)
+async def test_a_failed_one_off_payment_is_never_said_to_suspend_a_subscription_or_leave_an_invoice(
+    make_event: Callable[[uuid.UUID], Event], template: str, bus: EventBus, mail: SmtpSink
+) -> None:
+    """The subscription service suspends nothing for a case without a subscription, and there is no invoice."""
+    customer_id, email = await new_customer(bus, mail)
+
+    await bus.publish(make_event(customer_id))
+
+    _, message = await wait_for_mail(mail, email, count=2)
+    assert f".{template}@" in message["Message-ID"]
+    for part in (message["Subject"], text_of(message), html_of(message)):
+        assert "suspend" not in part.lower() and "invoice" not in part.lower()
+        assert "subscription" not in part.lower() and "reactivate" not in part.lower()
+    assert "€10.00" in text_of(message) and "€10.00" in html_of(message)

@@ -81,7 +81,10 @@ async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retri
     failures_before = handled_count("dunning.exhausted", "failed")
 
     envelope = await bus.publish(
-        DunningExhausted(case_id=uuid.uuid4(), customer_id=customer_id, amount=1000, currency="EUR", failures=4)
+        DunningExhausted(
+            case_id=uuid.uuid4(), customer_id=customer_id, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
+            failures=4,
+        )
     )
 
     await wait_until_handled(app, envelope.event_id)

@@ -45,7 +45,8 @@ EVENTS: dict[str, Event] = {
         case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=1, next_retry_at=WHEN
     ),
     "final_notice": DunningFinalNotice(
-        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", retry_at=WHEN
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
+        retry_at=WHEN,
     ),
     "payment_recovered": DunningRecovered(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, payment_id=uuid.uuid4(), amount=1000, currency="EUR",
@@ -55,7 +56,11 @@ EVENTS: dict[str, Event] = {
         refund_id=uuid.uuid4(), payment_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1500, currency="USD"
     ),
     "subscription_suspended": DunningExhausted(
-        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=4
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
+        failures=4,
+    ),
+    "payment_uncollected": DunningExhausted(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, payment_id=uuid.uuid4(), amount=1000, currency="EUR", failures=4
     ),
     "subscription_canceled": SubscriptionCanceled(
         subscription_id=uuid.uuid4(), customer_id=CUSTOMER, canceled_at=WHEN, at_period_end=False, ends_at=WHEN,
@@ -156,6 +161,36 @@ def test_a_hard_decline_has_no_retry_date_even_if_the_event_carries_one() -> Non
     plan = plan_email(envelope(event), BASE)
 
     assert plan is not None and plan.context["next_retry_at"] is None
+
+
+def test_a_subscriptions_final_notice_warns_of_the_suspension() -> None:
+    plan = plan_email(envelope(EVENTS["final_notice"]), BASE)
+
+    assert plan is not None and plan.context["suspends_subscription"] is True
+    text = render_email(plan.template, plan.context | {"customer_name": "Ada"}).text
+    assert "If it fails, your\nsubscription will be suspended." in text
+
+
+def test_a_one_off_payments_final_notice_threatens_no_suspension_but_names_the_last_attempt() -> None:
+    event = EVENTS["final_notice"].model_copy(update={"subscription_id": None, "payment_id": uuid.uuid4()})
+
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and (plan.template, plan.context["suspends_subscription"]) == ("final_notice", False)
+    rendered = render_email(plan.template, plan.context | {"customer_name": "Ada"})
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert "suspend" not in part and "subscription" not in part and "invoice" not in part
+    assert "€10.00" in rendered.text and "will not try this payment again" in " ".join(rendered.text.split())
+
+
+def test_a_one_off_payment_given_up_on_is_told_as_uncollected_not_as_a_suspension() -> None:
+    plan = plan_email(envelope(EVENTS["payment_uncollected"]), BASE)
+
+    assert plan is not None and plan.context == {"amount": 1000, "currency": "EUR"}
+    rendered = render_email(plan.template, plan.context | {"customer_name": "Ada"})
+    assert rendered.subject == "Your payment of €10.00 could not be collected"
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert "suspend" not in part.lower() and "invoice" not in part.lower() and "reactivate" not in part.lower()
 
 
 def test_the_credit_note_email_names_the_refund_not_the_credit() -> None:

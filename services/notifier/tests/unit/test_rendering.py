@@ -45,8 +45,10 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "amount": 1000,
         "currency": "EUR",
         "final_retry_at": datetime(2027, 3, 12, 9, 0, tzinfo=UTC),
+        "suspends_subscription": True,
     },
     "subscription_suspended": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
+    "payment_uncollected": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
     "subscription_canceled": {"customer_name": "Ada Lovelace", "refund_amount": 1234, "currency": "USD"},
     "credit_note_issued": {
         "customer_name": "Ada Lovelace",
@@ -149,11 +151,26 @@ class TestSubjectsAndAmounts:
         assert rendered.subject == "Final notice: last payment attempt on March 12, 2027"
         assert "suspended" in rendered.text
 
+    def test_final_notice_without_a_subscription_says_it_is_the_last_attempt_for_the_payment(self) -> None:
+        rendered = render("final_notice", suspends_subscription=False)
+
+        assert rendered.subject == "Final notice: last payment attempt on March 12, 2027"
+        assert "if it fails, we will not try this payment again" in " ".join(rendered.text.split())
+        assert "will not try this payment again" in rendered.html
+        assert "suspended" not in rendered.text and "suspended" not in rendered.html
+
     def test_subscription_suspended_names_the_unpaid_amount(self) -> None:
         rendered = render("subscription_suspended")
 
         assert rendered.subject == "Your subscription has been suspended"
         assert "€10.00" in rendered.text and "€10.00" in rendered.html
+
+    def test_payment_uncollected_names_the_amount_and_that_it_will_not_be_tried_again(self) -> None:
+        rendered = render("payment_uncollected")
+
+        assert rendered.subject == "Your payment of €10.00 could not be collected"
+        assert "could not collect your payment of €10.00, even after retrying it" in " ".join(rendered.text.split())
+        assert "€10.00" in rendered.html and "will not try it again" in rendered.html
 
     def test_subscription_canceled_states_the_prorated_refund(self) -> None:
         rendered = render("subscription_canceled")
