@@ -281,7 +281,8 @@ class HttpMockGateway:
         except Exception as exc:  # noqa: BLE001 - same reasoning as charge()
             return self._unknown_refund(idempotency_key, f"no answer: {type(exc).__name__}")
         status_code = response.status
-        if status_code >= 500 or status_code == 409:
+        if status_code >= 500 or status_code in (409, 429):
+            # 429: refused unprocessed, so not final; the reconciler sends it again under the same key.
             return self._unknown_refund(idempotency_key, f"HTTP {status_code}: {_error_body(response).message}")
         if 400 <= status_code < 500:
             error = _error_body(response)

@@ -7,6 +7,7 @@ that announces it. No transaction is held open across the gateway call on the HT
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,8 @@ from billing_shared.ids import new_id
 from ..adapters.gateway import ChargeResult, PaymentGateway
 from ..db.models import Payment, PaymentMethod
 from ..domain.payments import OPEN, check_transition, next_check_at
+
+log = logging.getLogger(__name__)
 
 NO_PAYMENT_METHOD = "no_payment_method"
 
@@ -196,9 +199,17 @@ def apply_charge_result(
     """Record the gateway's answer on an open payment; the event to emit once it is settled, else None.
 
     An "unknown" answer moves a pending payment to unknown and schedules the first reconciliation check.
-    A payment that is already settled is left as it is (whoever settled it emitted its event).
+    A payment that is already settled is left as it is (whoever settled it emitted its event); a success for
+    one settled as failed is logged as an error: the card was charged, and a person must refund or record it.
     """
     if payment.status not in OPEN:
+        if payment.status == "failed" and result.status == "succeeded":
+            log.error(
+                "the gateway charged a payment already recorded as failed (%s): refund it or record it by hand",
+                payment.failure_code,
+                extra={"payment_id": str(payment.id), "gateway_charge_id": result.gateway_charge_id,
+                       "amount": payment.amount, "currency": payment.currency},
+            )
         return None
     if result.status == "unknown":
         if payment.status == "pending":

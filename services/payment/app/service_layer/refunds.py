@@ -6,6 +6,7 @@ is what keeps concurrent refunds from taking more than was captured; a failed re
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -15,6 +16,8 @@ from billing_shared.ids import new_id
 from ..adapters.gateway import PaymentGateway, RefundResult
 from ..db.models import Payment, Refund
 from ..domain.payments import OPEN, credit_note_refund_key, next_check_at, refund_key
+
+log = logging.getLogger(__name__)
 
 
 def reserve_refund(
@@ -87,6 +90,14 @@ def apply_refund_result(
         refund.failure_message = (result.message or "")[:500]
         payment.refunded_amount -= refund.amount
         payment.updated_at = now
+        if refund.credit_note_id is not None:
+            # Nobody asked for this refund who would see it fail: the credit note says the customer is owed it.
+            log.error(
+                "the gateway refused a credit note's refund (%s): the customer is still owed it; refund by hand",
+                refund.failure_code,
+                extra={"refund_id": str(refund.id), "credit_note_id": str(refund.credit_note_id),
+                       "payment_id": str(payment.id), "amount": refund.amount, "currency": refund.currency},
+            )
         return None
     refund.status = "succeeded"
     refund.gateway_refund_id = result.gateway_refund_id

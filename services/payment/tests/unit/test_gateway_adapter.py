@@ -266,6 +266,10 @@ class TestRefund:
         result = await (await answering(error(400, "amount_too_large"))).refund("ch_1", 100, "r-1")
         assert (result.status, result.failure_code) == ("failed", "amount_too_large")
 
+    async def test_rate_limited_is_unknown_so_it_is_sent_again_not_given_up(self, answering: Answering) -> None:
+        result = await (await answering(error(429, "rate_limited", "slow down"))).refund("ch_1", 100, "r-1")
+        assert result.status == "unknown"
+
 
 class TestRetrieve:
     async def test_provider_not_found_means_no_charge(self, answering: Answering) -> None:

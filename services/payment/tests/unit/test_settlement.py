@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -61,3 +62,29 @@ def test_an_unknown_refund_keeps_its_reservation_until_settled() -> None:
     assert (refund.status, payment.refunded_amount) == ("unknown", 1000)
     event = apply_refund_result(payment, refund, RefundResult("succeeded", "re_1", 1000), now=NOW, schedule=SCHEDULE)
     assert event is not None and event.amount == 1000 and refund.status == "succeeded"
+
+
+def test_a_failed_credit_note_refund_is_logged_as_an_error_for_a_person_to_act_on(caplog) -> None:
+    payment = pending()
+    apply_charge_result(payment, ChargeResult("succeeded", "ch_1"), at=NOW, now=NOW, schedule=SCHEDULE)
+    asked = reserve_refund(payment, 100, now=NOW, pending_grace_s=120)
+    credited = reserve_refund(payment, 200, now=NOW, pending_grace_s=120, credit_note_id=uuid.uuid4())
+    with caplog.at_level(logging.ERROR):
+        apply_refund_result(payment, asked, RefundResult("failed", failure_code="x"), now=NOW, schedule=SCHEDULE)
+        assert caplog.records == []  # whoever asked got the failure in the API's answer
+        apply_refund_result(payment, credited, RefundResult("failed", failure_code="y"), now=NOW, schedule=SCHEDULE)
+    [record] = caplog.records
+    assert "still owed" in record.getMessage() and record.credit_note_id == str(credited.credit_note_id)
+    assert payment.refunded_amount == 0
+
+
+def test_a_success_for_a_payment_recorded_as_failed_changes_nothing_but_is_logged_as_an_error(caplog) -> None:
+    payment = pending()
+    apply_charge_result(payment, ChargeResult("failed", None, "charge_not_found", "soft"), at=NOW, now=NOW,
+                        schedule=SCHEDULE)
+    with caplog.at_level(logging.ERROR):
+        assert apply_charge_result(payment, ChargeResult("succeeded", "ch_9"), at=NOW, now=NOW,
+                                   schedule=SCHEDULE) is None
+    assert (payment.status, payment.gateway_charge_id) == ("failed", None)
+    [record] = caplog.records
+    assert "already recorded as failed" in record.getMessage() and record.gateway_charge_id == "ch_9"
