@@ -229,6 +229,9 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
         raise UnknownInvoice(f"payment {payment.payment_id} is for unknown invoice {payment.invoice_id}")
     if payment.currency.upper() != invoice.currency:
         raise ValueError(f"payment {payment.payment_id} is in {payment.currency}, invoice in {invoice.currency}")
+    if payment.customer_id != invoice.customer_id:
+        # POST /api/payments takes any invoice_id: one customer's money must not settle another's invoice.
+        raise ValueError(f"payment {payment.payment_id} is by another customer than invoice {invoice.id}'s")
     applied = (
         await session.execute(
             insert(InvoicePayment)

@@ -6,7 +6,14 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
-from billing_shared.contracts import CustomerUpdated, DunningExhausted, ProrationLine, SubscriptionPlanChanged
+from billing_shared.contracts import (
+    CustomerUpdated,
+    DunningExhausted,
+    PaymentSucceeded,
+    ProrationLine,
+    SubscriptionPlanChanged,
+)
+from billing_shared.testing import events_handled, wait_for
 
 from conftest import START
 
@@ -78,6 +85,23 @@ async def test_payment_succeeded_pays_the_invoice_once_and_announces_it(billing)
     await billing.handled(again)
     assert (await billing.invoice(invoice["id"]))["amount_paid"] == 4999
     assert len(billing.events_for("invoice.paid", invoice["id"])) == 1
+
+
+async def test_another_customers_payment_does_not_settle_the_invoice(billing):
+    _, invoice = await billing.subscribe()
+    failed = events_handled("invoice", "payment.succeeded", "failed")
+    await billing.publish(PaymentSucceeded(
+        payment_id=uuid.uuid4(), customer_id=uuid.uuid4(), amount=invoice["amount_due"], currency=invoice["currency"],
+        invoice_id=invoice["id"],
+    ))
+
+    async def refused() -> bool:
+        return events_handled("invoice", "payment.succeeded", "failed") > failed
+
+    await wait_for(refused, message="the payment refused (and dead-lettered for an operator)")
+    after = await billing.invoice(invoice["id"])
+    assert (after["status"], after["amount_paid"], after["amount_due"]) == ("open", 0, 4999)
+    assert billing.events_for("invoice.paid", invoice["id"]) == []
 
 
 async def test_a_partial_payment_leaves_the_invoice_open_with_the_rest_due(billing):
