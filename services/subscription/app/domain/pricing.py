@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    DecimalException,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Subnormal,
+    Underflow,
+    localcontext,
+)
 from fractions import Fraction
 
 from billing_shared.money import minor_unit_exponent, normalize_currency
 
 MAX_MINOR_UNITS = 10**12 - 1
+# Decimal's default context rounds to 28 digits, overflows past 1e999999 and flushes tiny values to zero, each
+# silently or as an ArithmeticError: here every one of those is an error, so a price converts exactly or not.
+_EXACT = Context(prec=60, traps=[Clamped, Inexact, InvalidOperation, Overflow, Rounded, Subnormal, Underflow])
 _MONTHS = {"month": 1, "year": 12}
 
 
@@ -36,7 +51,11 @@ def major_to_minor(price: str | int | float | Decimal, currency: str) -> int:
     if value < 0:
         raise ValueError("price must not be negative")
     exponent = minor_unit_exponent(normalize_currency(currency))
-    minor = value.scaleb(exponent)
+    try:
+        with localcontext(_EXACT):
+            minor = value.scaleb(exponent)
+    except DecimalException:
+        raise ValueError(f"price {price} is out of range or has too many digits") from None
     if minor != minor.to_integral_value():
         raise ValueError(f"price {price} has more than {exponent} decimal places, the minor unit of {currency}")
     amount = int(minor)

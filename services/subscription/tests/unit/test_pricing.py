@@ -18,7 +18,15 @@ def test_prices_convert_exactly(price, currency, minor) -> None:
     assert major_to_minor(price, currency) == minor
 
 
-@pytest.mark.parametrize("price", ["9.999", 9.999, "12.5", "-1", "abc", "NaN", "Infinity", True, "1e13"])
+@pytest.mark.parametrize(
+    "price",
+    [
+        "9.999", 9.999, "12.5", "-1", "abc", "NaN", "Infinity", True, "1e13",
+        "1e999999",  # past Decimal's exponent range: was an ArithmeticError, a 500
+        "1e-999999999999",  # flushed to 0 by Decimal's default context: was a free plan
+        "1." + "0" * 40 + "1",  # more digits than Decimal's default 28: was rounded to 1.00
+    ],
+)
 def test_inexact_or_invalid_prices_are_refused(price) -> None:
     currency = "JPY" if price == "12.5" else "USD"
     with pytest.raises(ValueError):
