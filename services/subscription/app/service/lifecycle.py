@@ -175,7 +175,9 @@ async def change_plan(
             credit, charge = plan_change_lines(
                 row.amount, row.creditable, new.amount, row.currency, period, at, old.name, new.name
             )
-            row.amount_credited += -credit.amount
+            # Only a net credit goes back to the customer (a credit note); a credit netted against the charge
+            # paid for the new plan's days, which a later cancel credits in their turn.
+            row.amount_credited += max(-(credit.amount + charge.amount), 0)
             row.amount = new.amount
             proration.lines = events.proration_lines([credit, charge], period)
         # In a trial, or once the period has lapsed unrenewed, nothing is prorated: the next period bills the new plan.

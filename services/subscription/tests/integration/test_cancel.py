@@ -13,6 +13,7 @@ from tests.integration.helpers import bill, create_plan, events_for, period_rows
 
 async def pay_period(bus: EventBus, db, sub: dict, amount: int, paid_at: datetime) -> None:
     """Publish invoice.paid for the subscription's current period and wait until the service recorded it."""
+    before = sum(r.amount_paid for r in await period_rows(db, sub["id"]))
     await bus.publish(
         InvoicePaid(
             invoice_id=uuid.uuid4(),
@@ -28,8 +29,7 @@ async def pay_period(bus: EventBus, db, sub: dict, amount: int, paid_at: datetim
     )
 
     async def recorded():
-        rows = await period_rows(db, sub["id"])
-        return any(r.amount_paid >= amount for r in rows)
+        return sum(r.amount_paid for r in await period_rows(db, sub["id"])) >= before + amount
 
     await wait_for(recorded, message="the invoice payment to be recorded")
 

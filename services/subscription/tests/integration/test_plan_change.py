@@ -33,7 +33,31 @@ async def test_upgrade_credits_unused_old_and_charges_remaining_new(
     assert event.payload["effective"] == "now" and event.payload["effective_at"] == "2024-04-16T00:00:00Z"
     assert [line["amount"] for line in event.payload["lines"]] == [-500, 2000]
     (row,) = await period_rows(db, sub["id"])
-    assert (row.amount, row.amount_credited) == (4000, 500)
+    # The 500 credit paid part of the 2000 charge: nothing went back to the customer, nothing is credited.
+    assert (row.amount, row.amount_credited) == (4000, 0)
+
+
+async def test_a_cancel_after_an_upgrade_credits_the_new_plans_unused_days(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    basic = await create_plan(client, admin_headers, name="Basic", amount=1000)
+    plus = await create_plan(client, admin_headers, name="Plus", amount=1100)
+    sub = await subscribe(client, user_headers, customer_id, basic["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await pay_period(bus, db, sub, 1000, datetime(2024, 4, 1, 1, tzinfo=UTC))
+        test_clock.set(2024, 4, 2)
+        changed = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": plus["id"]},
+                                    headers=user_headers)
+        assert [line["amount"] for line in changed.json()["lines"]] == [-967, 1063]
+        await pay_period(bus, db, sub, 96, datetime(2024, 4, 2, 1, tzinfo=UTC))  # the plan change's invoice
+    test_clock.set(2024, 4, 3)  # 28 of 30 days of Plus left
+    canceled = await client.post(f"/api/subscriptions/{sub['id']}/cancel", headers=user_headers)
+
+    assert canceled.status_code == 200, canceled.text
+    # 1096 paid for a day of each plan (33 + 37) and 28 unused days of Plus: 1027 back. When the upgrade's
+    # 967 counted as given back already, the cancel was capped at 1096 - 967 = 129.
+    assert canceled.json()["credit_amount"] == 1027
 
 
 async def test_downgrade_waits_for_the_period_end(client, admin_headers, service_env, test_clock, customer_id, user_headers):
