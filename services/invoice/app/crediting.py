@@ -3,7 +3,8 @@
 On a paid invoice the credit is refunded (credit_note.issued with refund_due, up to what was paid and not
 yet refunded, from the invoice's payment); on an unpaid one it lowers the amount due, and an invoice left
 with nothing due is settled: paid if money was received, void if it was credited in full (see
-domain.credits).
+domain.credits). A credit for a whole subscription period is spread over the period's invoices
+(`credit_invoices`): after a plan change, part of what was paid for the period is on its invoice.
 """
 
 from __future__ import annotations
@@ -90,3 +91,35 @@ async def issue_credit_note(
         occurred_at=at,
     )
     return note
+
+
+async def credit_invoices(
+    uow: UnitOfWork,
+    terms: Terms,
+    invoices: list[Invoice],
+    *,
+    amount: int,
+    currency: str,
+    reason: str,
+    source_key: str,
+    at: datetime,
+) -> list[CreditNote]:
+    """Credit `amount` over these locked invoices in turn, each up to what it can still take: one note per
+    invoice credited. The first note issued carries `source_key` and later ones `source_key:2`, `:3`…, so a
+    replayed fact finds the first and credits nothing again."""
+    notes: list[CreditNote] = []
+    for invoice in invoices:
+        left = amount - sum(note.amount for note in notes)
+        if left <= 0:
+            break
+        key = f"{source_key}:{len(notes) + 1}" if notes else source_key
+        note = await issue_credit_note(
+            uow, terms, invoice, amount=left, currency=currency, reason=reason, source_key=key, at=at
+        )
+        if note is not None:
+            notes.append(note)
+    credited = sum(note.amount for note in notes)
+    if notes and credited < amount:
+        log.warning("%s credited %d of %d %s: the period's invoices could take no more", source_key, credited, amount,
+                    currency)
+    return notes

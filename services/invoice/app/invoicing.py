@@ -291,6 +291,30 @@ async def find_period_invoice(
     return (await session.scalars(stmt.execution_options(populate_existing=True))).first()
 
 
+async def period_invoices(
+    session: AsyncSession, subscription_id: uuid.UUID, period_start: datetime | None, before: datetime | None = None
+) -> list[Invoice]:
+    """The (locked) invoices of a subscription period, newest first: its plan changes', then its own.
+
+    Newest first, because a credit for the period lands there first: the latest plan's days are what a cancel
+    credits, and an unpaid plan-change invoice is then lowered before paid money is refunded."""
+    invoice = await find_period_invoice(session, subscription_id, period_start, before)
+    if invoice is None:
+        return []
+    changes = await session.scalars(
+        select(Invoice)
+        .where(
+            Invoice.subscription_id == subscription_id,
+            Invoice.kind == "plan_change",
+            Invoice.period_start == invoice.period_start,
+        )
+        .order_by(Invoice.effective_at.desc(), Invoice.id.desc())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return [*changes, invoice]
+
+
 async def latest_payment_method(session: AsyncSession, subscription_id: uuid.UUID) -> uuid.UUID | None:
     return await session.scalar(
         select(Invoice.payment_method_id)

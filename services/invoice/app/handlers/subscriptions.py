@@ -12,10 +12,10 @@ from billing_shared.contracts import (
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope
 
-from ..crediting import issue_credit_note
+from ..crediting import credit_invoices
 from ..domain.invoices import totals
 from ..domain.lines import period_line, proration_lines
-from ..invoicing import Draft, Terms, finalize, find_period_invoice, latest_payment_method, open_invoice
+from ..invoicing import Draft, Terms, finalize, latest_payment_method, open_invoice, period_invoices
 
 
 async def _bill_period(
@@ -58,7 +58,7 @@ async def handle_subscription_renewed(envelope: Envelope, uow: UnitOfWork, *, te
 
 
 async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
-    """A net charge is invoiced (and charged) now; a net credit becomes a credit note on the period's invoice."""
+    """A net charge is invoiced (and charged) now; a net credit becomes credit notes on the period's invoices."""
     event = envelope.payload_as(SubscriptionPlanChanged)
     if event.effective != "now" or not event.lines:
         return  # a change at period end shows up on the renewal invoice
@@ -66,11 +66,11 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
     net = totals(lines, event.currency).total
     at = envelope.occurred_at
     if net < 0:
-        invoice = await find_period_invoice(uow.session, event.subscription_id, event.period_start)
-        if invoice is None:
+        invoices = await period_invoices(uow.session, event.subscription_id, event.period_start)
+        if not invoices:
             raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
-        await issue_credit_note(
-            uow, terms, invoice, amount=-net, currency=event.currency, reason="plan_change",
+        await credit_invoices(
+            uow, terms, invoices, amount=-net, currency=event.currency, reason="plan_change",
             source_key=f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}", at=at,
         )
         return
@@ -93,15 +93,15 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
 
 
 async def handle_subscription_canceled(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
-    """An immediate cancellation with a credit for unused time -> a credit note on that period's invoice."""
+    """An immediate cancellation with a credit for unused time -> credit notes on that period's invoices."""
     event = envelope.payload_as(SubscriptionCanceled)
     if event.credit_amount <= 0:
         return
-    invoice = await find_period_invoice(uow.session, event.subscription_id, event.period_start, before=event.canceled_at)
-    if invoice is None:
+    invoices = await period_invoices(uow.session, event.subscription_id, event.period_start, before=event.canceled_at)
+    if not invoices:
         raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
-    await issue_credit_note(
-        uow, terms, invoice, amount=event.credit_amount, currency=event.currency, reason="cancellation",
+    await credit_invoices(
+        uow, terms, invoices, amount=event.credit_amount, currency=event.currency, reason="cancellation",
         source_key=_cancellation_key(envelope, event), at=envelope.occurred_at,
     )
 

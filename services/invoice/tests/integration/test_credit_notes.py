@@ -1,4 +1,4 @@
-"""Credits for unused time become numbered credit notes on the period's invoice, refunded if it was paid.
+"""Credits for unused time become numbered credit notes on the period's invoices, refunded if they were paid.
 
 The first test here issues the session's first credit note, so it is CN-000001 (no other file issues any).
 """
@@ -115,3 +115,56 @@ async def test_a_plan_change_with_a_net_credit_is_a_credit_note_on_the_period_in
 
     assert (issued.payload["amount"], issued.payload["refund_amount"], issued.payload["reason"]) == (2710, 2710, "plan_change")
     assert len(await billing.invoices_of(created.subscription_id)) == 1  # no invoice for a net credit
+
+
+def upgrade(created, at) -> SubscriptionPlanChanged:
+    """Day 10 of 30 on a 4999 plan, to a 9999 one: a 3333 net charge on its own plan-change invoice."""
+    return SubscriptionPlanChanged(
+        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
+        new_plan_id=uuid.uuid4(), new_plan_name="Max", effective="now", effective_at=at,
+        period_start=created.period_start, period_end=created.period_end, currency="USD",
+        lines=[
+            ProrationLine(description="Unused time on Pro", amount=-3333, currency="USD"),
+            ProrationLine(description="Remaining time on Max", amount=6666, currency="USD"),
+        ],
+    )
+
+
+async def _upgraded(billing, *, change_paid: bool):
+    created, invoice = await billing.subscribe()
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+    await billing.publish(upgrade(created, START + timedelta(days=10)), at=START + timedelta(days=10))
+    _, change = await billing.invoices_of(created.subscription_id, count=2)
+    assert (change["kind"], change["total"]) == ("plan_change", 3333)
+    if change_paid:
+        await billing.pay(change)
+        await billing.invoice_when(change["id"], lambda i: i["status"] == "paid")
+    return created, invoice, change
+
+
+async def test_a_cancel_after_an_upgrade_credits_the_plan_change_invoice_first_then_the_periods(billing):
+    created, invoice, change = await _upgraded(billing, change_paid=True)
+    # 20 days left of Max, less what rounding keeps: more than the period invoice alone could take.
+    canceled = cancellation(created, credit=6000, days_in=10)
+    await billing.publish(canceled)
+    on_change = await billing.event_for("credit_note.issued", change["id"])
+    on_period = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert (on_change.payload["amount"], on_change.payload["refund_amount"]) == (3333, 3333)
+    assert (on_period.payload["amount"], on_period.payload["refund_amount"]) == (2667, 2667)
+    replayed = await billing.publish(canceled)  # the same fact again, under another event id
+    await billing.handled(replayed)
+    assert len(billing.events_for("credit_note.issued", change["id"])) == 1
+    assert len(billing.events_for("credit_note.issued", invoice["id"])) == 1
+
+
+async def test_a_cancel_after_an_unpaid_upgrade_lowers_its_invoice_before_refunding_the_period(billing):
+    created, invoice, change = await _upgraded(billing, change_paid=False)
+    await billing.publish(cancellation(created, credit=4000, days_in=10))
+    on_change = await billing.event_for("credit_note.issued", change["id"])
+    on_period = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert (on_change.payload["amount"], on_change.payload["refund_amount"]) == (3333, 0)
+    assert (await billing.invoice(change["id"]))["status"] == "void"  # nothing left to chase
+    assert (on_period.payload["amount"], on_period.payload["refund_amount"]) == (667, 667)
