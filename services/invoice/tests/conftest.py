@@ -9,13 +9,35 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from billing_shared.contracts import CustomerCreated, PaymentSucceeded, SubscriptionCreated, SubscriptionRenewed
+from billing_shared.contracts import (
+    CustomerCreated,
+    PaymentSucceeded,
+    ProrationLine,
+    SubscriptionCreated,
+    SubscriptionPlanChanged,
+    SubscriptionRenewed,
+)
 from billing_shared.events import Envelope, Event
 from billing_shared.testing import EventBus, TestInfra, running, wait_for
 
 pytest_plugins = ["billing_shared.testing"]
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def plan_change(
+    created: SubscriptionCreated, at: datetime, new_plan: str, credit: int, charge: int
+) -> SubscriptionPlanChanged:
+    """An immediate change of `created`'s subscription from Pro at `at`: its credit (negative) and charge lines."""
+    return SubscriptionPlanChanged(
+        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
+        new_plan_id=uuid.uuid4(), new_plan_name=new_plan, effective="now", effective_at=at,
+        period_start=created.period_start, period_end=created.period_end, currency="USD",
+        lines=[
+            ProrationLine(description="Unused time on Pro", amount=credit, currency="USD"),
+            ProrationLine(description=f"Remaining time on {new_plan}", amount=charge, currency="USD"),
+        ],
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from billing_shared.contracts import ProrationLine, SubscriptionCanceled, SubscriptionPlanChanged
+from billing_shared.contracts import SubscriptionCanceled
 
-from conftest import START
+from conftest import START, plan_change
 
 
 def cancellation(created, credit: int, days_in: int = 10, **fields) -> SubscriptionCanceled:
@@ -101,40 +101,19 @@ async def test_a_plan_change_with_a_net_credit_is_a_credit_note_on_the_period_in
     await billing.pay(invoice)
     await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
     at = START + timedelta(days=10)
-    change = SubscriptionPlanChanged(
-        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
-        new_plan_id=uuid.uuid4(), new_plan_name="Basic", effective="now", effective_at=at,
-        period_start=created.period_start, period_end=created.period_end, currency="USD",
-        lines=[
-            ProrationLine(description="Unused time on Pro", amount=-3387, currency="USD"),
-            ProrationLine(description="Remaining time on Basic", amount=677, currency="USD"),
-        ],
-    )
-    await billing.publish(change, at=at)
+    await billing.publish(plan_change(created, at, "Basic", -3387, 677), at=at)
     issued = await billing.event_for("credit_note.issued", invoice["id"])
 
     assert (issued.payload["amount"], issued.payload["refund_amount"], issued.payload["reason"]) == (2710, 2710, "plan_change")
     assert len(await billing.invoices_of(created.subscription_id)) == 1  # no invoice for a net credit
 
 
-def upgrade(created, at) -> SubscriptionPlanChanged:
-    """Day 10 of 30 on a 4999 plan, to a 9999 one: a 3333 net charge on its own plan-change invoice."""
-    return SubscriptionPlanChanged(
-        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
-        new_plan_id=uuid.uuid4(), new_plan_name="Max", effective="now", effective_at=at,
-        period_start=created.period_start, period_end=created.period_end, currency="USD",
-        lines=[
-            ProrationLine(description="Unused time on Pro", amount=-3333, currency="USD"),
-            ProrationLine(description="Remaining time on Max", amount=6666, currency="USD"),
-        ],
-    )
-
-
 async def _upgraded(billing, *, change_paid: bool):
     created, invoice = await billing.subscribe()
     await billing.pay(invoice)
     await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
-    await billing.publish(upgrade(created, START + timedelta(days=10)), at=START + timedelta(days=10))
+    at = START + timedelta(days=10)  # day 10 of 30 on a 4999 plan, to a 9999 one: a 3333 net charge
+    await billing.publish(plan_change(created, at, "Max", -3333, 6666), at=at)
     _, change = await billing.invoices_of(created.subscription_id, count=2)
     assert (change["kind"], change["total"]) == ("plan_change", 3333)
     if change_paid:

@@ -6,16 +6,10 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
-from billing_shared.contracts import (
-    CustomerUpdated,
-    DunningExhausted,
-    PaymentSucceeded,
-    ProrationLine,
-    SubscriptionPlanChanged,
-)
+from billing_shared.contracts import CustomerUpdated, DunningExhausted, PaymentSucceeded
 from billing_shared.testing import events_handled, wait_for
 
-from conftest import START
+from conftest import START, plan_change
 
 
 async def test_subscription_created_opens_one_finalized_numbered_invoice(billing):
@@ -131,16 +125,7 @@ async def test_dunning_exhausted_marks_the_invoice_uncollectible(billing):
 async def test_plan_change_with_a_net_charge_is_invoiced_with_its_proration_lines(billing):
     created, first = await billing.subscribe()
     at = START + timedelta(days=10)
-    change = SubscriptionPlanChanged(
-        subscription_id=created.subscription_id, customer_id=created.customer_id, old_plan_id=created.plan_id,
-        new_plan_id=uuid.uuid4(), new_plan_name="Team", effective="now", effective_at=at,
-        period_start=created.period_start, period_end=created.period_end, currency="USD",
-        lines=[
-            ProrationLine(description="Unused time on Pro", amount=-3387, currency="USD"),
-            ProrationLine(description="Remaining time on Team", amount=6774, currency="USD"),
-        ],
-    )
-    await billing.publish(change, at=at)
+    await billing.publish(plan_change(created, at, "Team", -3387, 6774), at=at)
     invoices = await billing.invoices_of(created.subscription_id, count=2)
     [upgrade] = [i for i in invoices if i["id"] != first["id"]]
 
