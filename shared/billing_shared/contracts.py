@@ -169,6 +169,9 @@ class SubscriptionPlanChanged(Event):
     period_end: datetime
     currency: str
     lines: list[ProrationLine] = []
+    # A credit the change owed but could not give while its period was unpaid, given once a payment came in
+    # (lines: that one credit; effective_at: when it was earned). Not a change of plan.
+    correction: bool = False
 
 
 class _SubscriptionStatusFact(Event):

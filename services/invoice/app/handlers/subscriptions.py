@@ -69,9 +69,11 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
         invoices = await period_invoices(uow.session, event.subscription_id, event.period_start)
         if not invoices:
             raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
+        key = f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}"
+        if event.correction:  # one per late payment, like a cancellation's corrections
+            key = f"{key}:correction:{envelope.event_id}"
         await credit_invoices(
-            uow, terms, invoices, amount=-net, currency=event.currency, reason="plan_change",
-            source_key=f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}", at=at,
+            uow, terms, invoices, amount=-net, currency=event.currency, reason="plan_change", source_key=key, at=at
         )
         return
     draft = Draft(

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 from billing_shared.contracts import SubscriptionCanceled
+from billing_shared.testing import wait_for
 
 from conftest import START, plan_change
 
@@ -147,3 +148,22 @@ async def test_a_cancel_after_an_unpaid_upgrade_lowers_its_invoice_before_refund
     assert (on_change.payload["amount"], on_change.payload["refund_amount"]) == (3333, 0)
     assert (await billing.invoice(change["id"]))["status"] == "void"  # nothing left to chase
     assert (on_period.payload["amount"], on_period.payload["refund_amount"]) == (667, 667)
+
+
+async def test_a_plan_changes_late_credits_are_each_a_credit_note_on_the_newest_invoice(billing):
+    created, _ = await billing.subscribe()
+    at = START + timedelta(days=10)
+    await billing.publish(plan_change(created, at, "Max", 0, 6666), at=at)  # nothing paid yet: nothing credited
+    _, change = await billing.invoices_of(created.subscription_id, count=2)
+    owed = plan_change(created, at + timedelta(days=1), "Max", -3333, 0)
+    late = owed.model_copy(update={"correction": True, "lines": owed.lines[:1]})  # the one credit line
+    await billing.publish(late)  # the period's payment arrived: the old plan's unused days are owed
+    await billing.publish(late)  # and another payment's correction, with the same figures
+
+    async def two_notes() -> list | None:
+        notes = billing.events_for("credit_note.issued", change["id"])
+        return notes if len(notes) >= 2 else None
+
+    notes = await wait_for(two_notes, message="a credit note per correction")
+    assert [(n.payload["amount"], n.payload["refund_amount"]) for n in notes] == [(3333, 0), (3333, 0)]
+    assert (await billing.invoice(change["id"]))["amount_due"] == 0

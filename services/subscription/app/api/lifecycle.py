@@ -47,7 +47,9 @@ CHANGE_DESCRIPTION = """
 Move to another plan with the same currency and billing interval (422 otherwise). An upgrade (higher price)
 applies now: the unused part of the paid old price is credited and the rest of the period charged at the
 new price, each line rounded half-up separately. A downgrade applies at the end of the period
-(`pending_plan_id`), unless `effective: "now"`. Emits subscription.plan_changed with the lines.
+(`pending_plan_id`), unless `effective: "now"`. Emits subscription.plan_changed with the lines. The
+unused part of an old price not yet paid is credited when its payment comes in (subscription.plan_changed
+with `correction: true`).
 """
 
 

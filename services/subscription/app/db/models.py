@@ -86,6 +86,8 @@ class SubscriptionPeriod(Base):
     # credited (a payment recorded after the cancel earns the rest, see service.collection).
     cancel_prorated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_credited: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What plan changes inside this period credited short for want of payment: a later payment earns it.
+    change_credit_owed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     @property

@@ -10,7 +10,13 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 
-from billing_shared.contracts import SubscriptionCanceled, SubscriptionReactivated, SubscriptionSuspended
+from billing_shared.contracts import (
+    ProrationLine,
+    SubscriptionCanceled,
+    SubscriptionPlanChanged,
+    SubscriptionReactivated,
+    SubscriptionSuspended,
+)
 from billing_shared.db import UnitOfWork
 
 from ..db.models import Subscription, SubscriptionPeriod
@@ -36,8 +42,8 @@ async def record_payment(
 ) -> Subscription | None:
     """Add an invoice payment to the period it paid; a past-due or suspended subscription becomes active.
 
-    A payment for a period the subscription was already canceled in (immediately) earns the credit the
-    cancel would have given had the payment come first: see `credit_late_payment`.
+    A payment for a period with an earlier plan change or immediate cancel earns the credit they would have
+    given had it come first: see `credit_late_plan_change` and `credit_late_payment`.
     """
     sub = await lock_subscription(uow.session, subscription_id)
     if sub is None:
@@ -47,10 +53,51 @@ async def record_payment(
     if period is not None and amount_paid > 0:
         period.amount_paid += amount_paid
         period.paid_at = paid_at
+        credit_late_plan_change(uow, sub, period, amount_paid, at)
         credit_late_payment(uow, sub, period, at)
     if sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
         await reactivate(uow, sub, at)
     return sub
+
+
+def credit_late_plan_change(
+    uow: UnitOfWork, sub: Subscription, row: SubscriptionPeriod, paid: int, at: datetime
+) -> int:
+    """Credit what plan changes in this period owed but could not credit while it was unpaid, out of `paid`.
+
+    Emits subscription.plan_changed with correction=true and that one credit line (the invoice service
+    credits it on the period's invoices); returns the credit.
+    """
+    extra = min(row.change_credit_owed, paid, row.creditable)
+    if extra <= 0:
+        return 0
+    row.change_credit_owed -= extra
+    row.amount_credited += extra
+    period = Period(row.period_start, row.period_end, row.period_index)
+    uow.emit(
+        SubscriptionPlanChanged(
+            subscription_id=sub.id,
+            customer_id=sub.customer_id,
+            old_plan_id=sub.plan_id,
+            new_plan_id=sub.plan_id,
+            new_plan_name=sub.plan.name,
+            effective="now",
+            effective_at=at,
+            period_start=period.start,
+            period_end=period.end,
+            currency=row.currency,
+            lines=[
+                ProrationLine(
+                    description="Unused time of an earlier plan, now paid", amount=-extra, currency=row.currency,
+                    period_start=period.start, period_end=period.end,
+                )
+            ],
+            correction=True,
+        ),
+        occurred_at=at,
+    )
+    log.info("late payment for subscription %s: %s %s owed by a plan change credited", sub.id, extra, row.currency)
+    return extra
 
 
 def credit_late_payment(uow: UnitOfWork, sub: Subscription, row: SubscriptionPeriod, at: datetime) -> int:

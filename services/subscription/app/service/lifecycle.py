@@ -25,7 +25,7 @@ from billing_shared.errors import ApiError
 from ..db.models import Plan, Subscription, SubscriptionPeriod
 from ..db.repository import lock_period
 from ..domain.periods import Period
-from ..domain.proration import plan_change_lines, unused_credit
+from ..domain.proration import plan_change_lines, prorate, unused_credit
 from ..domain.schedule import Schedule, resumed_schedule
 from ..domain.states import InvalidTransition, SubscriptionStatus, can_transition, transition
 from . import events
@@ -178,6 +178,8 @@ async def change_plan(
             # Only a net credit goes back to the customer (a credit note); a credit netted against the charge
             # paid for the new plan's days, which a later cancel credits in their turn.
             row.amount_credited += max(-(credit.amount + charge.amount), 0)
+            # The unused days the credit could not cover, for want of payment: a later payment earns them.
+            row.change_credit_owed += prorate(row.amount, credit.unused_days, credit.days_in_period) + credit.amount
             row.amount = new.amount
             proration.lines = events.proration_lines([credit, charge], period)
         # In a trial, or once the period has lapsed unrenewed, nothing is prorated: the next period bills the new plan.

@@ -60,6 +60,31 @@ async def test_a_cancel_after_an_upgrade_credits_the_new_plans_unused_days(
     assert canceled.json()["credit_amount"] == 1027
 
 
+async def test_an_upgrade_in_an_unpaid_period_credits_the_old_plan_once_its_invoice_is_paid(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    basic = await create_plan(client, admin_headers, name="Basic", amount=1000)
+    pro = await create_plan(client, admin_headers, name="Pro", amount=4000)
+    sub = await subscribe(client, user_headers, customer_id, basic["id"])
+    test_clock.set(2024, 4, 16)  # the period's invoice (1000) is still unpaid
+    changed = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": pro["id"]},
+                                headers=user_headers)
+    assert [line["amount"] for line in changed.json()["lines"]] == [0, 2000]  # nothing paid, nothing credited yet
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.plan_changed")
+        await pay_period(bus, db, sub, 1000, datetime(2024, 4, 20, tzinfo=UTC))
+        (correction,) = await events_for(bus, "subscription.plan_changed", sub["id"])
+        await pay_period(bus, db, sub, 2000, datetime(2024, 4, 21, tzinfo=UTC))  # the change's invoice: owes nothing
+
+    # 3000 paid for 15 days of each plan (500 + 2000): Basic's 15 unused days come back now.
+    assert correction.payload["correction"] is True and correction.payload["effective"] == "now"
+    assert [(line["amount"], line["currency"]) for line in correction.payload["lines"]] == [(-500, "USD")]
+    assert len([e for e in bus.of_type("subscription.plan_changed") if e.payload["subscription_id"] == sub["id"]]) == 1
+    (row,) = await period_rows(db, sub["id"])
+    assert (row.amount_paid, row.amount_credited) == (3000, 500)
+
+
 async def test_downgrade_waits_for_the_period_end(client, admin_headers, service_env, test_clock, customer_id, user_headers):
     test_clock.set(2024, 4, 1)
     pro = await create_plan(client, admin_headers, amount=4000)
