@@ -62,15 +62,15 @@ async def record_payment(
 
 def credit_late_plan_change(
     uow: UnitOfWork, sub: Subscription, row: SubscriptionPeriod, paid: int, at: datetime
-) -> int:
+) -> None:
     """Credit what plan changes in this period owed but could not credit while it was unpaid, out of `paid`.
 
     Emits subscription.plan_changed with correction=true and that one credit line (the invoice service
-    credits it on the period's invoices); returns the credit.
+    credits it on the period's invoices).
     """
     extra = min(row.change_credit_owed, paid, row.creditable)
     if extra <= 0:
-        return 0
+        return
     row.change_credit_owed -= extra
     row.amount_credited += extra
     period = Period(row.period_start, row.period_end, row.period_index)
@@ -97,7 +97,6 @@ def credit_late_plan_change(
         occurred_at=at,
     )
     log.info("late payment for subscription %s: %s %s owed by a plan change credited", sub.id, extra, row.currency)
-    return extra
 
 
 def credit_late_payment(uow: UnitOfWork, sub: Subscription, row: SubscriptionPeriod, at: datetime) -> int:
