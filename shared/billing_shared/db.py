@@ -58,6 +58,8 @@ def make_engine(database_url: str, schema: str, pool_size: int = 10, max_overflo
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        # A statement's error never carries its parameters into a log: they hold emails and names.
+        hide_parameters=True,
         json_serializer=json_dumps,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"billing-{schema}"}},
     )

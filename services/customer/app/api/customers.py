@@ -54,9 +54,11 @@ async def create_customer(body: CustomerCreate, request: Request, admin: AdminPr
             raise _duplicate_email(body.email)
         customer = Customer(email=body.email, name=body.name, role=body.role)
         uow.session.add(customer)
-        await uow.session.flush()
-        uow.emit(CustomerCreated(customer_id=customer.id, email=customer.email, name=customer.name, role=customer.role))
-        try:
+        try:  # a concurrent create of the same email gets past the check above: its INSERT fails here instead
+            await uow.session.flush()
+            uow.emit(
+                CustomerCreated(customer_id=customer.id, email=customer.email, name=customer.name, role=customer.role)
+            )
             await uow.commit()
         except IntegrityError:
             raise _duplicate_email(body.email) from None
@@ -121,8 +123,8 @@ async def update_customer(
             )
             try:
                 await uow.commit()
-            except IntegrityError:
-                raise _duplicate_email(changes.get("email", customer.email)) from None
+            except IntegrityError:  # only a new email can clash (the customer's own fields are expired now)
+                raise _duplicate_email(changes["email"]) from None
         return CustomerOut.model_validate(customer)
 
 

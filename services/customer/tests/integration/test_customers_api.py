@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -41,6 +42,23 @@ async def test_duplicate_email_is_409_whatever_its_case(client, admin_headers, u
     again = await create(client, admin_headers, email=unique_email.upper())
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "email_taken"
+
+
+async def test_concurrent_creates_and_updates_to_one_email_are_one_success_and_409s(client, admin_headers, caplog):
+    email = f"race-{uuid.uuid4().hex[:10]}@example.com"
+    created = await asyncio.gather(*(create(client, admin_headers, email=email, name="Jane Secret") for _ in range(6)))
+    assert sorted(r.status_code for r in created) == [201] + [409] * 5
+
+    target = f"race-{uuid.uuid4().hex[:10]}@example.com"
+    others = [(await create(client, admin_headers, email=f"{uuid.uuid4().hex}@example.com")).json()["id"]
+              for _ in range(6)]
+    updated = await asyncio.gather(*(
+        client.patch(f"/api/customers/{customer_id}", json={"email": target}, headers=admin_headers)
+        for customer_id in others
+    ))
+    assert sorted(r.status_code for r in updated) == [200] + [409] * 5
+    assert all(r.json()["error"]["code"] == "email_taken" for r in updated if r.status_code == 409)
+    assert not [r for r in caplog.records if email in r.getMessage() or target in r.getMessage()]
 
 
 async def test_unknown_fields_are_refused_and_nothing_is_written(client, admin_headers, unique_email):
