@@ -81,7 +81,8 @@ class ApiClient:
         try:
             response = await self.http.request(method, path, params=clean_params, json=json, headers=headers)
         except httpx.HTTPError as exc:
-            log.warning("upstream %s %s unreachable: %s", method, path, exc)
+            # The exception's name only: its text can quote the request's headers, the bearer secret included.
+            log.warning("upstream %s %s unreachable: %s", method, path, type(exc).__name__)
             raise UpstreamError(path, None, "not reachable") from None
         if response.status_code == 401:
             raise UpstreamUnauthorized(path, 401, _error_message(response))

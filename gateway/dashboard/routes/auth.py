@@ -72,6 +72,11 @@ async def create_session(request: Request) -> Response:
     api_key = raw_key.strip() if isinstance(raw_key, str) else ""
     if not api_key or len(api_key) > 512:
         return _login_form(request, session, next_path=next_path, error="Enter an API key.", status_code=422)
+    if not (api_key.isascii() and api_key.isprintable()):  # no header could carry it: not a key we issued
+        return _login_form(
+            request, session, next_path=next_path, status_code=422,
+            error="That is not an API key: keys are printable ASCII characters.",
+        )
     try:
         body = await state.api.request("POST", "/api/auth/token", api_key=api_key)
     except UpstreamUnauthorized:

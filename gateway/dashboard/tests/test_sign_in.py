@@ -72,6 +72,16 @@ async def test_unknown_key_shows_the_form_again_with_an_error(client: httpx.Asyn
     assert "Unknown or revoked API key" in response.text and 'name="api_key"' in response.text
 
 
+async def test_a_key_no_header_could_carry_shows_the_form_again_without_asking_the_api(
+    client: httpx.AsyncClient, fake: FakeApi
+):
+    for key in ("bk_é", "bk_a\x00b", "bk_a\rb"):
+        response = await sign_in(client, key)
+        assert response.status_code == 422, key
+        assert "not an API key" in response.text and 'name="api_key"' in response.text
+    assert fake.paths_called() == []
+
+
 async def test_sign_in_without_csrf_token_is_forbidden(client: httpx.AsyncClient, fake: FakeApi):
     await client.get("/dashboard/login")
     response = await client.post("/dashboard/login", data={"api_key": ADMIN_KEY})
