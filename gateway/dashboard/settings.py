@@ -43,6 +43,8 @@ class DashboardSettings(BaseSettings):
                 raise ValueError(
                     "DASHBOARD_SESSION_SECRET must be set to a random value of at least 32 characters in production"
                 )
+            if not self.dashboard_cookie_secure:
+                raise ValueError("DASHBOARD_COOKIE_SECURE must be true in production: the session cookie is HTTPS-only")
         return self
 
     @property

@@ -48,12 +48,14 @@ async def test_correlation_id_travels_to_the_apis(admin: httpx.AsyncClient, fake
     assert fake.calls[-1][1] == "/api/payments" and fake.correlation_ids[-1] == "trace-123"
 
 
-def test_production_refuses_the_local_session_secret():
+def test_production_refuses_the_local_session_secret_and_a_cookie_sent_over_plain_http():
     with pytest.raises(ValidationError, match="DASHBOARD_SESSION_SECRET"):
-        DashboardSettings(environment="production")
+        DashboardSettings(environment="production", dashboard_cookie_secure=True)
     with pytest.raises(ValidationError, match="DASHBOARD_SESSION_SECRET"):
-        DashboardSettings(environment="production", dashboard_session_secret="short")
-    ok = DashboardSettings(environment="production", dashboard_session_secret="x" * 40)
+        DashboardSettings(environment="production", dashboard_cookie_secure=True, dashboard_session_secret="short")
+    with pytest.raises(ValidationError, match="DASHBOARD_COOKIE_SECURE"):
+        DashboardSettings(environment="production", dashboard_session_secret="x" * 40)
+    ok = DashboardSettings(environment="production", dashboard_session_secret="x" * 40, dashboard_cookie_secure=True)
     assert ok.dashboard_session_secret != LOCAL_SESSION_SECRET
 
 
