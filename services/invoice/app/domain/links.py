@@ -27,7 +27,8 @@ def sign(secret: str, invoice_id: uuid.UUID, expires: int) -> str:
 def verify(secret: str, invoice_id: uuid.UUID, token: str, now: int) -> bool:
     """True if `token` was signed for this invoice with this secret and has not expired at `now`."""
     expires_text, _, mac = token.partition(".")
-    if not expires_text.isdigit() or not mac or len(expires_text) > 12:
+    # ASCII only: str.isdigit() accepts '²', which int() refuses, and compare_digest refuses non-ASCII text.
+    if not token.isascii() or not expires_text.isdigit() or not mac or len(expires_text) > 12:
         return False
     expires = int(expires_text)
     if expires <= now:

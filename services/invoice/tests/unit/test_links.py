@@ -27,9 +27,21 @@ def test_a_link_does_not_open_another_invoice_or_verify_under_another_secret():
     assert not verify("t" * 32, INVOICE, token, NOW)
 
 
-@pytest.mark.parametrize("token", ["", "abc", "123", ".abc", "x.y", "99999999999999.abc", "-1.abc"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "", "abc", "123", ".abc", "x.y", "99999999999999.abc", "-1.abc",
+        "².abc",  # a digit to str.isdigit(), not to int()
+        "١٨٠٠٠٠٠٠٦٠.abc",  # Arabic-Indic digits
+        "1800000060.é",  # compare_digest refuses non-ASCII text
+    ],
+)
 def test_malformed_tokens_are_refused(token):
     assert not verify(SECRET, INVOICE, token, NOW)
+
+
+def test_a_valid_signature_with_a_non_ascii_tail_is_refused():
+    assert not verify(SECRET, INVOICE, sign(SECRET, INVOICE, NOW + 60) + "é", NOW)
 
 
 def test_extending_the_expiry_breaks_the_signature():
