@@ -87,7 +87,7 @@ async def cancel_subscription(
 
     return await respond_idempotently(  # type: ignore[return-value]
         request,
-        scope=f"cancel:{subscription_id}",
+        scope=f"cancel:{principal.customer_id}:{subscription_id}",  # the caller's: a replay skips the owner check
         key=idempotency_key,
         fingerprint=body.model_dump(mode="json"),
         status=200,
@@ -121,7 +121,7 @@ async def change_subscription_plan(
 
     return await respond_idempotently(  # type: ignore[return-value]
         request,
-        scope=f"change:{subscription_id}",
+        scope=f"change:{principal.customer_id}:{subscription_id}",
         key=idempotency_key,
         fingerprint=body.model_dump(mode="json"),
         status=200,

@@ -97,6 +97,12 @@ async def create_subscription(
 
     async def work(uow: UnitOfWork) -> SubscriptionOut:
         plan = await _resolve_plan(uow, body, principal)
+        if body.trial_days is not None and body.trial_days > plan.trial_days and not principal.is_admin:
+            # A user may shorten or skip the plan's trial; a longer one is free service, an admin's call.
+            raise ApiError(
+                403, "forbidden", f"only an admin may set a trial longer than the plan's {plan.trial_days} days",
+                field="trial_days",
+            )
         sub = await subscribe(
             uow,
             customer_id=body.customer_id,

@@ -124,6 +124,20 @@ async def test_a_retried_cancel_with_the_same_key_replays_its_answer(client, adm
     assert first.status_code == second.status_code == 200 and first.json() == second.json()
 
 
+async def test_another_user_with_the_owners_key_gets_no_replay_of_the_owners_cancel(
+    client, admin_headers, service_env, customer_id, user_headers
+):
+    plan = await create_plan(client, admin_headers)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    owner = await client.post(f"/api/subscriptions/{sub['id']}/cancel", headers={**user_headers, **key})
+    assert owner.status_code == 200
+    for action, body in (("cancel", {}), ("change", {"plan_id": plan["id"]})):
+        stranger = {**service_env.auth(uuid.uuid4()), **key}
+        response = await client.post(f"/api/subscriptions/{sub['id']}/{action}", json=body, headers=stranger)
+        assert response.status_code == 404, (action, response.text)  # as without a key: nothing to see
+
+
 async def test_cancel_at_period_end_keeps_it_active_until_the_run_ends_it(
     client, admin_headers, service_env, test_clock, customer_id, user_headers
 ):

@@ -71,6 +71,21 @@ async def test_trial_days_in_the_body_override_the_plan(client, admin_headers, t
     assert sub["status"] == "active" and sub["trial_end"] is None
 
 
+async def test_a_user_may_shorten_the_plans_trial_but_only_an_admin_may_lengthen_it(
+    client, admin_headers, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 3, 1)
+    plan = await create_plan(client, admin_headers, trial_days=14)
+    body = {"customer_id": str(customer_id), "plan_id": plan["id"], "trial_days": 730}
+    refused = await client.post("/api/subscriptions", json=body, headers={**user_headers, **idem()})
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "trial_days"
+    assert await count_subscriptions(db, customer_id) == 0
+    shorter = await subscribe(client, user_headers, customer_id, plan["id"], trial_days=7)
+    assert shorter["trial_end"] == "2024-03-08T00:00:00Z"
+    granted = await client.post("/api/subscriptions", json=body, headers={**admin_headers, **idem()})
+    assert granted.status_code == 201 and granted.json()["trial_end"] == "2026-03-01T00:00:00Z"
+
+
 async def test_same_key_same_body_replays_and_creates_once(client, admin_headers, db, customer_id, user_headers):
     plan = await create_plan(client, admin_headers)
     headers = {**user_headers, **idem()}
