@@ -64,6 +64,15 @@ _END = text(
 )
 
 
+_s = subscriptions.c
+# What a claimed subscription needs to be renewed or ended.
+_CLAIMED = (
+    _s.id, _s.customer_id, _s.plan_id, _s.pending_plan_id, _s.payment_method_id, _s.status, _s.anchor,
+    _s.anchor_period_index, _s.current_period_index, _s.current_period_start, _s.current_period_end,
+    _s.cancel_at_period_end, _s.canceled_at,
+)
+
+
 @dataclass
 class RunSummary:
     as_of: datetime
@@ -108,6 +117,10 @@ async def run_billing(
         summary.resumed = await resume_due(db, as_of, batch_size)
     except Exception:  # a resume that cannot be done must not hold up every renewal
         log.exception("resuming paused subscriptions failed; renewing the rest anyway")
+    try:
+        summary.ended += await end_suspended_cancellations(db, as_of, batch_size)
+    except Exception:
+        log.exception("ending suspended subscriptions canceled at period end failed; renewing the rest anyway")
 
     async def drain() -> None:
         while claimed := await _advance_batch(db, as_of, batch_size, summary):
@@ -150,6 +163,32 @@ async def resume_due(db: Database, as_of: datetime, batch_size: int = 100) -> in
                 await resume(uow, sub, at=sub.resumes_at)
             await uow.commit()
             resumed += len(due)
+
+
+async def end_suspended_cancellations(db: Database, as_of: datetime, batch_size: int = 100) -> int:
+    """End suspended subscriptions that were to cancel at the end of a period now over. The renewal claim
+    skips suspended ones (they are not billed), so without this they would stay suspended for good, and a
+    late payment would reactivate them into a period the customer canceled."""
+    s = subscriptions.c
+    ended = 0
+    while True:
+        async with db.uow() as uow:
+            rows = (
+                await uow.session.execute(
+                    select(*_CLAIMED)
+                    .where(s.status == "suspended", s.cancel_at_period_end, s.current_period_end <= as_of)
+                    .limit(batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return ended
+            plan_rows = await _plans(uow, {row.plan_id for row in rows})
+            for row in rows:
+                uow.emit(ended_event(row, plan_rows[row.plan_id].currency), occurred_at=row.current_period_end)
+            await uow.session.execute(_END, {"ids": [row.id for row in rows]})
+            await uow.commit()
+            ended += len(rows)
 
 
 async def _count_held(db: Database, as_of: datetime) -> int:
@@ -201,11 +240,7 @@ async def _claim(
 ) -> Sequence[Any]:
     s = subscriptions.c
     stmt = (
-        select(
-            s.id, s.customer_id, s.plan_id, s.pending_plan_id, s.payment_method_id, s.status, s.anchor,
-            s.anchor_period_index, s.current_period_index, s.current_period_start, s.current_period_end,
-            s.cancel_at_period_end, s.canceled_at,
-        )
+        select(*_CLAIMED)
         .where(s.status.in_(RENEWABLE), s.current_period_end <= as_of)
         .order_by(s.current_period_end)
         .limit(limit)
@@ -237,7 +272,7 @@ async def _advance(uow: UnitOfWork, rows: Sequence[Any]) -> tuple[int, int]:
         plan = plan_by_id[row.plan_id]
         if row.cancel_at_period_end:
             ended.append(row.id)
-            uow.emit(_ended_event(row, plan.currency), occurred_at=row.current_period_end)
+            uow.emit(ended_event(row, plan.currency), occurred_at=row.current_period_end)
             continue
         plan = plan_by_id[row.pending_plan_id] if row.pending_plan_id else plan
         index, start = row.current_period_index + 1, row.current_period_end
@@ -273,7 +308,7 @@ async def _advance(uow: UnitOfWork, rows: Sequence[Any]) -> tuple[int, int]:
     return len(renew["ids"]), len(ended)
 
 
-def _ended_event(row: Any, currency: str) -> SubscriptionCanceled:
+def ended_event(row: Any, currency: str) -> SubscriptionCanceled:
     """A cancel-at-period-end taking effect: nothing unused, so nothing credited."""
     return SubscriptionCanceled(
         subscription_id=row.id,

@@ -25,6 +25,7 @@ from ..domain.periods import Period
 from ..domain.proration import unused_credit
 from ..domain.states import SubscriptionStatus
 from . import events
+from .billing_run import ended_event
 from .lifecycle import can_become, next_plan, restart_period
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,16 @@ def credit_late_payment(uow: UnitOfWork, sub: Subscription, row: SubscriptionPer
 
 async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
     """Back to active. A suspension that outlived its period restarts billing from now (like a resume),
-    rather than billing the months the customer had no service."""
+    rather than billing the months the customer had no service; or, if it was to cancel at that period's
+    end, the subscription ends there instead."""
     was_suspended = sub.status == S.SUSPENDED
+    if was_suspended and sub.cancel_at_period_end and at >= sub.current_period_end:
+        # It was to end with the period that is over (the billing run had not ended it yet): end it there,
+        # rather than restart billing for a period the customer canceled.
+        sub.status, sub.ended_at, sub.updated_at = S.CANCELED.value, sub.current_period_end, at
+        sub.cancel_at_period_end, sub.pending_plan_id = False, None
+        uow.emit(ended_event(sub, sub.plan.currency), occurred_at=sub.current_period_end)
+        return
     sub.status, sub.service_ends_at, sub.updated_at = S.ACTIVE.value, None, at
     if was_suspended and at >= sub.current_period_end:
         await restart_period(uow, sub, await next_plan(uow, sub), at)

@@ -156,3 +156,47 @@ async def test_events_about_unknown_subscriptions_are_ignored(service_env, db):
             return await session.scalar(text("SELECT 1 FROM inbox WHERE event_id = :id"), {"id": envelope.event_id})
 
     await wait_for(handled, message="the event to be handled (and ignored)")
+
+
+async def test_a_suspended_subscription_that_was_to_cancel_at_period_end_ends_then_and_is_not_billed_again(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    ended_by_run = await subscribe(client, user_headers, customer_id, plan["id"])
+    ended_by_payment = await subscribe(client, user_headers, customer_id, plan["id"])
+    test_clock.set(2024, 7, 3)
+    for sub in (ended_by_run, ended_by_payment):
+        flagged = await client.post(f"/api/subscriptions/{sub['id']}/cancel", json={"at_period_end": True},
+                                    headers=user_headers)
+        assert flagged.status_code == 200, flagged.text
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended", "subscription.canceled", "subscription.renewed",
+                         "subscription.reactivated")
+        for sub in (ended_by_run, ended_by_payment):
+            await bus.publish(_dunning(DunningExhausted, sub, failures=3), occurred_at=datetime(2024, 7, 10, tzinfo=UTC))
+            await events_for(bus, "subscription.suspended", sub["id"])
+        # A late payment before any run has ended it: it ends at its period end, no new period.
+        await bus.publish(
+            InvoicePaid(
+                invoice_id=uuid.uuid4(), customer_id=customer_id, subscription_id=uuid.UUID(ended_by_payment["id"]),
+                currency="USD", total=3000, amount_paid=3000, paid_at=datetime(2024, 8, 20, tzinfo=UTC),
+                period_start=datetime(2024, 7, 1, tzinfo=UTC),
+            ),
+            occurred_at=datetime(2024, 8, 20, tzinfo=UTC),
+        )
+        (by_payment,) = await events_for(bus, "subscription.canceled", ended_by_payment["id"])
+        summary = await bill(client, admin_headers, "2024-09-15T00:00:00Z")
+        (by_run,) = await events_for(bus, "subscription.canceled", ended_by_run["id"])
+
+    assert summary["ended"] >= 1
+    for event in (by_payment, by_run):
+        assert event.payload["at_period_end"] is True and event.payload["credit_amount"] == 0
+        assert event.payload["ends_at"] == "2024-08-01T00:00:00Z"
+    for sub in (ended_by_run, ended_by_payment):
+        read = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
+        assert (read["status"], read["ended_at"]) == ("canceled", "2024-08-01T00:00:00Z")
+        assert len(await period_rows(db, sub["id"])) == 1  # no period after the canceled one
+    mine = (ended_by_run["id"], ended_by_payment["id"])
+    later = bus.of_type("subscription.renewed") + bus.of_type("subscription.reactivated")
+    assert [e for e in later if e.payload["subscription_id"] in mine] == []
