@@ -23,7 +23,7 @@ ALLOWED_TRANSITIONS: Mapping[SubscriptionStatus, frozenset[SubscriptionStatus]] 
         _S.TRIALING: frozenset({_S.ACTIVE, _S.PAUSED, _S.CANCELED}),
         _S.ACTIVE: frozenset({_S.PAST_DUE, _S.PAUSED, _S.SUSPENDED, _S.CANCELED}),
         _S.PAST_DUE: frozenset({_S.ACTIVE, _S.SUSPENDED, _S.CANCELED}),
-        _S.PAUSED: frozenset({_S.ACTIVE, _S.CANCELED}),
+        _S.PAUSED: frozenset({_S.TRIALING, _S.ACTIVE, _S.CANCELED}),  # trialing: resumed inside its trial
         _S.SUSPENDED: frozenset({_S.ACTIVE, _S.CANCELED}),
         _S.CANCELED: frozenset(),
     }

@@ -262,11 +262,13 @@ async def start_period(uow: UnitOfWork, sub: Subscription, plan: Plan, schedule:
 
 
 async def resume(uow: UnitOfWork, sub: Subscription, *, at: datetime) -> None:
-    """Resume at `at`. Inside the paused period, that (already billed) period simply continues; after it
-    ended, a fresh period starts at `at` and is billed as a renewal, so paused time is never billed."""
+    """Resume at `at`. Inside the paused period, that (already billed) period simply continues, a trial as a
+    trial; after it ended, a fresh period starts at `at` and is billed as a renewal, so paused time is never
+    billed."""
     if sub.status != S.PAUSED:
         raise _conflict("not_paused", f"only a paused subscription can be resumed; this one is {sub.status}")
-    _move(sub, S.ACTIVE)
+    in_trial = sub.trial_end is not None and at < min(sub.trial_end, sub.current_period_end)
+    _move(sub, S.TRIALING if in_trial else S.ACTIVE)
     sub.paused_at, sub.resumes_at, sub.updated_at = None, None, at
     if at >= sub.current_period_end:
         await restart_period(uow, sub, await next_plan(uow, sub), at)

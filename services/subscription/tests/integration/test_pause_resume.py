@@ -41,6 +41,21 @@ async def test_resuming_inside_the_paused_period_continues_it(client, admin_head
     assert len(await period_rows(db, sub["id"])) == 1
 
 
+async def test_resuming_inside_a_trial_is_trialing_again_and_its_end_bills_the_first_period(
+    client, admin_headers, test_clock, customer_id, user_headers
+):
+    test_clock.set(2025, 1, 10)
+    plan = await create_plan(client, admin_headers, trial_days=14)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    await client.post(f"/api/subscriptions/{sub['id']}/pause", headers=user_headers)
+    test_clock.set(2025, 1, 15)
+    resumed = (await client.post(f"/api/subscriptions/{sub['id']}/resume", headers=user_headers)).json()
+    assert (resumed["status"], resumed["trial_end"]) == ("trialing", "2025-01-24T00:00:00Z")  # not yet revenue
+    await bill(client, admin_headers, "2025-01-24T00:00:00Z")
+    after = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
+    assert (after["status"], after["current_period_start"]) == ("active", "2025-01-24T00:00:00Z")
+
+
 async def test_a_scheduled_resume_happens_at_resumes_at(client, admin_headers, service_env, test_clock, customer_id, user_headers):
     test_clock.set(2025, 1, 10)
     plan = await create_plan(client, admin_headers)
