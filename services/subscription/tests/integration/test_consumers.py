@@ -31,6 +31,17 @@ def _dunning(cls, sub: dict, **extra):
     )
 
 
+async def publish_late_payment(bus, sub: dict, period_start: datetime, paid_at: datetime) -> None:
+    """invoice.paid for the whole 3000 of the subscription's period starting at `period_start`."""
+    await bus.publish(
+        InvoicePaid(
+            invoice_id=uuid.uuid4(), customer_id=uuid.UUID(sub["customer_id"]), subscription_id=uuid.UUID(sub["id"]),
+            currency="USD", total=3000, amount_paid=3000, paid_at=paid_at, period_start=period_start,
+        ),
+        occurred_at=paid_at,
+    )
+
+
 async def status_of(client, sub, headers, expected: str) -> bool:
     return (await client.get(f"/api/subscriptions/{sub['id']}", headers=headers)).json()["status"] == expected
 
@@ -90,14 +101,7 @@ async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_pa
         assert summary["skipped"] >= 1
         test_clock.set(2024, 9, 20)
         # Paying the overdue invoice reactivates; its period long over, billing restarts from the payment.
-        await bus.publish(
-            InvoicePaid(
-                invoice_id=uuid.uuid4(), customer_id=customer_id, subscription_id=uuid.UUID(sub["id"]),
-                currency="USD", total=3000, amount_paid=3000, paid_at=datetime(2024, 9, 20, tzinfo=UTC),
-                period_start=datetime(2024, 8, 1, tzinfo=UTC),
-            ),
-            occurred_at=datetime(2024, 9, 20, tzinfo=UTC),
-        )
+        await publish_late_payment(bus, sub, datetime(2024, 8, 1, tzinfo=UTC), datetime(2024, 9, 20, tzinfo=UTC))
         await events_for(bus, "subscription.reactivated", sub["id"])
         renewals = await events_for(bus, "subscription.renewed", sub["id"], count=2)
     assert [r.payload["period_start"] for r in renewals] == ["2024-08-01T00:00:00Z", "2024-09-20T00:00:00Z"]
@@ -177,13 +181,8 @@ async def test_a_suspended_subscription_that_was_to_cancel_at_period_end_ends_th
             await bus.publish(_dunning(DunningExhausted, sub, failures=3), occurred_at=datetime(2024, 7, 10, tzinfo=UTC))
             await events_for(bus, "subscription.suspended", sub["id"])
         # A late payment before any run has ended it: it ends at its period end, no new period.
-        await bus.publish(
-            InvoicePaid(
-                invoice_id=uuid.uuid4(), customer_id=customer_id, subscription_id=uuid.UUID(ended_by_payment["id"]),
-                currency="USD", total=3000, amount_paid=3000, paid_at=datetime(2024, 8, 20, tzinfo=UTC),
-                period_start=datetime(2024, 7, 1, tzinfo=UTC),
-            ),
-            occurred_at=datetime(2024, 8, 20, tzinfo=UTC),
+        await publish_late_payment(
+            bus, ended_by_payment, datetime(2024, 7, 1, tzinfo=UTC), datetime(2024, 8, 20, tzinfo=UTC)
         )
         (by_payment,) = await events_for(bus, "subscription.canceled", ended_by_payment["id"])
         summary = await bill(client, admin_headers, "2024-09-15T00:00:00Z")
