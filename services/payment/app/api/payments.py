@@ -26,7 +26,7 @@ from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
 
 from ..adapters.gateway import ChargeResult
 from ..context import PaymentContext
-from ..db.models import Payment, PaymentMethod
+from ..db.models import Payment
 from ..domain.payments import payment_charge_key
 from ..service_layer.charges import (
     ChargeTarget,
@@ -175,7 +175,9 @@ async def _resume(ctx: PaymentContext, payment_id: uuid.UUID) -> tuple[Payment, 
             raise not_found("payment")
         if payment.status != "pending" or payment.payment_method_id is None:
             return payment, None
-        method = await session.get(PaymentMethod, payment.payment_method_id)
+        # A card detached since is not charged now; whether the dead request charged it, the reconciler
+        # learns from the gateway by the payment's key.
+        method = await attached_method(session, payment.customer_id, payment.payment_method_id)
         return payment, method.gateway_token if method else None
 
 

@@ -157,6 +157,27 @@ async def test_a_value_postgres_cannot_store_is_422_and_nothing_is_written(
     assert gateway_stats()["charge_calls"] == calls
 
 
+async def die_after_claiming_the_key(client, monkeypatch, body: dict, headers: dict) -> None:
+    """A POST that claims its key and writes its pending payment, then dies before the gateway answers."""
+
+    async def die(*args, **kwargs):
+        raise RuntimeError("the process died before the gateway answered")
+
+    monkeypatch.setattr(payments_api, "charge_at_gateway", die)
+    with pytest.raises(RuntimeError):
+        await client.post("/api/payments", json=body, headers=headers)
+    monkeypatch.undo()
+
+
+async def make_the_claim_stale(db, key: str) -> None:
+    """Age the key's claim past the window in which a retry waits for the request that holds it."""
+    async with db.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE idempotency_keys SET updated_at = updated_at - interval '5 minutes' WHERE key = :key"),
+            {"key": key},
+        )
+
+
 async def test_a_request_that_died_after_claiming_its_key_is_resumed_by_a_retry_once_stale(
     client, customer, add_card, db, gateway_stats, monkeypatch
 ):
@@ -164,13 +185,7 @@ async def test_a_request_that_died_after_claiming_its_key_is_resumed_by_a_retry_
     await add_card(customer_id, headers)
     keyed = idem(headers)
 
-    async def die(*args, **kwargs):
-        raise RuntimeError("the process died before the gateway answered")
-
-    monkeypatch.setattr(payments_api, "charge_at_gateway", die)
-    with pytest.raises(RuntimeError):
-        await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
-    monkeypatch.undo()
+    await die_after_claiming_the_key(client, monkeypatch, payment_body(customer_id), keyed)
     async with db.sessions() as session:
         [pending] = (await session.scalars(select(Payment).where(Payment.customer_id == customer_id))).all()
         # The key was claimed together with its pending payment: the claim names the payment to resume.
@@ -178,11 +193,7 @@ async def test_a_request_that_died_after_claiming_its_key_is_resumed_by_a_retry_
             text("SELECT resource_id FROM idempotency_keys WHERE key = :key"), {"key": keyed["Idempotency-Key"]}
         )
     assert pending.status == "pending" and claimed == pending.id
-    async with db.sessions() as session, session.begin():
-        await session.execute(
-            text("UPDATE idempotency_keys SET updated_at = updated_at - interval '5 minutes' WHERE key = :key"),
-            {"key": keyed["Idempotency-Key"]},
-        )
+    await make_the_claim_stale(db, keyed["Idempotency-Key"])
     before = gateway_stats()["charges"]
 
     retried = await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
@@ -191,6 +202,26 @@ async def test_a_request_that_died_after_claiming_its_key_is_resumed_by_a_retry_
     assert (retried.json()["id"], retried.json()["status"]) == (str(pending.id), "succeeded")
     assert gateway_stats()["charges"] - before == 1
     assert await count_payments(db, customer_id) == 1
+
+
+async def test_a_resumed_request_does_not_charge_a_card_detached_since_and_leaves_it_to_the_reconciler(
+    client, customer, add_card, db, gateway_stats, monkeypatch
+):
+    customer_id, headers = customer
+    method = await add_card(customer_id, headers)
+    keyed = idem(headers)
+
+    await die_after_claiming_the_key(client, monkeypatch, payment_body(customer_id), keyed)
+    detached = await client.delete(f"/api/customers/{customer_id}/payment_methods/{method['id']}", headers=headers)
+    assert detached.status_code == 200
+    await make_the_claim_stale(db, keyed["Idempotency-Key"])
+    calls = gateway_stats()["charge_calls"]
+
+    retried = await client.post("/api/payments", json=payment_body(customer_id), headers=keyed)
+
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["status"] == "pending"
+    assert gateway_stats()["charge_calls"] == calls
 
 
 async def test_another_customers_payment_method_is_refused_and_the_key_stays_usable(
