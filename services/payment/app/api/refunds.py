@@ -1,4 +1,8 @@
-"""Refunds of a payment: partial or full, never more than was captured, one per Idempotency-Key."""
+"""Refunds of a payment: partial or full, never more than was captured, one per Idempotency-Key.
+
+Giving money back is the merchant's decision: only an admin creates a refund (what a customer is owed for a
+canceled subscription reaches it as a credit note's refund). A payment's customer may list its refunds.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from billing_shared import clock
-from billing_shared.auth import CurrentPrincipal, Principal
+from billing_shared.auth import AdminPrincipal, CurrentPrincipal, Principal
 from billing_shared.errors import ApiError, not_found
 from billing_shared.idempotency import Claim
 from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
@@ -28,11 +32,11 @@ router = APIRouter(prefix="/api/payments/{payment_id}/refunds", tags=["refunds"]
 _REFUSAL_STATUS = {"amount_too_large": 422, "invalid_amount": 422}
 
 
-@router.post("", status_code=201, response_model=RefundOut, summary="Refund a payment (its customer, or admin)")
+@router.post("", status_code=201, response_model=RefundOut, summary="Refund a payment (admin)")
 async def create_refund(
     payment_id: uuid.UUID,
     ctx: Context,
-    principal: CurrentPrincipal,
+    principal: AdminPrincipal,
     body: RefundCreate | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
