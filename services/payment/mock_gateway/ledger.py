@@ -10,9 +10,10 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from app.domain.cards import CardDetails
+from app.domain.cards import CardDetails, is_expired
 
 ChargeStatus = Literal["succeeded", "failed"]
 DeclineType = Literal["hard", "soft"]
@@ -29,12 +30,14 @@ class Outcome:
 
 SUCCEEDED = Outcome("succeeded")
 INSUFFICIENT_FUNDS = Outcome("failed", "insufficient_funds", "soft")
+EXPIRED_CARD = Outcome("failed", "expired_card", "hard")
 
 TEST_CARD_OUTCOMES: dict[str, Outcome] = {
     "4242424242424242": SUCCEEDED,
     "4000000000000002": Outcome("failed", "card_declined", "hard"),
     "4000000000009995": INSUFFICIENT_FUNDS,
     "4000000000000119": Outcome("failed", "processing_error", "soft"),
+    "4000000000000069": EXPIRED_CARD,
     "4000000000000259": Outcome("succeeded", hangs=True),
 }
 # Funds arrive after the first attempt: each token of this card fails its first charge (insufficient funds,
@@ -43,6 +46,7 @@ FUNDS_ARRIVE_LATER_CARD = "4000000000004442"
 
 FAILURE_MESSAGES = {
     "card_declined": "Your card was declined.",
+    "expired_card": "Your card has expired.",
     "insufficient_funds": "Your card has insufficient funds.",
     "processing_error": "An error occurred while processing your card. Try again later.",
 }
@@ -167,8 +171,12 @@ class Ledger:
         self.counters.tokens += 1
         return token
 
-    def decide(self, token: str, number: str, idempotency_key: str) -> Outcome:
-        """Test cards behave as documented; any other card succeeds with `success_rate`."""
+    def decide(self, token: str, card: StoredCard, idempotency_key: str, today: date) -> Outcome:
+        """The issuer declines a card past its expiry month (it was valid when tokenized); test cards behave as
+        documented; any other card succeeds with `success_rate`."""
+        number = card.number
+        if is_expired(card.details.exp_month, card.details.exp_year, today):
+            return EXPIRED_CARD
         if number == FUNDS_ARRIVE_LATER_CARD:
             charged_before = any(charge.token == token for charge in self.charges.values())
             return SUCCEEDED if charged_before else INSUFFICIENT_FUNDS
@@ -199,7 +207,8 @@ class Ledger:
             card = self.cards.get(token)
             if card is None:
                 raise ProviderError(400, "resource_missing", "no such token", "token")
-            outcome = self.decide(token, card.number, idempotency_key)
+            # The provider's own clock: it knows nothing of our simulated test clocks.
+            outcome = self.decide(token, card, idempotency_key, datetime.now(UTC).date())
             # The card network round trip: the window in which a duplicate would slip in without the lock.
             await asyncio.sleep(self.latency_s)
             charge = Charge(

@@ -16,6 +16,7 @@ SUCCESS_CARD = "4242424242424242"
 HARD_DECLINE_CARD = "4000000000000002"
 INSUFFICIENT_FUNDS_CARD = "4000000000009995"
 PROCESSING_ERROR_CARD = "4000000000000119"
+EXPIRED_CARD = "4000000000000069"
 TIMEOUT_CARD = "4000000000000259"
 FUNDS_ARRIVE_LATER_CARD = "4000000000004442"
 RANDOM_MODE_CARD = "5555555555554444"
@@ -76,6 +77,7 @@ class TestTestCards:
             (HARD_DECLINE_CARD, "card_declined", "hard"),
             (INSUFFICIENT_FUNDS_CARD, "insufficient_funds", "soft"),
             (PROCESSING_ERROR_CARD, "processing_error", "soft"),
+            (EXPIRED_CARD, "expired_card", "hard"),
         ],
     )
     async def test_decline_cards_fail_with_their_code_and_decline_type(
