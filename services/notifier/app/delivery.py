@@ -93,7 +93,7 @@ class EmailDelivery:
         except SmtpUnavailable as exc:
             raise SmtpDown(str(exc)) from exc  # the consumer rolls back the log and outbox rows
         except SmtpRejected as exc:
-            # Final (5xx): keep it in the log for support to see, announce nothing, do not retry.
+            # Final (5xx to this message): keep it in the log for support to see, announce nothing, do not retry.
             log.error("%s for event %s to %s rejected: %s", plan.template, envelope.event_id, customer.email, exc)
             outbox = outbox_table(self.settings.schema)
             await session.execute(delete(outbox).where(outbox.c.event_id == announced.event_id))

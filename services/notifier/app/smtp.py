@@ -1,7 +1,7 @@
 """Deliver an email message over SMTP on pooled, reused connections, retrying transient failures with backoff.
 
 Transient failures that outlast the retries raise SmtpUnavailable (the consumer tries the event again later);
-permanent 5xx refusals raise SmtpRejected (retrying cannot help, so the consumer dead-letters it).
+permanent 5xx refusals of the message raise SmtpRejected (retrying cannot help: the delivery logs it as rejected).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class SmtpUnavailable(Exception):
-    """The server could not be reached or answered 4xx on every attempt; the message was not sent."""
+    """The server could not be reached, answered 4xx or refused the client (e.g. its login) on every attempt;
+    the message was not sent."""
 
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
@@ -33,18 +34,25 @@ class SmtpUnavailable(Exception):
 
 
 class SmtpRejected(Exception):
-    """The server refused the message for good (5xx); sending it again will not help."""
+    """The server refused this message for good (5xx to its recipient or content); sending it again will not help."""
 
 
 def is_transient(error: BaseException) -> bool:
-    """Connection trouble, timeouts and 4xx replies are worth retrying; 5xx replies are not."""
+    """Only a 5xx refusal of this message is final: of its recipient, its content or size, its SMTPUTF8 address.
+
+    Anything else is retried: connection trouble, timeouts, 4xx replies, and refusals of the client rather than
+    of the message (a wrong password, AUTH or STARTTLS required, HELO refused). Those would refuse every email
+    alike until the setup is fixed, so the emails wait (retries, then the DLQ for replay) instead of being lost.
+    """
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         return all(400 <= refusal.code < 500 for refusal in error.recipients)
-    if isinstance(error, (ConnectionError, TimeoutError)):
-        return True  # includes SMTPConnectError, SMTPServerDisconnected, SMTPTimeoutError
-    if isinstance(error, aiosmtplib.SMTPResponseException):
-        return 400 <= error.code < 500
-    return isinstance(error, OSError)
+    if isinstance(error, aiosmtplib.SMTPNotSupported):
+        return False  # this message's non-ASCII address needs SMTPUTF8, which the server lacks
+    if isinstance(error, (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)) or (
+        isinstance(error, aiosmtplib.SMTPSenderRefused) and error.code == 552  # MAIL FROM .. SIZE= too large
+    ):
+        return not 500 <= error.code < 600
+    return isinstance(error, (aiosmtplib.SMTPException, OSError))
 
 
 class _Connection(aiosmtplib.SMTP):

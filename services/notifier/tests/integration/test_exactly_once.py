@@ -97,6 +97,21 @@ async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retri
     assert len(mails_to(mail, email)) == 1
 
 
+async def test_an_smtp_login_refused_for_a_while_delays_the_email_but_does_not_drop_it(
+    bus: EventBus, mail: SmtpSink, app: Any
+) -> None:
+    customer_id, email = await new_customer(bus, mail)
+    failures_before = handled_count("invoice.paid", "failed")
+    mail.mail_replies.extend(["530 5.7.0 Authentication required"] * 6)  # until the credentials are fixed
+
+    envelope = await bus.publish(receipt(customer_id, number="INV-2027-0250"))
+
+    await wait_for_count("invoice.paid", "failed", failures_before + 1)
+    [_, sent] = await wait_for_mail(mail, email, count=2, timeout=20)
+    assert sent["Subject"] == "Receipt for invoice INV-2027-0250"
+    assert len(await wait_for_announcement(bus, envelope.event_id)) == 1
+
+
 async def test_an_event_for_an_unknown_customer_dead_letters_and_others_keep_flowing(
     bus: EventBus, mail: SmtpSink, service_env: TestInfra
 ) -> None:

@@ -200,3 +200,15 @@ async def test_a_non_ascii_recipient_address_is_refused_for_good_by_a_server_wit
         await fast_sender(smtp_sink, attempts=3).send(message)
 
     assert smtp_sink.messages == []
+
+
+async def test_a_refusal_of_the_client_rather_than_the_message_is_retried_not_final(smtp_sink: SmtpSink) -> None:
+    # "530 Authentication required" (or a wrong password's 535) would refuse every email alike until the setup is
+    # fixed: the email must wait for that, not be logged as refused for good.
+    smtp_sink.mail_replies.extend(["530 5.7.0 Authentication required"] * 3)
+
+    with pytest.raises(SmtpUnavailable, match="Authentication required"):
+        await fast_sender(smtp_sink, attempts=3).send(make_message())
+
+    assert smtp_sink.mail_replies == []  # tried three times
+    assert smtp_sink.messages == []
