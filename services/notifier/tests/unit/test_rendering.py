@@ -195,10 +195,14 @@ class TestSubjectsAndAmounts:
 
         assert "A refund of $15.00 is on its way" in " ".join(rendered.text.split())
 
-    def test_subscription_canceled_at_period_end_says_until_when_it_stays_active(self) -> None:
+    def test_subscription_canceled_at_period_end_says_it_ended_on_the_periods_last_day(self) -> None:
+        # Announced once the period is over (the billing run ends it), so nothing "stays active until" then.
         rendered = render("subscription_canceled", refund_amount=0, at_period_end=True, ends_at="2027-04-01")
 
-        assert "It stays active until April 1, 2027." in rendered.text
+        text = " ".join(rendered.text.split())
+        ended = "Your subscription has ended: as you asked, it was canceled at the end of its period, on April 1, 2027."
+        assert ended in text
+        assert "stays active" not in text and "April 1, 2027" in rendered.html
 
     def test_credit_note_without_a_refund_does_not_promise_one(self) -> None:
         rendered = render("credit_note_issued", refund_pending=False)
