@@ -117,7 +117,10 @@ async def record_failure(
     else:
         assert isinstance(step, Retry)
         case.next_retry_at = step.at
-        uow.emit(DunningRetryScheduled(**_facts(case), failures=case.failures, next_retry_at=step.at), occurred_at=at)
+        uow.emit(
+            DunningRetryScheduled(**_facts(case), failures=case.failures, next_retry_at=step.at, final=step.final),
+            occurred_at=at,
+        )
         if step.final:
             uow.emit(DunningFinalNotice(**_facts(case), retry_at=step.at), occurred_at=at)
     return True

@@ -37,7 +37,7 @@ async def test_three_failures_exhaust_the_case_with_retries_at_the_configured_of
     case_id = first.payload["case_id"]
     assert first.payload["failures"] == 1
     assert same_time(first.payload["next_retry_at"], epoch + 2 * DAY)
-    assert first.payload["waiting_for_new_payment_method"] is False
+    assert (first.payload["waiting_for_new_payment_method"], first.payload["final"]) == (False, False)
     assert (first.payload["amount"], first.payload["currency"]) == (2500, "EUR")
 
     assert (await dunning.run(epoch + 2 * DAY - SECOND))["retries_due"] == 0
@@ -55,6 +55,7 @@ async def test_three_failures_exhaust_the_case_with_retries_at_the_configured_of
     await dunning.fail(debt, second_failure, attempt=2, case_id=case_id)
     scheduled = await dunning.wait_event("dunning.retry_scheduled", debt, lambda e: e.payload["failures"] == 2)
     assert same_time(scheduled[0].payload["next_retry_at"], second_failure + 3 * DAY)
+    assert scheduled[0].payload["final"] is True  # the final notice goes with it
     notice = (await dunning.wait_event("dunning.final_notice", debt))[0]
     assert same_time(notice.payload["retry_at"], second_failure + 3 * DAY)
 

@@ -92,7 +92,9 @@ def _invoice_paid(e: InvoicePaid, base_url: str) -> EmailPlan | None:
     )
 
 
-def _payment_failed(e: DunningRetryScheduled, base_url: str) -> EmailPlan:
+def _payment_failed(e: DunningRetryScheduled, base_url: str) -> EmailPlan | None:
+    if e.final:
+        return None  # the final notice, announced with it, tells the same failure and names the last attempt
     # A hard decline schedules no retry: the email then asks for a new card instead of naming a date.
     next_retry_at = None if e.waiting_for_new_payment_method else e.next_retry_at
     return EmailPlan(

@@ -163,6 +163,13 @@ def test_a_hard_decline_has_no_retry_date_even_if_the_event_carries_one() -> Non
     assert plan is not None and plan.context["next_retry_at"] is None
 
 
+def test_the_last_retrys_schedule_sends_no_payment_failed_email_beside_the_final_notice() -> None:
+    event = EVENTS["payment_failed"].model_copy(update={"final": True})
+
+    assert plan_email(envelope(event), BASE) is None
+    assert plan_email(envelope(EVENTS["payment_failed"]), BASE) is not None
+
+
 def test_a_subscriptions_final_notice_warns_of_the_suspension() -> None:
     plan = plan_email(envelope(EVENTS["final_notice"]), BASE)
 
