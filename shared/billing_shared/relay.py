@@ -115,6 +115,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping:
+            # Cleared before the claim, not after the batch: a commit whose NOTIFY arrives while a batch is under
+            # way may be missing from that batch's claim, and must wake the next one rather than wait for the poll.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
                 backoff = 0.1
@@ -129,7 +132,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            self._wake.clear()
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 

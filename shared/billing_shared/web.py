@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -123,6 +124,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
 MAX_BODY_BYTES = 1024 * 1024
 
+# What the gateway keeps of a client's correlation id (gateway/nginx/common.conf); anything else is replaced. It goes
+# into every event the request emits, as an AMQP short string (at most 255 bytes): a longer one could never be
+# published and would hold up the outbox relay.
+_CORRELATION_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def _correlation_id(sent: bytes) -> str:
+    return sent.decode("ascii") if _CORRELATION_ID.fullmatch(sent) else uuid.uuid4().hex
+
 
 class EdgeMiddleware:
     """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): refuses
@@ -141,7 +151,7 @@ class EdgeMiddleware:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        cid = (headers.get(b"x-correlation-id", b"").decode("latin-1") or uuid.uuid4().hex)[:128]
+        cid = _correlation_id(headers.get(b"x-correlation-id", b""))
         cid_header = (b"x-correlation-id", cid.encode("latin-1"))
         token = correlation_id.set(cid)
         started = time.perf_counter()

@@ -52,7 +52,13 @@ def event() -> CustomerCreated:
 
 
 async def test_same_event_delivered_three_times_is_applied_once(db, clean, infra, unique):
-    consumer = consumer_for(db, infra, f"svc-{unique}", {"customer.created": record_effect})
+    calls: list[str] = []
+
+    async def counting(envelope: Envelope, uow) -> None:
+        calls.append(str(envelope.event_id))  # the effects table's key alone would absorb a second run
+        await record_effect(envelope, uow)
+
+    consumer = consumer_for(db, infra, f"svc-{unique}", {"customer.created": counting})
     await consumer.start()
     try:
         async with EventBus(infra.amqp_url) as bus:
@@ -66,6 +72,7 @@ async def test_same_event_delivered_three_times_is_applied_once(db, clean, infra
 
             await wait_for(marker_applied)
         assert await effect_count(db, str(event_id)) == 1
+        assert calls.count(str(event_id)) == 1
     finally:
         await consumer.stop()
 

@@ -154,3 +154,33 @@ async def test_relay_survives_broker_connection_loss_and_loses_nothing(db, clean
         finally:
             await relay.stop()
         assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0
+
+
+async def test_a_commit_while_a_batch_is_under_way_wakes_the_next_batch(db, clean, infra, database_url):
+    """Its NOTIFY arrives during a batch whose claim may not have seen it: it must not wait for the poll."""
+    async with EventBus(infra.amqp_url) as bus:
+        await bus.record("customer.created")
+        relay = relay_for(db, infra, database_url, poll_interval_s=30)  # only NOTIFY can wake it in time
+        real_publish_batch, armed = relay.publish_batch, asyncio.Event()
+
+        async def commit_during_the_batch() -> int:
+            published = await real_publish_batch()
+            if armed.is_set() and published:
+                armed.clear()
+                await _emit_many(db, 1)
+                await asyncio.sleep(0.2)  # its NOTIFY is in before this batch ends
+            return published
+
+        relay.publish_batch = commit_during_the_batch
+        await relay.start()
+        try:
+            await asyncio.sleep(0.3)
+            armed.set()
+            await _emit_many(db, 1)
+            await bus.wait_for_type("customer.created", timeout=5)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await bus.wait_for_type("customer.created", count=2, timeout=5)
+            assert loop.time() - started < 2.0
+        finally:
+            await relay.stop()
