@@ -70,6 +70,7 @@ async def declare_service_queues(
 RETRIES_HEADER = "x-billing-retries"
 DEAD_REASON_HEADER = "x-billing-dead-reason"
 DEAD_QUEUE_HEADER = "x-billing-dead-queue"
+OUTAGE_SINCE_HEADER = "x-billing-outage-since"  # Unix time (ms) of the first failure an Outage caused
 _DEATH_HEADERS = ("x-death", "x-first-death", "x-last-death")
 
 

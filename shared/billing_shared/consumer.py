@@ -5,6 +5,8 @@ a redelivered event finds its id there and changes nothing. The message is acked
 A handler that keeps failing is retried a few times in-process; then the message is handed back for a later
 try through a delay queue (`<service>.retry.<ms>ms`, which returns it behind the others when its time is up) and
 acked, so it holds no prefetch slot while it waits; after `delivery_limit` such tries it goes to `<service>.dlq`.
+A handler that reports an `Outage` (something it needs is down, the message is fine) is not dead-lettered for
+it: its message keeps coming back at the longest delay until `outage_retry_s` has passed since the outage began.
 The queue's own delivery limit dead-letters a message that keeps crashing its consumer.
 Events whose handlers are marked `batchable` (every effect in the unit of work) are applied several to a
 transaction when they queue up under load; a batch that fails is retried one event at a time.
@@ -59,7 +61,15 @@ def batchable(handler: H) -> H:
 
 
 class Retryable(Exception):
-    """Raised by a handler for a condition that may clear (e.g. SMTP down, projection not yet there)."""
+    """Raised by a handler for a condition that may clear (e.g. a projection not yet there)."""
+
+
+class Outage(Retryable):
+    """Raised by a handler when a service it needs stays unavailable (e.g. SMTP) after its own retries.
+
+    The message is fine, so it is not retried in-process and its tries are not counted toward the dead-letter
+    queue: it waits out the outage at the longest retry delay, for up to `outage_retry_s`.
+    """
 
 
 class EventConsumer:
@@ -80,6 +90,7 @@ class EventConsumer:
         retry_max_s: float = 2.0,
         redelivery_backoff_s: float = 1.0,
         redelivery_backoff_max_s: float = 30.0,
+        outage_retry_s: float = 3 * 24 * 3600.0,
         batch_max: int = 32,
         batch_concurrency: int = 2,
         connection: AbstractRobustConnection | None = None,
@@ -100,6 +111,7 @@ class EventConsumer:
         self.retry_max_s = retry_max_s
         self.redelivery_backoff_s = redelivery_backoff_s
         self.redelivery_backoff_max_s = redelivery_backoff_max_s
+        self.outage_retry_s = outage_retry_s
         self.batch_max = batch_max
         self.batch_concurrency = batch_concurrency
         self._connection = connection
@@ -142,7 +154,7 @@ class EventConsumer:
             bindings=bindings,
             unbindings=unbindings,
         )
-        await amqp.declare_retry_queues(channel, self.service, self._retry_delays)
+        await amqp.declare_retry_queues(channel, self.service, [*self._retry_delays, self.redelivery_backoff_max_s])
         self._publishing = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._later = self._publishing.default_exchange
         self._dead_letters = await self._publishing.get_exchange(self.dead_letter_exchange, ensure=False)
@@ -236,34 +248,37 @@ class EventConsumer:
                 outcome = await self._apply_with_retries(envelope, handler)
         except Exception as exc:
             tries = int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
-            log.warning(
-                "handling %s %s failed (try %d of %d): %r",
-                envelope.type,
-                envelope.event_id,
-                tries + 1,
-                len(self._retry_delays) + 1,
-                exc,
-            )
+            of = "while the outage lasts" if isinstance(exc, Outage) else f"of {len(self._retry_delays) + 1}"
+            log.warning("handling %s %s failed (try %d %s): %r", envelope.type, envelope.event_id, tries + 1, of, exc)
             HANDLED.labels(self.service, envelope.type, "failed").inc()
-            await self._try_later(message, tries)
+            await self._try_later(message, tries, outage=isinstance(exc, Outage))
             return
         finally:
             correlation_id.reset(token)
         HANDLED.labels(self.service, envelope.type, outcome).inc()
         await self._settle(message.ack())
 
-    async def _try_later(self, message: AbstractIncomingMessage, tries: int) -> None:
-        """Hand a failed message back for a later try, or to the DLQ once it has had its tries.
+    async def _try_later(self, message: AbstractIncomingMessage, tries: int, *, outage: bool = False) -> None:
+        """Hand a failed message back for a later try, or to the DLQ once it has had its tries (an outage's
+        message, once the outage has outlasted `outage_retry_s`).
 
         Not by holding it and requeueing it: a requeued message goes back to the head of the queue, so a few
         that fail together (emails for a customer whose customer.created waits behind them) would take every
         prefetch slot and starve the very message that would let them succeed. The copy is published with a
         broker confirm before the original is acked (a crash in between delivers it twice: the inbox absorbs it).
         """
+        marks: dict[str, Any] = {amqp.RETRIES_HEADER: tries + 1}
+        if outage:  # when this outage began for the message (ms): the first failure that reported one
+            now_ms = int(time.time() * 1000)
+            marks[amqp.OUTAGE_SINCE_HEADER] = int((message.headers or {}).get(amqp.OUTAGE_SINCE_HEADER, now_ms))
         if tries < len(self._retry_delays):
             exchange = self._later
             key = amqp.retry_queue_name(self.service, self._retry_delays[tries])
-            copy = amqp.copy_for_another_try(message, **{amqp.RETRIES_HEADER: tries + 1})
+            copy = amqp.copy_for_another_try(message, **marks)
+        elif outage and now_ms - marks[amqp.OUTAGE_SINCE_HEADER] < self.outage_retry_s * 1000:
+            exchange = self._later
+            key = amqp.retry_queue_name(self.service, self.redelivery_backoff_max_s)
+            copy = amqp.copy_for_another_try(message, **marks)
         else:
             exchange, key = self._dead_letters, self.service
             copy = amqp.copy_for_another_try(
@@ -290,8 +305,8 @@ class EventConsumer:
     async def _apply_with_retries(self, envelope: Envelope, handler: Handler) -> str:
         try:  # the common case, without building the retry machinery
             return await self.apply(envelope, handler)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, Outage):
+            raise  # an outage was retried by the handler's own client: wait for it at the delay queues
         except Exception as exc:
             if self.retry_attempts <= 1:
                 raise

@@ -272,6 +272,7 @@ class ServiceRuntime:
                 retry_max_s=s.handler_retry_max_s,
                 redelivery_backoff_s=s.redelivery_backoff_s,
                 redelivery_backoff_max_s=s.redelivery_backoff_max_s,
+                outage_retry_s=s.outage_retry_s,
                 batch_max=s.consumer_batch_max,
                 batch_concurrency=s.consumer_batch_concurrency,
                 connection=self.connection,

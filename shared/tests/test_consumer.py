@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import uuid
 
 from prometheus_client import REGISTRY
@@ -11,7 +12,7 @@ from sqlalchemy import func, insert, select
 
 from billing_shared import dlq
 from billing_shared.amqp import envelope_message
-from billing_shared.consumer import HANDLED, EventConsumer, Retryable, batchable
+from billing_shared.consumer import HANDLED, EventConsumer, Outage, Retryable, batchable
 from billing_shared.contracts import CustomerCreated, CustomerUpdated, PaymentSucceeded
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
@@ -177,6 +178,35 @@ async def test_poison_message_is_dead_lettered_while_later_messages_flow(db, cle
 
             await wait_for(replayed_applied, timeout=20)
             assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+    finally:
+        await consumer.stop()
+
+
+async def test_an_outage_is_waited_out_past_the_delivery_limit_then_dead_lettered_once_it_lasts_too_long(
+    db, clean, infra, unique
+):
+    service = f"svc-{unique}"
+    tries: list[float] = []
+
+    async def smtp_down(envelope: Envelope, uow) -> None:
+        tries.append(time.monotonic())
+        raise Outage("SMTP unavailable")
+
+    consumer = consumer_for(db, infra, service, {"customer.created": smtp_down}, delivery_limit=2, outage_retry_s=1.5)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            down = await bus.publish(event())
+
+            async def dead_lettered():
+                return await dlq.list_dead_letters(infra.amqp_url, service)
+
+            letters = await wait_for(dead_lettered, timeout=20, message="the message in the DLQ")
+        assert [(letter.event_id, letter.reason) for letter in letters] == [(str(down.event_id), "delivery_limit")]
+        # Far more tries than delivery_limit (2) allows a failing message, none of them retried in-process (that
+        # would be two calls within milliseconds), until the outage had lasted outage_retry_s.
+        assert len(tries) > 3 + 2 and tries[-1] - tries[0] >= 1.5
+        assert min(b - a for a, b in zip(tries, tries[1:])) >= 0.05
     finally:
         await consumer.stop()
 

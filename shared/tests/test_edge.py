@@ -36,7 +36,9 @@ async def test_a_well_formed_correlation_id_is_kept_and_echoed() -> None:
     assert await seen_and_echoed(b"req-42.abc:7") == ("req-42.abc:7", "req-42.abc:7")
 
 
-@pytest.mark.parametrize("sent", [b"\xe9" * 128, b"a" * 129, b"with space", b""], ids=["latin1", "long", "space", "empty"])
+@pytest.mark.parametrize(
+    "sent", [b"\xe9" * 128, b"a" * 129, b"with space", b""], ids=["latin1", "long", "space", "empty"]
+)
 async def test_any_other_is_replaced_by_a_fresh_id_that_is_echoed(sent: bytes) -> None:
     seen, echoed = await seen_and_echoed(sent)
     assert re.fullmatch(r"[0-9a-f]{32}", seen) and echoed == seen

@@ -20,7 +20,7 @@ from datetime import datetime
 from email.message import Message
 
 from billing_shared import clock
-from billing_shared.consumer import Retryable
+from billing_shared.consumer import Outage, Retryable
 from billing_shared.contracts import NotificationSent
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope
@@ -43,8 +43,8 @@ class CustomerNotYetKnown(Retryable):
     """The projection has no such customer yet (its customer.created may still be on the way)."""
 
 
-class SmtpDown(Retryable):
-    """SMTP stayed unavailable through the sender's retries; the event is retried, later dead-lettered."""
+class SmtpDown(Outage):
+    """SMTP stayed unavailable through the sender's retries; the event waits for it (days, not a minute)."""
 
 
 class EmailDelivery:

@@ -73,6 +73,26 @@ async def test_smtp_down_for_a_while_then_every_email_is_delivered_exactly_once(
     assert not {str(e.event_id) for e in published} & {letter.event_id for letter in letters}
 
 
+async def test_smtp_down_for_more_tries_than_the_delivery_limit_still_delivers_and_dead_letters_nothing(
+    bus: EventBus, mail: SmtpSink, service_env: TestInfra
+) -> None:
+    customer_id, email = await new_customer(bus, mail)
+    failures_before = handled_count("invoice.paid", "failed")
+    await asyncio.to_thread(mail.stop)
+    try:
+        published = await bus.publish(receipt(customer_id, number="INV-2027-0350"))
+        # An outage is not the message's fault: more failed tries than the delivery limit allows others.
+        await wait_for_count("invoice.paid", "failed", failures_before + 8, timeout=60)
+    finally:
+        await asyncio.to_thread(mail.start)
+
+    [_, sent] = await wait_for_mail(mail, email, count=2, timeout=20)
+    assert sent["Subject"] == "Receipt for invoice INV-2027-0350"
+    assert len(await wait_for_announcement(bus, published.event_id)) == 1
+    letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
+    assert str(published.event_id) not in {letter.event_id for letter in letters}
+
+
 async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retried(
     bus: EventBus, mail: SmtpSink, app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
