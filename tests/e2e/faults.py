@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import time
@@ -48,11 +49,46 @@ def restart_many(stack: Any, names: list[str], env: dict[str, str] | None = None
 
 def terminate_db_connections(stack: Any) -> int:
     """pg_terminate_backend on every connection to the e2e database; how many were cut."""
-    sql = (f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-           f"WHERE datname = '{stack.stack.config.database}' AND pid <> pg_backend_pid()")
-    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-Atc", sql],
+    return int(psql(stack, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           f"WHERE datname = '{stack.stack.config.database}' AND pid <> pg_backend_pid()") or 0)
+
+
+def psql(stack: Any, sql: str) -> str:
+    """Run SQL on the e2e database as the superuser; its output (unaligned, tuples only)."""
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", stack.stack.config.database, "-Atc", sql],
                          check=True, capture_output=True, text=True, timeout=30)
-    return int(out.stdout.strip() or 0)
+    return out.stdout.strip()
+
+
+class TableLock:
+    """Hold a lock on a table from another session (a psql process), so that a service's transactions that write
+    to it wait in the middle, until `release` ends that session (and with it the lock)."""
+
+    def __init__(self, stack: Any, table: str, mode: str = "EXCLUSIVE") -> None:
+        self.stack, self.table, self.name = stack, table, f"e2e-lock-{uuid.uuid4().hex[:8]}"
+        self.process = subprocess.Popen(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", stack.stack.config.database, "-qAtc",
+             f"BEGIN; LOCK TABLE {table} IN {mode} MODE; SELECT pg_sleep(300);"],
+            env={**os.environ, "PGAPPNAME": self.name}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not self.waiters_and_holder()[1]:
+            assert time.monotonic() < deadline, f"the lock on {table} was not taken"
+            time.sleep(0.05)
+
+    def waiters_and_holder(self) -> tuple[int, bool]:
+        """How many other sessions wait for the table's lock; whether this one holds it."""
+        row = psql(self.stack, f"SELECT count(*) FILTER (WHERE NOT l.granted), "
+                               f"count(*) FILTER (WHERE l.granted AND a.application_name = '{self.name}') > 0 "
+                               f"FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                               f"WHERE l.relation = '{self.table}'::regclass")
+        waiting, held = row.split("|")
+        return int(waiting), held == "t"
+
+    def release(self) -> None:
+        psql(self.stack,
+             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{self.name}'")
+        self.process.wait(timeout=30)
 
 
 async def _publish(amqp_url: str, messages: list[tuple[str, aio_pika.Message]]) -> None:
