@@ -136,6 +136,9 @@ class Counters:
     charges_succeeded: int = 0
     refund_calls: int = 0
     refunds: int = 0
+    # Minor units, every currency added up (the tests' own check that what was taken is what was owed).
+    amount_captured: int = 0
+    amount_refunded: int = 0
 
 
 @dataclass(slots=True)
@@ -221,6 +224,7 @@ class Ledger:
             self.counters.charges += 1
             if outcome.status == "succeeded":
                 self.counters.charges_succeeded += 1
+                self.counters.amount_captured += amount
             return charge, True
 
     def charge_by_key(self, idempotency_key: str) -> Charge | None:
@@ -262,6 +266,7 @@ class Ledger:
             self.refunds[refund.id] = refund
             self.refund_ids_by_key[idempotency_key] = refund.id
             self.counters.refunds += 1
+            self.counters.amount_refunded += amount
             return refund
 
     def stats(self) -> dict[str, int]:
@@ -273,4 +278,6 @@ class Ledger:
             "refunds": c.refunds,
             "refund_calls": c.refund_calls,
             "tokens": c.tokens,
+            "amount_captured": c.amount_captured,
+            "amount_refunded": c.amount_refunded,
         }
