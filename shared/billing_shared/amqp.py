@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aio_pika
+from aio_pika.exceptions import ChannelPreconditionFailed
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -16,6 +18,8 @@ from aio_pika.abc import (
 )
 
 from .events import Envelope
+
+log = logging.getLogger(__name__)
 
 
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
@@ -55,9 +59,16 @@ async def declare_service_queues(
     dlx = await channel.declare_exchange(dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     dlq = await channel.declare_queue(f"{service}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
     await dlq.bind(dlx, routing_key=service)
-    queue = await channel.declare_queue(
-        service, durable=True, arguments=queue_arguments(service, dead_letter_exchange, delivery_limit)
-    )
+    arguments = queue_arguments(service, dead_letter_exchange, delivery_limit)
+    try:
+        queue = await channel.declare_queue(service, durable=True, arguments=arguments)
+    except ChannelPreconditionFailed as exc:
+        # A queue's arguments are fixed when it is made: a changed DELIVERY_LIMIT cannot apply to it. Refusing
+        # to start would stop every replica at a redeploy; the queue is used as it is, and said so, loudly.
+        log.error("queue %s exists with other arguments than %s, and is used as it is (to apply them, drain and "
+                  "delete it, or set a policy): %s", service, arguments, exc)
+        await channel.reopen()
+        queue = await channel.declare_queue(service, passive=True)
     for pattern in bindings:
         await queue.bind(events, routing_key=pattern)
     for pattern in unbindings:

@@ -268,6 +268,28 @@ async def test_narrowed_bindings_hear_only_their_routing_words_even_on_a_queue_b
         await narrowed.stop()
 
 
+async def test_a_changed_delivery_limit_does_not_stop_the_consumer_from_starting_on_the_queue_as_it_is(
+    db, clean, infra, unique, caplog
+):
+    service = f"svc-{unique}"
+    before = consumer_for(db, infra, service, {"customer.created": record_effect}, delivery_limit=2)
+    await before.start()  # the queue is made with x-delivery-limit 2
+    await before.stop()
+    after = consumer_for(db, infra, service, {"customer.created": record_effect}, delivery_limit=3)
+    await after.start()
+    try:
+        assert f"queue {service} exists with other arguments" in caplog.text
+        async with EventBus(infra.amqp_url) as bus:
+            created = await bus.publish(event())
+
+            async def applied():
+                return await effect_count(db, str(created.event_id)) == 1
+
+            await wait_for(applied)
+    finally:
+        await after.stop()
+
+
 def batch_stats(service: str) -> tuple[float, float]:
     """(batches of two or more applied, events in them) so far."""
     count = REGISTRY.get_sample_value("event_batch_size_count", {"service": service}) or 0.0
