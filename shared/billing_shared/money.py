@@ -1,12 +1,26 @@
-"""Money as an integer count of minor units plus an ISO 4217 code; never a float."""
+"""Money as an integer count of minor units plus an ISO 4217 code; never a float.
+
+A minor unit is ISO 4217's (the `iso4217` package's copy of the ISO table), as card networks and payment providers
+count them: 1 HUF is 100 minor units. CLDR (Babel) counts some currencies in the units people pay cash in (HUF, IDR,
+COP: 0 decimals), which would make an amount 100 times what the provider charges; Babel only draws the numbers.
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 
-from babel.core import get_global
-from babel.numbers import format_currency, get_currency_precision, get_territory_currencies, list_currencies
+import iso4217
+from babel.core import Locale, get_global
+from babel.numbers import (
+    NumberPattern,
+    format_currency,
+    get_currency_precision,
+    get_territory_currencies,
+    list_currencies,
+)
 
 
 @lru_cache(maxsize=1)
@@ -45,9 +59,17 @@ def chargeable_currency(code: str) -> str:
     return upper
 
 
+@lru_cache(maxsize=None)
 def minor_unit_exponent(currency: str) -> int:
-    """Digits after the decimal point: 2 for USD, 0 for JPY, 3 for KWD."""
-    return get_currency_precision(normalize_currency(currency))
+    """ISO 4217's digits after the decimal point: 2 for USD and HUF, 0 for JPY, 3 for KWD.
+
+    CLDR's digits only for a code ISO does not list any more (a withdrawn currency, still readable)."""
+    code = normalize_currency(currency)
+    try:
+        exponent = iso4217.Currency(code).exponent
+    except ValueError:
+        exponent = None
+    return get_currency_precision(code) if exponent is None else exponent
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +108,18 @@ class Money:
 
 
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
-    """Format minor units for people, per currency and locale: 4999 USD -> '$49.99'."""
-    exponent = minor_unit_exponent(currency)
-    # Decimal keeps this exact; babel does the symbol and grouping.
-    from decimal import Decimal
+    """Format minor units for people, per currency and locale: 4999 USD -> '$49.99', 500050 HUF -> 'HUF 5,000.50'.
 
+    Exact (Decimal) and never rounded: every minor unit is shown; babel does the symbol, grouping and layout."""
+    exponent = minor_unit_exponent(currency)
     value = Decimal(amount).scaleb(-exponent)
-    return format_currency(value, currency, locale=locale)
+    return format_currency(value, currency, format=_currency_pattern(locale, exponent), locale=locale,
+                           currency_digits=False)
+
+
+@lru_cache(maxsize=256)
+def _currency_pattern(locale: str, digits: int) -> NumberPattern:
+    """The locale's currency pattern, with exactly `digits` decimals (ISO's, where CLDR's can be fewer)."""
+    pattern = copy.copy(Locale.parse(locale).currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return pattern

@@ -12,7 +12,8 @@ from app.domain.pricing import RecurringAmount, major_to_minor, monthly_recurrin
 @pytest.mark.parametrize(
     ("price", "currency", "minor"),
     [("49.99", "USD", 4999), (49.99, "USD", 4999), (0.1, "USD", 10), (5, "USD", 500), ("1200", "JPY", 1200),
-     ("1.234", "KWD", 1234), ("19.9", "EUR", 1990), (" 7.00 ", "usd", 700)],
+     ("1.234", "KWD", 1234), ("19.9", "EUR", 1990), (" 7.00 ", "usd", 700),
+     ("5000.50", "HUF", 500050), ("15000", "IDR", 1500000)],  # ISO 4217's minor units, which CLDR counts as 0
 )
 def test_prices_convert_exactly(price, currency, minor) -> None:
     assert major_to_minor(price, currency) == minor
