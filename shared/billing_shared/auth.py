@@ -127,7 +127,7 @@ class TokenVerifier:
             if role not in ("admin", "user"):
                 raise jwt.InvalidTokenError("unknown role")
             return Principal(customer_id=uuid.UUID(claims["customer_id"]), role=role), float(claims["exp"])
-        except (jwt.PyJWTError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:  # also claims of the wrong type
             raise unauthorized(f"invalid token: {exc}") from None
 
 

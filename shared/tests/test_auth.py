@@ -55,3 +55,15 @@ def test_tokens_live_in_real_time_whatever_the_business_clock_says():
     finally:
         clock.set_source(None)
     assert TokenVerifier(PUBLIC, "iss", "aud").verify(t).role == "user"
+
+
+@pytest.mark.parametrize("claims", [{"customer_id": 12345}, {"customer_id": ["x"]}, {"role": ["admin"]}],
+                         ids=["numeric-customer", "list-customer", "list-role"])
+def test_a_signed_token_with_claims_of_the_wrong_type_is_401_not_a_crash(claims):
+    now = int(clock.wall_now().timestamp())
+    payload = {"customer_id": str(uuid.uuid4()), "role": "user", "iss": "iss", "aud": "aud", "exp": now + 300,
+               **claims}
+    signed = auth.jwt.encode(payload, PRIVATE, algorithm=auth.ALGORITHM)
+    with pytest.raises(ApiError) as err:
+        TokenVerifier(PUBLIC, "iss", "aud").verify(signed)
+    assert err.value.status == 401
