@@ -80,6 +80,7 @@ class PaymentFailed(_PaymentFact):
     failure_code: str
     decline_type: Literal["hard", "soft"] = "soft"
     failure_message: str = ""
+    description: str | None = None  # a one-off payment's own, for the customer's emails about it
 
 
 @contract
@@ -278,6 +279,7 @@ class _DunningFact(Event):
     subscription_id: uuid.UUID | None = None
     amount: int
     currency: str
+    description: str | None = None  # what a one-off payment was for (its payment's description)
 
 
 @contract

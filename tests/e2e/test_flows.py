@@ -209,7 +209,7 @@ def test_one_off_payment_replays_for_the_same_key_and_refuses_another_body(stack
 
 def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_suspension(stack, api):
     customer = stack.new_customer("Flow One-off Fail", card=TEST_CARDS["insufficient_funds"])
-    body = {"customer_id": customer["id"], "amount": 990, "currency": "USD"}
+    body = {"customer_id": customer["id"], "amount": 990, "currency": "USD", "description": "Setup fee"}
 
     failed = check(api.request("POST", "/api/payments", json=body,
                                headers={**customer["headers"], "Idempotency-Key": idempotency_key()}), 201)
@@ -217,6 +217,7 @@ def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_s
     assert (failed["status"], failed["failure_code"]) == ("failed", "insufficient_funds")
     [case] = api.wait_for(lambda: api.dunning_cases(customer["id"]) or None, what="a dunning case")
     assert (case["payment_id"], case["invoice_id"], case["status"]) == (failed["id"], None, "open")
+    assert case["description"] == "Setup fee"
     wait_mail(stack, customer["email"], {"payment_failed": 1})
 
     for failures in (2, 3):  # the two retries fail too
@@ -227,6 +228,7 @@ def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_s
     expected = {"welcome": 1, "payment_failed": 1, "final_notice": 1, "payment_uncollected": 1}
     mails = wait_mail(stack, customer["email"], expected)
     assert_exactly(stack, customer["email"], expected)
-    for kind in ("final_notice", "payment_uncollected"):
+    for kind in ("payment_failed", "final_notice", "payment_uncollected"):
         [mail] = of_kind(mails, kind)
-        assert "$9.90" in text_of(mail) and "suspend" not in text_of(mail).lower()
+        assert "$9.90 (Setup fee)" in " ".join(text_of(mail).split()), kind  # what the payment was for
+        assert "suspend" not in text_of(mail).lower()

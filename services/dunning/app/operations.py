@@ -37,6 +37,7 @@ def _facts(case: DunningCase) -> dict[str, Any]:
         "subscription_id": case.subscription_id,
         "amount": case.amount,
         "currency": case.currency,
+        "description": case.description,
     }
 
 
@@ -57,6 +58,7 @@ async def open_case(uow: UnitOfWork, failed: PaymentFailed, at: datetime) -> tup
             "subscription_id": failed.subscription_id,
             "amount": failed.amount,
             "currency": failed.currency.upper(),
+            "description": failed.description,
             "status": CaseStatus.OPEN.value,
             "failures": 0,
             "waiting_for_payment_method": False,

@@ -51,6 +51,7 @@ class CaseOut(BaseModel):
     subscription_id: uuid.UUID | None = None
     amount: int
     currency: str
+    description: str | None = Field(None, description="A one-off payment's description (None for an invoice)")
     status: CaseStatus
     failures: int
     attempts_allowed: int

@@ -92,23 +92,24 @@ def _invoice_paid(e: InvoicePaid, base_url: str) -> EmailPlan | None:
     )
 
 
+def _debt(e: DunningRetryScheduled | DunningRecovered | DunningFinalNotice | DunningExhausted) -> dict[str, Any]:
+    """What a dunning email says is owed: the amount, and for a one-off payment what it was for."""
+    return {"amount": e.amount, "currency": e.currency, "description": e.description}
+
+
 def _payment_failed(e: DunningRetryScheduled, base_url: str) -> EmailPlan | None:
     if e.final:
         return None  # the final notice, announced with it, tells the same failure and names the last attempt
     # A hard decline schedules no retry: the email then asks for a new card instead of naming a date.
     next_retry_at = None if e.waiting_for_new_payment_method else e.next_retry_at
-    return EmailPlan(
-        "payment_failed",
-        e.customer_id,
-        {"amount": e.amount, "currency": e.currency, "next_retry_at": next_retry_at},
-    )
+    return EmailPlan("payment_failed", e.customer_id, {**_debt(e), "next_retry_at": next_retry_at})
 
 
 def _recovered(e: DunningRecovered, base_url: str) -> EmailPlan | None:
     # The customer was told the payment failed and when it would be tried again: this closes that story.
     if e.invoice_id is not None:
         return None
-    return EmailPlan("payment_recovered", e.customer_id, {"amount": e.amount, "currency": e.currency})
+    return EmailPlan("payment_recovered", e.customer_id, _debt(e))
 
 
 def _refunded(e: PaymentRefunded, base_url: str) -> EmailPlan | None:
@@ -122,8 +123,7 @@ def _final_notice(e: DunningFinalNotice, base_url: str) -> EmailPlan:
         "final_notice",
         e.customer_id,
         {
-            "amount": e.amount,
-            "currency": e.currency,
+            **_debt(e),
             "final_retry_at": e.retry_at,
             # Without a subscription a last failure suspends nothing: the notice must not threaten it.
             "suspends_subscription": e.subscription_id is not None,
@@ -135,7 +135,7 @@ def _exhausted(e: DunningExhausted, base_url: str) -> EmailPlan:
     # Its own email, not a variant of the suspension: without a subscription nothing was suspended or can be
     # reactivated, so no sentence of that email holds.
     template = "subscription_suspended" if e.subscription_id is not None else "payment_uncollected"
-    return EmailPlan(template, e.customer_id, {"amount": e.amount, "currency": e.currency})
+    return EmailPlan(template, e.customer_id, _debt(e))
 
 
 def _canceled(e: SubscriptionCanceled, base_url: str) -> EmailPlan | None:

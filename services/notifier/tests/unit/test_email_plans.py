@@ -170,6 +170,13 @@ def test_the_last_retrys_schedule_sends_no_payment_failed_email_beside_the_final
     assert plan_email(envelope(EVENTS["payment_failed"]), BASE) is not None
 
 
+def test_a_one_off_payments_dunning_emails_carry_its_description() -> None:
+    for kind in ("payment_failed", "final_notice", "payment_uncollected"):
+        event = EVENTS[kind].model_copy(update={"description": "Setup fee", "subscription_id": None})
+        plan = plan_email(envelope(event), BASE)
+        assert plan is not None and plan.context["description"] == "Setup fee", kind
+
+
 def test_a_subscriptions_final_notice_warns_of_the_suspension() -> None:
     plan = plan_email(envelope(EVENTS["final_notice"]), BASE)
 
@@ -193,7 +200,7 @@ def test_a_one_off_payments_final_notice_threatens_no_suspension_but_names_the_l
 def test_a_one_off_payment_given_up_on_is_told_as_uncollected_not_as_a_suspension() -> None:
     plan = plan_email(envelope(EVENTS["payment_uncollected"]), BASE)
 
-    assert plan is not None and plan.context == {"amount": 1000, "currency": "EUR"}
+    assert plan is not None and plan.context == {"amount": 1000, "currency": "EUR", "description": None}
     rendered = render_email(plan.template, plan.context | {"customer_name": "Ada"})
     assert rendered.subject == "Your payment of €10.00 could not be collected"
     for part in (rendered.subject, rendered.text, rendered.html):

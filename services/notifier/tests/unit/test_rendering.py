@@ -36,19 +36,21 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "customer_name": "Ada Lovelace",
         "amount": 1000,
         "currency": "EUR",
+        "description": None,
         "next_retry_at": datetime(2027, 3, 5, 9, 0, tzinfo=UTC),
     },
-    "payment_recovered": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
+    "payment_recovered": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR", "description": None},
     "payment_refunded": {"customer_name": "Ada Lovelace", "amount": 1500, "currency": "USD"},
     "final_notice": {
         "customer_name": "Ada Lovelace",
         "amount": 1000,
         "currency": "EUR",
+        "description": None,
         "final_retry_at": datetime(2027, 3, 12, 9, 0, tzinfo=UTC),
         "suspends_subscription": True,
     },
     "subscription_suspended": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
-    "payment_uncollected": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
+    "payment_uncollected": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR", "description": None},
     "subscription_canceled": {"customer_name": "Ada Lovelace", "refund_amount": 1234, "currency": "USD"},
     "credit_note_issued": {
         "customer_name": "Ada Lovelace",
@@ -171,6 +173,14 @@ class TestSubjectsAndAmounts:
         assert rendered.subject == "Your payment of €10.00 could not be collected"
         assert "could not collect your payment of €10.00, even after retrying it" in " ".join(rendered.text.split())
         assert "€10.00" in rendered.html and "will not try it again" in rendered.html
+
+    @pytest.mark.parametrize("kind", ["payment_failed", "final_notice", "payment_uncollected", "payment_recovered"])
+    def test_a_one_off_payments_emails_say_what_it_was_for_escaped_in_html(self, kind: str) -> None:
+        rendered = render(kind, description="Setup fee <b>& more</b>")
+
+        assert "€10.00 (Setup fee <b>& more</b>)" in " ".join(rendered.text.split())
+        assert "€10.00</strong> (Setup fee &lt;b&gt;&amp; more&lt;/b&gt;)" in rendered.html
+        assert "(" not in render(kind).text  # an invoice's debt names no description
 
     def test_subscription_canceled_states_the_prorated_refund(self) -> None:
         rendered = render("subscription_canceled")

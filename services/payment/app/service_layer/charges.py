@@ -176,6 +176,7 @@ def payment_event(payment: Payment) -> Event:
             failure_code=payment.failure_code or "card_declined",
             decline_type=payment.decline_type or "hard",  # type: ignore[arg-type]
             failure_message=payment.failure_message or "",
+            description=payment.description,
         )
     raise ValueError(f"payment {payment.id} is not settled ({payment.status})")
 
