@@ -143,6 +143,13 @@ def create_app(settings: MockGatewaySettings | None = None) -> FastAPI:
             return _error(404, "resource_missing", "no such charge", "charge_id")
         return charge.as_json()
 
+    @app.get("/v1/refunds")
+    async def read_refund_by_key(idempotency_key: Annotated[str, Query(min_length=1)]) -> Any:
+        refund_id = ledger.refund_ids_by_key.get(idempotency_key)
+        if refund_id is None:
+            return _error(404, "resource_missing", "no refund with this idempotency_key", "idempotency_key")
+        return ledger.refunds[refund_id].as_json()
+
     @app.post("/v1/refunds")
     async def create_refund(body: RefundRequest) -> Any:
         refund = await ledger.create_refund(body.charge_id, body.amount, body.idempotency_key)

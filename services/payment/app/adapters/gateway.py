@@ -92,6 +92,11 @@ class PaymentGateway(Protocol):
         """The charge made under this key, None if there is none; GatewayUnavailable if the provider can't say."""
         ...
 
+    async def retrieve_refund(self, idempotency_key: str) -> RefundResult | None:
+        """The refund made under this key, None if there is none; GatewayUnavailable if the provider can't say.
+        (A provider forgets idempotency keys after a while, Stripe after 24 h, but not the refunds themselves.)"""
+        ...
+
 
 # What a call can raise when no usable answer came: aiohttp's own errors and the OSErrors it lets through,
 # among them TimeoutError (which asyncio.TimeoutError is, since Python 3.11) for the total timeout.
@@ -303,19 +308,39 @@ class HttpMockGateway:
         return RefundResult("unknown", message=reason)
 
     async def retrieve(self, idempotency_key: str) -> ChargeResult | None:
-        # Raises rather than returning None on trouble: "could not ask" must never read as "never charged".
+        data = await self._look_up(self._charges_url, idempotency_key)
         try:
-            response = await self._send("GET", self._charges_url, params={"idempotency_key": idempotency_key})
+            return None if data is None else _charge_from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GatewayUnavailable(f"retrieve answer unreadable: {type(exc).__name__}") from exc
+
+    async def retrieve_refund(self, idempotency_key: str) -> RefundResult | None:
+        data = await self._look_up(self._refunds_url, idempotency_key)
+        try:
+            if data is None:
+                return None
+            if data["status"] != "succeeded":
+                raise ValueError(f"unexpected refund status {data['status']!r}")
+            return RefundResult("succeeded", gateway_refund_id=str(data["id"]), amount=int(data["amount"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GatewayUnavailable(f"retrieve answer unreadable: {type(exc).__name__}") from exc
+
+    async def _look_up(self, url: URL, idempotency_key: str) -> Any:
+        """The provider's object made under this key (JSON), None if it has none.
+
+        Raises rather than returning None on trouble: "could not ask" must never read as "never made"."""
+        try:
+            response = await self._send("GET", url, params={"idempotency_key": idempotency_key})
         except _NO_ANSWER as exc:
             raise GatewayUnavailable(f"retrieve failed: {type(exc).__name__}") from exc
         if response.status == 404:
-            # Only the provider's own "no such charge" counts; a 404 from a wrong URL or proxy proves nothing.
+            # Only the provider's own "no such object" counts; a 404 from a wrong URL or proxy proves nothing.
             if _error_body(response).code == "resource_missing":
                 return None
             raise GatewayUnavailable("retrieve failed: HTTP 404 without the provider's resource_missing code")
         if response.status != 200:
             raise GatewayUnavailable(f"retrieve failed: HTTP {response.status}")
         try:
-            return _charge_from_json(response.json())
-        except (ValueError, KeyError, TypeError) as exc:
+            return response.json()
+        except ValueError as exc:
             raise GatewayUnavailable(f"retrieve answer unreadable: {type(exc).__name__}") from exc

@@ -4,8 +4,9 @@ Due payments are claimed with FOR UPDATE SKIP LOCKED and leased (next check push
 transaction, so any number of replicas can run it; each is then looked up with `retrieve(idempotency key)`
 outside any transaction and settled in its own, with the same events as a live charge. It never charges:
 a charge the gateway has no trace of is only declared failed after the whole schedule has passed (a request
-cannot still be in flight by then), so dunning may retry it under a new attempt key. Open refunds are
-re-sent under their own key, which the gateway answers without refunding twice.
+cannot still be in flight by then), so dunning may retry it under a new attempt key. An open refund is
+looked up by its key first and re-sent under that key only if the gateway has none: a provider forgets its
+idempotency keys after a while (Stripe: 24 h), and a refund re-sent after that would be made twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import select, update
 
 from billing_shared import clock
 
-from ..adapters.gateway import ChargeResult, GatewayUnavailable
+from ..adapters.gateway import ChargeResult, GatewayUnavailable, RefundResult
 from ..context import PaymentContext
 from ..db.models import Payment, Refund
 from ..domain.payments import OPEN, next_check_at, schedule_exhausted
@@ -132,7 +133,12 @@ async def _reconcile_refund(ctx: PaymentContext, refund_id: uuid.UUID, as_of: da
         payment = await session.get(Payment, refund.payment_id) if refund else None
     if refund is None or payment is None or refund.status not in OPEN:
         return False
-    result = await refund_at_gateway(ctx.gateway, payment, refund)
+    try:
+        result = await ctx.gateway.retrieve_refund(refund.gateway_idempotency_key)
+    except GatewayUnavailable as exc:
+        result = RefundResult("unknown", message=str(exc))  # asked again at the next check
+    if result is None:  # the gateway never made it: send it (again), under its own key
+        result = await refund_at_gateway(ctx.gateway, payment, refund)
     schedule = ctx.settings.payment_reconcile_after_s
     async with ctx.db.uow() as uow:
         payment = await uow.session.get(Payment, payment.id, with_for_update=True)

@@ -201,6 +201,17 @@ class TestRefunds:
         assert second.gateway_refund_id == first.gateway_refund_id
         assert gateway_stats()["refunds"] == 1
 
+    async def test_a_refund_is_found_by_its_key_and_a_key_never_used_finds_none(self, gateway: HttpMockGateway) -> None:
+        charge = await gateway.charge(await token_for(gateway, SUCCESS_CARD), 1000, "USD", "k-refund-found", None)
+        assert charge.gateway_charge_id is not None
+        made = await gateway.refund(charge.gateway_charge_id, 250, "r-found")
+
+        found = await gateway.retrieve_refund("r-found")
+
+        assert found is not None and (found.status, found.gateway_refund_id, found.amount) == (
+            "succeeded", made.gateway_refund_id, 250)
+        assert await gateway.retrieve_refund("r-never-sent") is None
+
     async def test_a_declined_charge_cannot_be_refunded(self, gateway: HttpMockGateway) -> None:
         charge = await gateway.charge(await token_for(gateway, HARD_DECLINE_CARD), 1000, "USD", "k-declined", None)
         assert charge.gateway_charge_id is not None
@@ -241,3 +252,5 @@ class TestUnreachableProvider:
         async with HttpMockGateway(f"http://127.0.0.1:{find_free_port()}", timeout_s=0.5) as nowhere:
             with pytest.raises(GatewayUnavailable):
                 await nowhere.retrieve("k-nowhere")
+            with pytest.raises(GatewayUnavailable):
+                await nowhere.retrieve_refund("r-nowhere")

@@ -45,7 +45,8 @@ class ScriptedGateway:
         self.ids = itertools.count(1)
         self.charges: dict[str, ChargeResult] = {}
         self.charge_amounts: dict[str, int] = {}
-        self.refunds: dict[str, RefundResult] = {}
+        self.refunds: dict[str, RefundResult] = {}  # the keys it still deduplicates
+        self.refunds_made: dict[str, RefundResult] = {}  # every refund, by key, for a lookup: kept for good
         self.refunded: dict[str, int] = defaultdict(int)
         self.next_charge = "succeed"
         self.next_refund = "ok"
@@ -78,11 +79,18 @@ class ScriptedGateway:
             return RefundResult("failed", failure_code="amount_too_large")
         self.refunded[charge_id] += amount
         result = RefundResult("succeeded", f"re_{next(self.ids)}", amount)
-        self.refunds[idempotency_key] = result
+        self.refunds[idempotency_key] = self.refunds_made[idempotency_key] = result
         return RefundResult("unknown", message="timed out") if self.next_refund == "lost" else result
 
     async def retrieve(self, idempotency_key: str) -> ChargeResult | None:
         return self.charges.get(idempotency_key)
+
+    async def retrieve_refund(self, idempotency_key: str) -> RefundResult | None:
+        return self.refunds_made.get(idempotency_key)
+
+    def forget_refund_keys(self) -> None:
+        """The provider's idempotency window ends (24 h at Stripe): a key sent again makes a new refund."""
+        self.refunds.clear()
 
 
 @dataclass
@@ -170,6 +178,10 @@ class PaymentMachine(RuleBasedStateMachine):
             assert refund["status"] == ("unknown" if lost else "succeeded")
 
     @rule()
+    def provider_forgets_idempotency_keys(self) -> None:
+        self.h.gateway.forget_refund_keys()
+
+    @rule()
     def reconcile(self) -> None:
         self.as_of += timedelta(days=2)
         response = self.h.run(self.h.http.post("/api/payments/reconcile", json={"as_of": self.as_of.isoformat()},
@@ -220,3 +232,29 @@ def test_charges_refunds_and_reconciliation_keep_money_and_states_consistent(har
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+def test_a_lost_refund_found_after_the_provider_forgot_its_key_is_settled_not_made_again(harness: Harness) -> None:
+    h, customer_id = harness, uuid.uuid4()
+
+    def post(url: str, body: dict) -> httpx.Response:
+        response = h.run(h.http.post(url, json=body, headers={**h.admin, "Idempotency-Key": uuid.uuid4().hex}))
+        assert response.status_code in (200, 201), response.text
+        return response
+
+    post(f"/api/customers/{customer_id}/payment_methods", card_body())
+    h.gateway.next_charge = "succeed"
+    payment = post("/api/payments", {"customer_id": str(customer_id), "amount": 5000, "currency": "USD"}).json()
+    h.gateway.next_refund = "lost"
+    refund = post(f"/api/payments/{payment['id']}/refunds", {"amount": 2000}).json()
+    assert refund["status"] == "unknown"
+    h.gateway.next_refund = "ok"
+    h.gateway.forget_refund_keys()  # a day later
+
+    post("/api/payments/reconcile", {"as_of": (datetime.now(UTC) + timedelta(days=2)).isoformat()})
+
+    settled = h.run(h.http.get(f"/api/payments/{payment['id']}", headers=h.admin)).json()
+    refunded_at_gateway = h.gateway.refunded[payment["gateway_charge_id"]]
+    assert refunded_at_gateway == settled["refunded_amount"] == 2000  # refunded once, not twice
+    [listed] = h.run(h.http.get(f"/api/payments/{payment['id']}/refunds", headers=h.admin)).json()["data"]
+    assert listed["status"] == "succeeded"
