@@ -62,9 +62,13 @@ def current_period(sub: Subscription) -> Period:
 
 
 def proration_instant(sub: Subscription, requested: datetime | None, now: datetime) -> datetime:
-    """Where to prorate: the admin's proration_date, which must fall inside the current period, or now."""
+    """Where to prorate: the admin's proration_date, which must fall inside the current period, or now.
+
+    A billing run with an as_of ahead of now may have started the current period already billed: before
+    that period begins, now prorates at its start (all of it unused), not outside it (nothing credited or
+    charged)."""
     if requested is None:
-        return now
+        return max(now, sub.current_period_start)
     if not sub.current_period_start <= requested < sub.current_period_end:
         raise ApiError(
             422,

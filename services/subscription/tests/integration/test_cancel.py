@@ -179,3 +179,21 @@ async def test_cancel_body_fields_are_checked(client, admin_headers, test_clock,
         response = await client.post(f"/api/subscriptions/{sub['id']}/cancel", json=body, headers=user_headers)
         assert response.status_code == 422
     assert (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()["status"] == "active"
+
+
+async def test_cancel_before_a_period_billed_ahead_begins_credits_all_of_it(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    plan = await create_plan(client, admin_headers, name="Pro", amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    test_clock.set(2024, 4, 28)
+    await bill(client, admin_headers, "2024-05-01T00:00:00Z")  # May billed three days ahead
+    sub = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
+    async with EventBus(service_env.amqp_url) as bus:
+        await pay_period(bus, db, sub, 3000, datetime(2024, 4, 28, 1, tzinfo=UTC))
+    canceled = await client.post(f"/api/subscriptions/{sub['id']}/cancel", headers=user_headers)
+
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["credit_amount"] == 3000  # none of May was used
+    assert [line["description"] for line in canceled.json()["lines"]] == ["Unused time: 31 of 31 days of Pro"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from billing_shared.testing import EventBus, wait_for
 
-from tests.integration.helpers import create_plan, events_for, period_rows, subscribe
+from tests.integration.helpers import bill, create_plan, events_for, period_rows, subscribe
 from tests.integration.test_cancel import pay_period
 
 
@@ -126,3 +126,19 @@ async def test_a_canceled_subscription_cannot_change_plan(client, admin_headers,
     await client.post(f"/api/subscriptions/{sub['id']}/cancel", headers=user_headers)
     response = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": pro["id"]}, headers=user_headers)
     assert response.status_code == 409
+
+
+async def test_an_upgrade_before_a_period_billed_ahead_begins_charges_all_of_it(
+    client, admin_headers, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    basic = await create_plan(client, admin_headers, name="Basic", amount=1000)
+    pro = await create_plan(client, admin_headers, name="Pro", amount=4000)
+    sub = await subscribe(client, user_headers, customer_id, basic["id"])
+    test_clock.set(2024, 4, 28)
+    await bill(client, admin_headers, "2024-05-01T00:00:00Z")  # May billed (at Basic's price) three days ahead
+    changed = await client.post(f"/api/subscriptions/{sub['id']}/change", json={"plan_id": pro["id"]}, headers=user_headers)
+
+    assert changed.status_code == 200, changed.text
+    # May's Basic invoice is unpaid, so nothing is credited yet; all of May at Pro's price is charged.
+    assert [line["amount"] for line in changed.json()["lines"]] == [0, 4000]
