@@ -251,6 +251,9 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
     invoice.amount_paid += payment.amount
     status = InvoiceStatus(invoice.status)
     if status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+        # Even a partial payment is what a later credit note refunds from (an invoice settled by a credit
+        # note is marked paid with no payment of its own).
+        invoice.payment_id = payment.payment_id
         invoice.amount_due = balance_of(invoice).due
         if invoice.amount_due == 0:
             mark_paid(uow, terms, invoice, at, payment_id=payment.payment_id)

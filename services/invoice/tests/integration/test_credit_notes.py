@@ -167,3 +167,13 @@ async def test_a_plan_changes_late_credits_are_each_a_credit_note_on_the_newest_
     notes = await wait_for(two_notes, message="a credit note per correction")
     assert [(n.payload["amount"], n.payload["refund_amount"]) for n in notes] == [(3333, 0), (3333, 0)]
     assert (await billing.invoice(change["id"]))["amount_due"] == 0
+
+
+async def test_a_credit_settling_a_partly_paid_invoice_refunds_from_the_payment_received(billing):
+    created, invoice = await billing.subscribe()
+    partial = await billing.pay(invoice, amount=400)
+    await billing.invoice_when(invoice["id"], lambda i: i["amount_paid"] == 400)
+    await billing.publish(cancellation(created, credit=4999, days_in=0))
+    issued = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert (issued.payload["refund_amount"], issued.payload["payment_id"]) == (400, str(partial.payment_id))
