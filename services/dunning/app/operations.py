@@ -102,11 +102,15 @@ async def record_failure(
     case.next_retry_at = None
     case.wait_until = None
     case.waiting_for_payment_method = False
+    new_method, case.retry_payment_method_id = case.retry_payment_method_id, None
     _touch(case)
 
     step = next_step(case.failures, schedule, at, failed.decline_type)
     if isinstance(step, Exhausted):
         exhaust(uow, case, at)
+    elif new_method is not None and new_method != failed.payment_method_id:
+        # A method added while this attempt was under way was not tried yet: try it now, as its arrival asked.
+        await dispatch_retry(uow, case, at, trigger="payment_method", payment_method_id=new_method)
     elif isinstance(step, AwaitPaymentMethod):
         case.waiting_for_payment_method = True
         case.wait_until = step.until
@@ -169,7 +173,8 @@ def reprice(case: DunningCase, amount_due: int) -> None:
 
 
 def cancel(case: DunningCase, at: datetime) -> bool:
-    """Stop chasing (invoice voided, or an admin decision); no event, nobody needs to act on it."""
+    """Stop chasing (invoice voided, subscription canceled, or an admin decision); no event, nobody needs to act
+    on it."""
     if case.status != CaseStatus.OPEN:
         return False
     case.status = transition(case.status, CaseStatus.CANCELED)

@@ -44,6 +44,8 @@ class DunningCase(Base):
     next_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     waiting_for_payment_method: Mapped[bool] = mapped_column(Boolean, default=False)
     wait_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A payment method added while a retry was under way (on another method): tried as soon as that retry fails.
+    retry_payment_method_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     last_failure_code: Mapped[str | None] = mapped_column(String(100))
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

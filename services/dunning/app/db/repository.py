@@ -67,6 +67,17 @@ async def lock_open_cases_of_customer(session: AsyncSession, customer_id: uuid.U
     return (await session.scalars(stmt)).all()
 
 
+async def lock_open_cases_of_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Sequence[DunningCase]:
+    stmt = (
+        select(DunningCase)
+        .where(DunningCase.subscription_id == subscription_id, DunningCase.status == CaseStatus.OPEN)
+        .order_by(DunningCase.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).all()
+
+
 async def claim_due(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[DunningCase]:
     """Open cases with a retry due by `as_of`, locked; rows another replica holds are skipped."""
     stmt = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from billing_shared.consumer import Handler, batchable
 
 from ..settings import Settings
-from . import invoices, payments
+from . import invoices, payments, subscriptions
 
 
 # A successful payment matters here only as a retry of ours; an invoice paid any other way arrives as
@@ -23,5 +23,6 @@ def make_handlers(settings: Settings) -> dict[str, Handler]:
         "invoice.paid": invoices.handle_invoice_paid,
         "invoice.voided": invoices.handle_invoice_voided,
         "credit_note.issued": invoices.handle_credit_note_issued,
+        "subscription.canceled": subscriptions.handle_subscription_canceled,
     }
     return {event_type: batchable(handler) for event_type, handler in handlers.items()}

@@ -41,4 +41,8 @@ async def handle_payment_method_added(envelope: Envelope, uow: UnitOfWork) -> No
     added = envelope.payload_as(PaymentMethodAdded)
     at = ensure_utc(envelope.occurred_at)
     for case in await repository.lock_open_cases_of_customer(uow.session, added.customer_id):
-        await operations.dispatch_retry(uow, case, at, trigger="payment_method", payment_method_id=added.payment_method_id)
+        if not await operations.dispatch_retry(
+            uow, case, at, trigger="payment_method", payment_method_id=added.payment_method_id
+        ):
+            # A retry is under way, most likely on the old method: the new one is tried if that retry fails.
+            case.retry_payment_method_id = added.payment_method_id

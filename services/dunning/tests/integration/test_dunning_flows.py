@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from dunning_driver import Debt
 
 from billing_shared.contracts import InvoicePaid, PaymentSucceeded
-from billing_shared.testing import wait_for
+from billing_shared.testing import events_handled, wait_for
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
@@ -165,6 +165,28 @@ async def test_a_new_card_during_dunning_triggers_an_immediate_retry_with_it(dun
     case = await dunning.case(case_id)
     assert case["attempts"][1]["trigger"] == "payment_method"
     assert case["attempts"][1]["outcome"] == "pending"
+
+
+async def test_a_card_added_while_a_retry_is_under_way_is_tried_when_that_retry_fails(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    assert (await dunning.run(epoch + 2 * DAY))["retries_due"] == 1  # attempt 2, on the old card, under way
+
+    added_before = events_handled("dunning", "payment_method.added", "handled")
+    method_id = await dunning.add_card(debt, epoch + 2 * DAY + SECOND)
+
+    async def card_taken_in() -> bool:
+        return events_handled("dunning", "payment_method.added", "handled") > added_before
+
+    await wait_for(card_taken_in, message="the new card taken in")
+    await dunning.fail(debt, epoch + 2 * DAY + 2 * SECOND, attempt=2, case_id=uuid.UUID(case_id))
+
+    retries = await dunning.wait_event("dunning.retry_due", debt, count=2)
+    assert [(r.payload["attempt"], r.payload["payment_method_id"]) for r in retries] == [(2, None), (3, str(method_id))]
+    # Told nothing yet: the new card's attempt is under way, its outcome is what the customer hears of.
+    assert len(dunning.events("dunning.retry_scheduled", debt)) == 1
+    assert dunning.events("dunning.final_notice", debt) == []
 
 
 async def test_a_hard_decline_waits_for_a_new_payment_method_instead_of_retrying(dunning, epoch):

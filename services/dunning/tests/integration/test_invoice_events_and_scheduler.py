@@ -11,7 +11,7 @@ from dunning_driver import Debt
 from app.main import create_app
 from app.settings import Settings
 from billing_shared import clock
-from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoiceVoided
+from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoiceVoided, SubscriptionCanceled
 from billing_shared.testing import running, wait_for
 
 DAY = timedelta(days=1)
@@ -73,6 +73,29 @@ async def test_a_voided_invoice_cancels_its_case_without_further_retries(dunning
     await wait_for(canceled, message="case canceled")
     assert (await dunning.run(epoch + 10 * DAY))["retries_due"] == 0
     assert dunning.events("dunning.retry_due", debt) == []
+
+
+async def test_a_canceled_subscription_is_no_longer_dunned(dunning, epoch):
+    debt, other = Debt(), Debt()
+    await dunning.fail(debt, epoch)
+    await dunning.fail(other, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    other_id = (await dunning.wait_event("dunning.retry_scheduled", other))[0].payload["case_id"]
+    await dunning.bus.publish(
+        SubscriptionCanceled(
+            subscription_id=debt.subscription_id, customer_id=debt.customer_id, canceled_at=epoch + DAY,
+            at_period_end=False, ends_at=epoch + DAY, currency="EUR",
+        ),
+        occurred_at=epoch + DAY,
+    )
+
+    async def canceled() -> bool:
+        return (await dunning.case(case_id))["status"] == "canceled"
+
+    await wait_for(canceled, message="case canceled")
+    assert (await dunning.run(epoch + 10 * DAY))["retries_due"] == 1  # the other subscription's case only
+    assert dunning.events("dunning.retry_due", debt) == []
+    assert (await dunning.case(other_id))["status"] == "open"
 
 
 async def test_an_admin_can_cancel_a_case_and_a_user_cannot(dunning, client, service_env, epoch):
