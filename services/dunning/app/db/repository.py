@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,20 +57,18 @@ async def lock_case_by_key(session: AsyncSession, key: str) -> DunningCase | Non
 
 
 async def lock_open_cases_of_customer(session: AsyncSession, customer_id: uuid.UUID) -> Sequence[DunningCase]:
-    stmt = (
-        select(DunningCase)
-        .where(DunningCase.customer_id == customer_id, DunningCase.status == CaseStatus.OPEN)
-        .order_by(DunningCase.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.scalars(stmt)).all()
+    return await _lock_open_cases(session, DunningCase.customer_id == customer_id)
 
 
 async def lock_open_cases_of_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Sequence[DunningCase]:
+    return await _lock_open_cases(session, DunningCase.subscription_id == subscription_id)
+
+
+async def _lock_open_cases(session: AsyncSession, whose: ColumnElement[bool]) -> Sequence[DunningCase]:
+    """The open cases matching `whose`, locked in id order (so two transactions never lock them crosswise)."""
     stmt = (
         select(DunningCase)
-        .where(DunningCase.subscription_id == subscription_id, DunningCase.status == CaseStatus.OPEN)
+        .where(whose, DunningCase.status == CaseStatus.OPEN)
         .order_by(DunningCase.id)
         .with_for_update()
         .execution_options(populate_existing=True)
