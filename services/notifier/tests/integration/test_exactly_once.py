@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -50,27 +52,39 @@ async def test_an_event_delivered_three_times_is_emailed_once(bus: EventBus, mai
     assert len(await wait_for_announcement(bus, event_id)) == 1  # and announced once
 
 
+@asynccontextmanager
+async def smtp_down(mail: SmtpSink) -> AsyncIterator[None]:
+    """The SMTP server is stopped for the block's length, then started again."""
+    await asyncio.to_thread(mail.stop)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(mail.start)
+
+
+async def dead_lettered(service_env: TestInfra, *event_ids: uuid.UUID) -> set[str]:
+    """Which of these events sit in notifier.dlq."""
+    letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
+    return {str(event_id) for event_id in event_ids} & {letter.event_id for letter in letters}
+
+
 async def test_smtp_down_for_a_while_then_every_email_is_delivered_exactly_once(
     bus: EventBus, mail: SmtpSink, service_env: TestInfra
 ) -> None:
     customer_id, email = await new_customer(bus, mail)
     failures_before = handled_count("invoice.paid", "failed")
-    await asyncio.to_thread(mail.stop)
-    try:
+    async with smtp_down(mail):
         published = [await bus.publish(receipt(customer_id, number=f"INV-2027-03{i:02d}")) for i in range(3)]
         # The outage is seen: at least one delivery was nacked after the sender's and the consumer's retries.
         await wait_for_count("invoice.paid", "failed", failures_before + 1)
         assert len(mails_to(mail, email)) == 1
-    finally:
-        await asyncio.to_thread(mail.start)
 
     await wait_for_mail(mail, email, count=4)
     await wait_for(lambda: _all_announced(bus, published), message="every email announced")
     subjects = sorted(m["Subject"] for m in mails_to(mail, email))
     assert subjects == ["Receipt for invoice INV-2027-0300", "Receipt for invoice INV-2027-0301",
                         "Receipt for invoice INV-2027-0302", "Welcome, Ada Lovelace"]
-    letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
-    assert not {str(e.event_id) for e in published} & {letter.event_id for letter in letters}
+    assert await dead_lettered(service_env, *(e.event_id for e in published)) == set()
 
 
 async def test_smtp_down_for_more_tries_than_the_delivery_limit_still_delivers_and_dead_letters_nothing(
@@ -78,19 +92,15 @@ async def test_smtp_down_for_more_tries_than_the_delivery_limit_still_delivers_a
 ) -> None:
     customer_id, email = await new_customer(bus, mail)
     failures_before = handled_count("invoice.paid", "failed")
-    await asyncio.to_thread(mail.stop)
-    try:
+    async with smtp_down(mail):
         published = await bus.publish(receipt(customer_id, number="INV-2027-0350"))
         # An outage is not the message's fault: more failed tries than the delivery limit allows others.
         await wait_for_count("invoice.paid", "failed", failures_before + 8, timeout=60)
-    finally:
-        await asyncio.to_thread(mail.start)
 
     [_, sent] = await wait_for_mail(mail, email, count=2, timeout=20)
     assert sent["Subject"] == "Receipt for invoice INV-2027-0350"
     assert len(await wait_for_announcement(bus, published.event_id)) == 1
-    letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
-    assert str(published.event_id) not in {letter.event_id for letter in letters}
+    assert await dead_lettered(service_env, published.event_id) == set()
 
 
 async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retried(
