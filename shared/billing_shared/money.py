@@ -108,7 +108,7 @@ class Money:
 
 
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
-    """Format minor units for people, per currency and locale (en_US: 4999 USD -> '$49.99', 500050 HUF -> 'HUF5,000.50').
+    """Format minor units for people, per currency and locale (en_US: 4999 USD is '$49.99', 500050 HUF 'HUF5,000.50').
 
     Exact (Decimal) and never rounded: every minor unit is shown; babel does the symbol, grouping and layout."""
     exponent = minor_unit_exponent(currency)
