@@ -249,6 +249,14 @@ class InvoiceUncollectible(_InvoiceFact):
     amount_due: int = 0
 
 
+class RefundShare(BaseModel):
+    """How much of a refund comes back from one payment."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    payment_id: uuid.UUID
+    amount: int
+
+
 @contract
 class CreditNoteIssued(Event):
     type = "credit_note.issued"
@@ -266,6 +274,23 @@ class CreditNoteIssued(Event):
     # What the invoice still asks for after this note (None from producers older than this field): dunning
     # retries an unpaid invoice for this much, not for what its first charge asked.
     amount_due: int | None = None
+    # Which payments refund_amount comes back from, newest first (an invoice paid in parts refunds from
+    # several). Empty from producers older than this field: then all of it from payment_id.
+    refunds: list[RefundShare] = []
+
+
+@contract
+class InvoiceOverpaid(Event):
+    """Money came in beyond what the invoice still owed (paid twice, paid after a void or a credit): `amount` of
+    payment `payment_id` goes back to the customer."""
+
+    type = "invoice.overpaid"
+    invoice_id: uuid.UUID
+    customer_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount: int
+    currency: str
+    invoice_status: str
 
 
 # --- dunning --------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Credit notes: a numbered (CN- series, gapless) credit against one invoice, issued once per fact.
 
 On a paid invoice the credit is refunded (credit_note.issued with refund_due, up to what was paid and not
-yet refunded, from the invoice's payment); on an unpaid one it lowers the amount due, and an invoice left
-with nothing due is settled: paid if money was received, void if it was credited in full (see
-domain.credits). A credit for a whole subscription period is spread over the period's invoices
+yet refunded, from the invoice's payments, newest first: `refunds`); on an unpaid one it lowers the amount
+due, and an invoice left with nothing due is settled: paid if money was received, void if it was credited
+in full (see domain.credits). A credit for a whole subscription period is spread over the period's invoices
 (`credit_invoices`): after a plan change, part of what was paid for the period is on its invoice.
 """
 
@@ -13,13 +13,14 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_shared.contracts import CreditNoteIssued
+from billing_shared.contracts import CreditNoteIssued, RefundShare
 from billing_shared.db import UnitOfWork
 
-from .db.models import CreditNote, Invoice
+from .db.models import CreditNote, Invoice, InvoicePayment
 from .db.numbering import next_number
-from .domain.credits import NothingToCredit, apply_credit
+from .domain.credits import NothingToCredit, allocate_refund, apply_credit
 from .domain.states import InvoiceStatus
 from .invoicing import Terms, balance_of, mark_paid, mark_void
 
@@ -51,6 +52,7 @@ async def issue_credit_note(
     after = decision.balance_after
     invoice.amount_credited, invoice.amount_refunded = after.credited, after.refunded
     invoice.amount_due = after.due
+    refunds = await _take_refund(session, invoice, decision.refund_amount) if decision.refund_due else []
     note = CreditNote(
         invoice_id=invoice.id,
         customer_id=invoice.customer_id,
@@ -60,7 +62,8 @@ async def issue_credit_note(
         reason=reason,
         refund_due=decision.refund_due,
         refund_amount=decision.refund_amount,
-        payment_id=invoice.payment_id if decision.refund_due else None,
+        payment_id=refunds[0].payment_id if refunds else None,
+        refunds=[share.model_dump(mode="json") for share in refunds],
         source_key=source_key,
         issued_at=at,
     )
@@ -87,10 +90,31 @@ async def issue_credit_note(
             refund_amount=note.refund_amount,
             payment_id=note.payment_id,
             amount_due=invoice.amount_due,
+            refunds=refunds,
         ),
         occurred_at=at,
     )
     return note
+
+
+async def _take_refund(session: AsyncSession, invoice: Invoice, amount: int) -> list[RefundShare]:
+    """Split a refund of `amount` over the invoice's payments, newest first, and count it on each."""
+    payments = (
+        await session.scalars(
+            select(InvoicePayment)
+            .where(InvoicePayment.invoice_id == invoice.id, InvoicePayment.refunded < InvoicePayment.amount)
+            .order_by(InvoicePayment.paid_at.desc(), InvoicePayment.payment_id.desc())
+            .with_for_update()
+        )
+    ).all()
+    shares = allocate_refund(amount, [(payment, payment.amount - payment.refunded) for payment in payments])
+    for payment, share in shares:
+        payment.refunded += share
+    if sum(share for _, share in shares) < amount:
+        # Only if the invoice's books disagree with its payments: the customer is owed the rest.
+        log.error("invoice %s has %d to refund but its payments hold less: refunding what they hold", invoice.id,
+                  amount)
+    return [RefundShare(payment_id=payment.payment_id, amount=share) for payment, share in shares]
 
 
 async def credit_invoices(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_shared.contracts import (
     InvoiceFinalized,
+    InvoiceOverpaid,
     InvoicePaid,
     InvoiceUncollectible,
     InvoiceVoided,
@@ -31,7 +32,7 @@ from billing_shared.ids import new_id
 from .db.models import Customer, Invoice, InvoiceLine, InvoicePayment
 from .db.numbering import next_number
 from .domain import invoices as calc
-from .domain.credits import Balance
+from .domain.credits import Balance, apply_payment
 from .domain.states import InvoiceStatus, check_voidable, transition
 from .links import InvoiceLinks
 from .settings import Settings
@@ -220,7 +221,8 @@ def mark_void(uow: UnitOfWork, invoice: Invoice, at: datetime) -> None:
 
 
 async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceeded, at: datetime) -> None:
-    """Apply a successful payment once (by payment id); the invoice is paid when nothing is left due."""
+    """Apply a successful payment once (by payment id): the invoice is paid when nothing is left due, and what
+    it did not owe is refunded (invoice.overpaid)."""
     if payment.invoice_id is None:
         return
     session = uow.session
@@ -232,6 +234,8 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
     if payment.customer_id != invoice.customer_id:
         # POST /api/payments takes any invoice_id: one customer's money must not settle another's invoice.
         raise ValueError(f"payment {payment.payment_id} is by another customer than invoice {invoice.id}'s")
+    status = InvoiceStatus(invoice.status)
+    decision = apply_payment(status, balance_of(invoice), payment.amount)
     applied = (
         await session.execute(
             insert(InvoicePayment)
@@ -241,6 +245,7 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
                 amount=payment.amount,
                 currency=invoice.currency,
                 paid_at=at,
+                refunded=decision.excess,
             )
             .on_conflict_do_nothing()
             .returning(InvoicePayment.payment_id)
@@ -248,20 +253,27 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
     ).first()
     if applied is None:
         return
-    invoice.amount_paid += payment.amount
-    status = InvoiceStatus(invoice.status)
-    if status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+    invoice.amount_paid, invoice.amount_refunded = decision.balance_after.paid, decision.balance_after.refunded
+    if decision.applied:
         # Even a partial payment is what a later credit note refunds from (an invoice settled by a credit
         # note is marked paid with no payment of its own).
         invoice.payment_id = payment.payment_id
-        invoice.amount_due = balance_of(invoice).due
+        invoice.amount_due = decision.balance_after.due
         if invoice.amount_due == 0:
             mark_paid(uow, terms, invoice, at, payment_id=payment.payment_id)
-    else:
-        # Money arrived for an invoice that owes nothing: keep the record; a refund is a person's call.
+    if decision.excess:
+        # Paid twice, or a charge in flight while the invoice was credited or voided: the customer gets back
+        # what it did not owe (the payment service refunds it).
         log.warning(
-            "payment %s of %d %s applied to %s invoice %s", payment.payment_id, payment.amount,
-            payment.currency, status.value, invoice.id,
+            "payment %s of %d %s to %s invoice %s: %d beyond what it owed is refunded", payment.payment_id,
+            payment.amount, payment.currency, status.value, invoice.id, decision.excess,
+        )
+        uow.emit(
+            InvoiceOverpaid(
+                invoice_id=invoice.id, customer_id=invoice.customer_id, payment_id=payment.payment_id,
+                amount=decision.excess, currency=invoice.currency, invoice_status=invoice.status,
+            ),
+            occurred_at=at,
         )
 
 

@@ -30,6 +30,11 @@ class LineOut(_Out):
     period_end: datetime | None = None
 
 
+class RefundShareOut(BaseModel):
+    payment_id: uuid.UUID
+    amount: int
+
+
 class CreditNoteOut(_Out):
     id: uuid.UUID
     number: str
@@ -41,7 +46,8 @@ class CreditNoteOut(_Out):
     reason: str
     refund_due: bool
     refund_amount: int
-    payment_id: uuid.UUID | None = None
+    payment_id: uuid.UUID | None = None  # the first (newest) payment refunded; all of them: refunds
+    refunds: list[RefundShareOut] = []
     issued_at: datetime
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,8 +17,9 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from billing_shared.db import make_metadata
@@ -117,13 +119,18 @@ class InvoicePayment(Base):
     """Each successful payment applied to an invoice, once (payment ids are unique)."""
 
     __tablename__ = "invoice_payments"
-    __table_args__ = (Index("ix_invoice_payments_invoice_id", "invoice_id"),)
+    __table_args__ = (
+        Index("ix_invoice_payments_invoice_id", "invoice_id"),
+        CheckConstraint("refunded >= 0 AND refunded <= amount", name="refunded_within_amount"),
+    )
 
     payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("invoice.invoices.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What of it was given back: beyond what the invoice owed, or by a credit note.
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class CreditNote(Base):
@@ -145,6 +152,8 @@ class CreditNote(Base):
     refund_due: Mapped[bool] = mapped_column(Boolean, default=False)
     refund_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Where refund_amount comes from: [{"payment_id", "amount"}], newest payment first.
+    refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
     # What the note is for (a cancellation, a plan change at a time): the same fact credits once.
     source_key: Mapped[str] = mapped_column(String(200), unique=True)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -4,15 +4,21 @@ An invoice owes `total - credited` (credit notes lower the obligation) and has r
 `paid - refunded` (net of refunds). A credit note may lower the obligation down to zero, never below,
 and refunds whatever the customer has then paid beyond the new obligation (never more than the note).
 So on a paid invoice the whole credit is refunded, up to what was paid and not yet refunded; on an
-unpaid one the credit only lowers the amount due.
+unpaid one the credit only lowers the amount due. A payment settles at most what is due; money beyond it
+(an invoice paid twice, or paid after a void) is refunded, so `paid - refunded` never exceeds the obligation
+through a payment. A refund is split over the invoice's payments (`allocate_refund`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from app.domain.invoices import amount_due
 from app.domain.states import InvoiceStatus
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +91,40 @@ def apply_credit(status: InvoiceStatus | str, balance: Balance, requested: int) 
     if current in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE) and after.due == 0:
         status_after = InvoiceStatus.PAID if balance.paid > 0 else InvoiceStatus.VOID
     return CreditDecision(amount=amount, refund_amount=refund, balance_after=after, status_after=status_after)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDecision:
+    applied: int  # what settles the amount due
+    excess: int  # what the invoice did not owe: refunded to the customer
+    balance_after: Balance
+
+
+def apply_payment(status: InvoiceStatus | str, balance: Balance, amount: int) -> PaymentDecision:
+    """Apply a payment of `amount` minor units: an open (or uncollectible) invoice takes up to what it still
+    owes; the rest, and all of a payment to an invoice that owes nothing (paid, void), is excess, recorded as
+    received and refunded at once."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise ValueError(f"a payment must be a non-negative int of minor units, got {amount!r}")
+    owing = InvoiceStatus(status) in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+    applied = min(amount, balance.due) if owing else 0
+    excess = amount - applied
+    after = Balance(balance.total, balance.paid + amount, balance.credited, balance.refunded + excess)
+    return PaymentDecision(applied=applied, excess=excess, balance_after=after)
+
+
+def allocate_refund(amount: int, refundable: Sequence[tuple[T, int]]) -> list[tuple[T, int]]:
+    """Split a refund over payments, given as (payment, what is left to refund of it) in the order to take them:
+    each gives what it can until `amount` is covered. The shares add up to less only if the payments hold less."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise ValueError(f"a refund must be a non-negative int of minor units, got {amount!r}")
+    shares: list[tuple[T, int]] = []
+    left = amount
+    for payment, available in refundable:
+        if left == 0:
+            break
+        share = min(left, max(available, 0))
+        if share > 0:
+            shares.append((payment, share))
+            left -= share
+    return shares

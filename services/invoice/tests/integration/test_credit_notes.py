@@ -177,3 +177,32 @@ async def test_a_credit_settling_a_partly_paid_invoice_refunds_from_the_payment_
     issued = await billing.event_for("credit_note.issued", invoice["id"])
 
     assert (issued.payload["refund_amount"], issued.payload["payment_id"]) == (400, str(partial.payment_id))
+
+
+async def test_a_credit_on_an_invoice_paid_in_two_parts_refunds_from_both_newest_first(billing, client, admin_headers):
+    created, invoice = await billing.subscribe()
+    first = await billing.pay(invoice, amount=1000, at=START + timedelta(hours=1))
+    await billing.invoice_when(invoice["id"], lambda i: i["amount_paid"] == 1000)
+    second = await billing.pay(invoice, amount=3999, at=START + timedelta(hours=2))
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+
+    await billing.publish(cancellation(created, credit=4500))
+    issued = await billing.event_for("credit_note.issued", invoice["id"])
+
+    assert issued.payload["refund_amount"] == 4500
+    assert issued.payload["refunds"] == [
+        {"payment_id": str(second.payment_id), "amount": 3999},
+        {"payment_id": str(first.payment_id), "amount": 501},
+    ]
+    assert issued.payload["payment_id"] == str(second.payment_id)
+    note = (await client.get(f"/api/credit_notes/{issued.payload['credit_note_id']}", headers=admin_headers)).json()
+    assert note["refunds"] == issued.payload["refunds"]
+
+    # What is left of the first payment (499) is all a second credit can refund.
+    at = START + timedelta(days=12)
+    await billing.publish(plan_change(created, at, "Basic", -3000, 100), at=at)
+    _, again = await billing.bus.wait_for_type(
+        "credit_note.issued", count=2, where=lambda e: e.payload["invoice_id"] == invoice["id"]
+    )
+    assert (again.payload["amount"], again.payload["refund_amount"]) == (499, 499)
+    assert again.payload["refunds"] == [{"payment_id": str(first.payment_id), "amount": 499}]

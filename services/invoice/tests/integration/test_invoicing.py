@@ -106,6 +106,47 @@ async def test_a_partial_payment_leaves_the_invoice_open_with_the_rest_due(billi
     assert (partly["status"], partly["amount_due"]) == ("open", 3999)
 
 
+async def test_a_payment_beyond_what_is_due_pays_the_invoice_and_gives_the_rest_back(billing):
+    _, invoice = await billing.subscribe()
+    await billing.pay(invoice, amount=1000)
+    await billing.invoice_when(invoice["id"], lambda i: i["amount_paid"] == 1000)
+    second = await billing.pay(invoice, amount=4999)  # the full amount, charged while the first was in flight
+    paid = await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+
+    assert (paid["amount_paid"], paid["amount_refunded"], paid["amount_due"]) == (5999, 1000, 0)
+    overpaid = await billing.event_for("invoice.overpaid", invoice["id"])
+    assert overpaid.payload["payment_id"] == str(second.payment_id)
+    assert (overpaid.payload["amount"], overpaid.payload["currency"]) == (1000, "USD")
+    assert overpaid.payload["invoice_status"] == "paid"
+
+
+async def test_an_invoice_paid_twice_gives_the_second_payment_back_once(billing):
+    _, invoice = await billing.subscribe()
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+    twice = await billing.pay(invoice, amount=4999)
+    await billing.pay(invoice, amount=4999, payment_id=twice.payment_id)  # the same payment delivered again
+    overpaid = await billing.event_for("invoice.overpaid", invoice["id"])
+
+    assert (overpaid.payload["payment_id"], overpaid.payload["amount"]) == (str(twice.payment_id), 4999)
+    after = await billing.invoice(invoice["id"])
+    assert (after["amount_paid"], after["amount_refunded"], after["amount_due"]) == (9998, 4999, 0)
+    assert len(billing.events_for("invoice.overpaid", invoice["id"])) == 1
+    assert len(billing.events_for("invoice.paid", invoice["id"])) == 1
+
+
+async def test_money_for_a_voided_invoice_is_given_back(billing, client, admin_headers):
+    _, invoice = await billing.subscribe()
+    assert (await client.post(f"/api/invoices/{invoice['id']}/void", headers=admin_headers)).status_code == 200
+    late = await billing.pay(invoice, amount=4999)  # a charge that was in flight when the invoice was voided
+    overpaid = await billing.event_for("invoice.overpaid", invoice["id"])
+
+    assert (overpaid.payload["payment_id"], overpaid.payload["amount"]) == (str(late.payment_id), 4999)
+    assert overpaid.payload["invoice_status"] == "void"
+    after = await billing.invoice(invoice["id"])
+    assert (after["status"], after["amount_paid"], after["amount_refunded"]) == ("void", 4999, 4999)
+
+
 async def test_dunning_exhausted_marks_the_invoice_uncollectible(billing):
     _, invoice = await billing.subscribe()
     await billing.publish(

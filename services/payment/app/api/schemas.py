@@ -105,6 +105,7 @@ class RefundOut(BaseModel):
     amount: int
     currency: str
     status: Status
+    reason: Literal["requested", "credit_note", "overpayment"]
     credit_note_id: uuid.UUID | None
     gateway_refund_id: str | None
     failure_code: str | None

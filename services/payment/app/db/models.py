@@ -105,7 +105,9 @@ class Refund(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'unknown')", name="status_known"),
+        CheckConstraint("reason IN ('requested', 'credit_note', 'overpayment')", name="reason_known"),
         Index("ix_refunds_payment", "payment_id"),
+        Index("ix_refunds_credit_note", "credit_note_id"),
         Index("ix_refunds_reconcile", "next_reconcile_at", postgresql_where=text("status IN ('pending', 'unknown')")),
     )
 
@@ -115,7 +117,9 @@ class Refund(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20), default="pending")
-    credit_note_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), unique=True)
+    # requested (the API), credit_note (from each payment it names), overpayment (money an invoice did not owe)
+    reason: Mapped[str] = mapped_column(String(20), default="requested", server_default="requested")
+    credit_note_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     gateway_idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     gateway_refund_id: Mapped[str | None] = mapped_column(String(255))
     failure_code: Mapped[str | None] = mapped_column(String(100))

@@ -64,8 +64,14 @@ def refund_key(refund_id: uuid.UUID) -> str:
     return f"re_{refund_id}"
 
 
-def credit_note_refund_key(credit_note_id: uuid.UUID) -> str:
-    return f"re_cn_{credit_note_id}"
+def credit_note_refund_key(credit_note_id: uuid.UUID, share: int = 0, payment_id: uuid.UUID | None = None) -> str:
+    """The key of a credit note's refund from its `share`-th payment (the first keeps the note's own key)."""
+    return f"re_cn_{credit_note_id}" if share == 0 else f"re_cn_{credit_note_id}_{payment_id}"
+
+
+def overpayment_refund_key(payment_id: uuid.UUID) -> str:
+    """A payment pays one invoice: what it paid beyond what the invoice owed is refunded once."""
+    return f"re_over_{payment_id}"
 
 
 # --- refunds -----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Handlers of consumed events: charge finalized invoices, retry for dunning, refund credit notes."""
+"""Handlers of consumed events: charge finalized invoices, retry for dunning, refund what invoices say is owed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..context import PaymentContext
 from .credit_note_issued import handle_credit_note_issued
 from .dunning_retry_due import handle_dunning_retry_due
 from .invoice_finalized import handle_invoice_finalized
+from .invoice_overpaid import handle_invoice_overpaid
 
 
 def build_handlers(ctx: PaymentContext) -> dict[str, Handler]:
@@ -17,4 +18,5 @@ def build_handlers(ctx: PaymentContext) -> dict[str, Handler]:
         "invoice.finalized": partial(handle_invoice_finalized, ctx=ctx),
         "dunning.retry_due": partial(handle_dunning_retry_due, ctx=ctx),
         "credit_note.issued": partial(handle_credit_note_issued, ctx=ctx),
+        "invoice.overpaid": partial(handle_invoice_overpaid, ctx=ctx),
     }

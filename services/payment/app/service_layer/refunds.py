@@ -15,7 +15,7 @@ from billing_shared.ids import new_id
 
 from ..adapters.gateway import PaymentGateway, RefundResult
 from ..db.models import Payment, Refund
-from ..domain.payments import OPEN, credit_note_refund_key, next_check_at, refund_key
+from ..domain.payments import OPEN, next_check_at, refund_key
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,13 @@ def reserve_refund(
     now: datetime,
     pending_grace_s: int,
     credit_note_id: uuid.UUID | None = None,
+    reason: str = "requested",
+    key: str | None = None,
 ) -> Refund:
-    """A pending refund of `amount` (already checked against what is left), reserved on the locked payment."""
+    """A pending refund of `amount` (already checked against what is left), reserved on the locked payment.
+
+    `key` is the gateway idempotency key of a refund owed by a fact (a credit note, an overpayment); one the
+    API asks for has its own."""
     refund_id = new_id()
     payment.refunded_amount += amount
     payment.updated_at = now
@@ -40,7 +45,8 @@ def reserve_refund(
         currency=payment.currency,
         status="pending",
         credit_note_id=credit_note_id,
-        gateway_idempotency_key=credit_note_refund_key(credit_note_id) if credit_note_id else refund_key(refund_id),
+        reason=reason,
+        gateway_idempotency_key=key or refund_key(refund_id),
         reconcile_checks=0,
         next_reconcile_at=now + timedelta(seconds=pending_grace_s),
         created_at=now,
@@ -90,11 +96,12 @@ def apply_refund_result(
         refund.failure_message = (result.message or "")[:500]
         payment.refunded_amount -= refund.amount
         payment.updated_at = now
-        if refund.credit_note_id is not None:
-            # Nobody asked for this refund who would see it fail: the credit note says the customer is owed it.
+        if refund.reason != "requested":
+            # Nobody asked for this refund who would see it fail: a credit note or an overpaid invoice says the
+            # customer is owed it.
             log.error(
-                "the gateway refused a credit note's refund (%s): the customer is still owed it; refund by hand",
-                refund.failure_code,
+                "the gateway refused a refund owed for a%s (%s): the customer is still owed it; refund by hand",
+                " credit note" if refund.reason == "credit_note" else "n overpayment", refund.failure_code,
                 extra={"refund_id": str(refund.id), "credit_note_id": str(refund.credit_note_id),
                        "payment_id": str(payment.id), "amount": refund.amount, "currency": refund.currency},
             )

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.models import Payment
-from billing_shared.contracts import CreditNoteIssued, DunningRetryDue, InvoiceFinalized
+from billing_shared.contracts import CreditNoteIssued, DunningRetryDue, InvoiceFinalized, InvoiceOverpaid, RefundShare
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
 from billing_shared.testing import EventBus, events_handled, wait_for
@@ -201,3 +201,59 @@ async def test_credit_note_with_a_refund_due_refunds_once(customer, add_card, cl
     assert (await client.get(f"/api/payments/{payment['id']}", headers=headers)).json()["refunded_amount"] == 1200
     assert gateway_stats()["refunds"] - before == 1
     assert await announced(db, "payment.refunded", payment["id"]) == ["payment.refunded"]
+
+
+async def test_a_credit_note_refunds_from_each_payment_it_names_once(customer, add_card, client, service_env,
+                                                                     gateway_stats):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    first, second = [
+        (await client.post("/api/payments", json={"customer_id": str(customer_id), "amount": amount,
+                                                  "currency": "USD"}, headers=idem(headers))).json()
+        for amount in (1000, 3999)
+    ]
+    note = CreditNoteIssued(
+        credit_note_id=uuid.uuid4(), number="CN-2", invoice_id=uuid.uuid4(), customer_id=customer_id, amount=4500,
+        currency="USD", refund_due=True, refund_amount=4500, payment_id=uuid.UUID(second["id"]),
+        refunds=[RefundShare(payment_id=second["id"], amount=3999), RefundShare(payment_id=first["id"], amount=501)],
+    )
+    before = gateway_stats()["refunds"]
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.refunded")
+        seen = handled("credit_note.issued")
+        await bus.publish(note)
+        await bus.publish(note)  # announced twice under two event ids
+        await wait_for(handled_at_least("credit_note.issued", seen + 2), message="both announcements handled")
+        events = await events_about(bus, "payment.refunded", count=2, credit_note_id=note.credit_note_id)
+    assert sorted((e.payload["payment_id"], e.payload["amount"]) for e in events) == sorted(
+        [(second["id"], 3999), (first["id"], 501)]
+    )
+    refunded = [(await client.get(f"/api/payments/{p['id']}", headers=headers)).json()["refunded_amount"]
+                for p in (first, second)]
+    assert refunded == [501, 3999]
+    assert gateway_stats()["refunds"] - before == 2
+
+
+async def test_what_an_invoice_did_not_owe_is_refunded_once_as_an_overpayment(customer, add_card, client, service_env,
+                                                                              gateway_stats, admin_headers):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    payment = (await client.post(
+        "/api/payments", json={"customer_id": str(customer_id), "amount": 4999, "currency": "USD"}, headers=idem(headers)
+    )).json()
+    overpaid = InvoiceOverpaid(
+        invoice_id=uuid.uuid4(), customer_id=customer_id, payment_id=payment["id"], amount=4999, currency="USD",
+        invoice_status="paid",
+    )
+    before = gateway_stats()["refunds"]
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.refunded")
+        seen = handled("invoice.overpaid")
+        await bus.publish(overpaid)
+        await bus.publish(overpaid)
+        await wait_for(handled_at_least("invoice.overpaid", seen + 2), message="both announcements handled")
+        [event] = await events_about(bus, "payment.refunded", payment_id=payment["id"])
+    assert (event.payload["amount"], event.payload["credit_note_id"]) == (4999, None)
+    assert gateway_stats()["refunds"] - before == 1
+    [refund] = (await client.get(f"/api/payments/{payment['id']}/refunds", headers=admin_headers)).json()["data"]
+    assert (refund["reason"], refund["status"], refund["amount"]) == ("overpayment", "succeeded", 4999)

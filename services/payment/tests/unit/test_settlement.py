@@ -68,14 +68,19 @@ def test_a_failed_credit_note_refund_is_logged_as_an_error_for_a_person_to_act_o
     payment = pending()
     apply_charge_result(payment, ChargeResult("succeeded", "ch_1"), at=NOW, now=NOW, schedule=SCHEDULE)
     asked = reserve_refund(payment, 100, now=NOW, pending_grace_s=120)
-    credited = reserve_refund(payment, 200, now=NOW, pending_grace_s=120, credit_note_id=uuid.uuid4())
+    credited = reserve_refund(payment, 200, now=NOW, pending_grace_s=120, credit_note_id=uuid.uuid4(),
+                              reason="credit_note", key="re_cn_1")
+    overpaid = reserve_refund(payment, 300, now=NOW, pending_grace_s=120, reason="overpayment", key="re_over_1")
     with caplog.at_level(logging.ERROR):
         apply_refund_result(payment, asked, RefundResult("failed", failure_code="x"), now=NOW, schedule=SCHEDULE)
         assert caplog.records == []  # whoever asked got the failure in the API's answer
         apply_refund_result(payment, credited, RefundResult("failed", failure_code="y"), now=NOW, schedule=SCHEDULE)
-    [record] = caplog.records
-    assert "still owed" in record.getMessage() and record.credit_note_id == str(credited.credit_note_id)
+        apply_refund_result(payment, overpaid, RefundResult("failed", failure_code="z"), now=NOW, schedule=SCHEDULE)
+    [on_note, on_overpayment] = caplog.records
+    assert "still owed" in on_note.getMessage() and on_note.credit_note_id == str(credited.credit_note_id)
+    assert "overpayment" in on_overpayment.getMessage() and "still owed" in on_overpayment.getMessage()
     assert payment.refunded_amount == 0
+    assert (asked.gateway_idempotency_key, credited.gateway_idempotency_key) == (f"re_{asked.id}", "re_cn_1")
 
 
 def test_a_success_for_a_payment_recorded_as_failed_changes_nothing_but_is_logged_as_an_error(caplog) -> None:
