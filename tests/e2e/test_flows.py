@@ -232,3 +232,31 @@ def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_s
         [mail] = of_kind(mails, kind)
         assert "$9.90 (Setup fee)" in " ".join(text_of(mail).split()), kind  # what the payment was for
         assert "suspend" not in text_of(mail).lower()
+
+
+def test_an_invoice_paid_twice_gives_the_second_payment_back_and_says_so(stack, api):
+    customer = stack.new_customer("Flow Paid Twice")
+    plan = api.create_plan("Flow paid twice plan", 2000)
+    api.subscribe(customer, plan["id"])
+    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
+    before = api.gateway_stats()
+
+    # The customer pays the invoice again by hand (say, not knowing the card was charged).
+    again = check(api.request(
+        "POST", "/api/payments", json={"customer_id": customer["id"], "amount": 2000, "currency": "USD",
+                                       "invoice_id": invoice["id"]},
+        headers={**customer["headers"], "Idempotency-Key": idempotency_key()}), 201)
+
+    assert again["status"] == "succeeded"
+    [refunded] = api.wait_for(
+        lambda: [p for p in api.payments(customer["id"]) if p["id"] == again["id"] and p["refunded_amount"] == 2000]
+        or None, what="the second payment refunded")
+    assert refunded["amount"] == 2000
+    after = api.wait_for(lambda: next((i for i in api.invoices(customer["id"], "paid")
+                                       if i["amount_refunded"] == 2000), None), what="the invoice's books")
+    assert (after["id"], after["amount_paid"], after["amount_due"]) == (invoice["id"], 4000, 0)
+    mails = wait_mail(stack, customer["email"], {"payment_refunded": 1})
+    assert "20.00" in text_of(of_kind(mails, "payment_refunded")[0])
+    assert gateway_delta(before, api.gateway_stats())["refunds"] == 1
+    assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1,
+                                              "payment_refunded": 1})
