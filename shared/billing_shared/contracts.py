@@ -173,6 +173,9 @@ class SubscriptionPlanChanged(Event):
     # A credit the change owed but could not give while its period was unpaid, given once a payment came in
     # (lines: that one credit; effective_at: when it was earned). Not a change of plan.
     correction: bool = False
+    # This change's own id: two changes at the same instant (an admin's repeated proration_date) are two
+    # changes. None from producers older than this field, and on corrections.
+    change_id: uuid.UUID | None = None
 
 
 class _SubscriptionStatusFact(Event):

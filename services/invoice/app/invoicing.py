@@ -70,7 +70,7 @@ class Terms:
 
 @dataclass(frozen=True)
 class Draft:
-    """What an invoice is opened with; `effective_at` (with the period and kind) makes it unique."""
+    """What an invoice is opened with; `effective_at` and `change_id` (with the period and kind) make it unique."""
 
     kind: str
     billing_reason: str
@@ -83,6 +83,7 @@ class Draft:
     period_start: datetime | None = None
     period_end: datetime | None = None
     effective_at: datetime | None = None
+    change_id: uuid.UUID | None = None
 
 
 def balance_of(invoice: Invoice) -> Balance:
@@ -112,6 +113,7 @@ async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Inv
                 period_start=draft.period_start,
                 period_end=draft.period_end,
                 effective_at=draft.effective_at,
+                change_id=draft.change_id,
                 currency=draft.currency.upper(),
                 subtotal=sums.subtotal,
                 total=sums.total,

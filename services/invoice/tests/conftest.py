@@ -26,7 +26,7 @@ START = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def plan_change(
-    created: SubscriptionCreated, at: datetime, new_plan: str, credit: int, charge: int
+    created: SubscriptionCreated, at: datetime, new_plan: str, credit: int, charge: int, **fields: Any
 ) -> SubscriptionPlanChanged:
     """An immediate change of `created`'s subscription from Pro at `at`: its credit (negative) and charge lines."""
     return SubscriptionPlanChanged(
@@ -37,6 +37,7 @@ def plan_change(
             ProrationLine(description="Unused time on Pro", amount=credit, currency="USD"),
             ProrationLine(description=f"Remaining time on {new_plan}", amount=charge, currency="USD"),
         ],
+        **fields,
     )
 
 

@@ -50,9 +50,12 @@ class Customer(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
-        # One invoice per subscription period (and per plan change, at its effective time), whatever
-        # the number of deliveries. For period invoices effective_at = period_start.
-        UniqueConstraint("subscription_id", "period_start", "kind", "effective_at", name="uq_invoices_subscription_period"),
+        # One invoice per subscription period (and per plan change: its id, or for older events its effective
+        # time), whatever the number of deliveries. For period invoices effective_at = period_start.
+        UniqueConstraint(
+            "subscription_id", "period_start", "kind", "effective_at", "change_id",
+            name="uq_invoices_subscription_period", postgresql_nulls_not_distinct=True,
+        ),
         CheckConstraint(f"status IN {STATUSES}", name="status_known"),
         CheckConstraint(f"kind IN {KINDS}", name="kind_known"),
         CheckConstraint("amount_paid >= 0 AND amount_credited >= 0 AND amount_refunded >= 0 AND amount_due >= 0", name="amounts_non_negative"),
@@ -74,6 +77,7 @@ class Invoice(Base):
     period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     effective_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    change_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # the plan change it bills
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[int] = mapped_column(BigInteger, default=0)
     total: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -70,6 +70,8 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
         if not invoices:
             raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
         key = f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}"
+        if event.change_id is not None:
+            key = f"plan_change:{event.change_id}"
         if event.correction:  # one per late payment, like a cancellation's corrections
             key = f"{key}:correction:{envelope.event_id}"
         await credit_invoices(
@@ -88,6 +90,7 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
         period_start=event.period_start,
         period_end=event.period_end,
         effective_at=event.effective_at,
+        change_id=event.change_id,
     )
     invoice = await open_invoice(uow.session, draft, at)
     if invoice is not None:

@@ -109,6 +109,20 @@ async def test_a_plan_change_with_a_net_credit_is_a_credit_note_on_the_period_in
     assert len(await billing.invoices_of(created.subscription_id)) == 1  # no invoice for a net credit
 
 
+async def test_two_net_credit_plan_changes_at_the_same_instant_are_two_credit_notes(billing):
+    created, invoice = await billing.subscribe()
+    await billing.pay(invoice)
+    await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
+    at = START + timedelta(days=10)
+    down = plan_change(created, at, "Basic", -3387, 677, change_id=uuid.uuid4())
+    lower = plan_change(created, at, "Free", -677, 0, change_id=uuid.uuid4())
+    for envelope in [await billing.publish(event, at=at) for event in (down, lower, down)]:
+        await billing.handled(envelope)
+
+    notes = billing.events_for("credit_note.issued", invoice["id"])
+    assert sorted(note.payload["amount"] for note in notes) == [677, 2710]
+
+
 async def _upgraded(billing, *, change_paid: bool):
     created, invoice = await billing.subscribe()
     await billing.pay(invoice)

@@ -177,6 +177,20 @@ async def test_plan_change_with_a_net_charge_is_invoiced_with_its_proration_line
     assert finalized.payload["payment_method_id"] == str(created.payment_method_id)
 
 
+async def test_two_plan_changes_at_the_same_instant_are_two_invoices_each_billed_once(billing):
+    created, first = await billing.subscribe()
+    at = START + timedelta(days=10)
+    up = plan_change(created, at, "Team", -3387, 6774, change_id=uuid.uuid4())
+    again = plan_change(created, at, "Max", -6774, 9000, change_id=uuid.uuid4())  # an admin's same proration_date
+    published = [await billing.publish(event, at=at) for event in (up, again, up, again)]  # each delivered twice
+    for envelope in published:
+        await billing.handled(envelope)
+    invoices = await billing.invoices_of(created.subscription_id, count=3)
+
+    assert sorted(i["total"] for i in invoices if i["id"] != first["id"]) == [2226, 3387]
+    assert len(invoices) == 3
+
+
 async def test_customer_projection_keeps_the_newest_fact_whatever_the_order(billing):
     customer_id = await billing.customer("Old Name")
     newer = await billing.publish(

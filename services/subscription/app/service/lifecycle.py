@@ -21,6 +21,7 @@ from billing_shared.contracts import (
 )
 from billing_shared.db import UnitOfWork
 from billing_shared.errors import ApiError
+from billing_shared.ids import new_id
 
 from ..db.models import Plan, Subscription, SubscriptionPeriod
 from ..db.repository import lock_period
@@ -204,6 +205,7 @@ async def change_plan(
             period_end=period.end,
             currency=new.currency,
             lines=proration.lines,
+            change_id=new_id(),
         ),
         occurred_at=now,
     )

@@ -32,6 +32,7 @@ async def test_upgrade_credits_unused_old_and_charges_remaining_new(
     ]
     assert event.payload["effective"] == "now" and event.payload["effective_at"] == "2024-04-16T00:00:00Z"
     assert [line["amount"] for line in event.payload["lines"]] == [-500, 2000]
+    assert event.payload["change_id"] is not None  # the invoice service bills each change once, by this id
     (row,) = await period_rows(db, sub["id"])
     # The 500 credit paid part of the 2000 charge: nothing went back to the customer, nothing is credited.
     assert (row.amount, row.amount_credited) == (4000, 0)
@@ -84,7 +85,7 @@ async def test_an_upgrade_in_an_unpaid_period_credits_the_old_plan_once_its_invo
         await pay_period(bus, db, sub, 2000, datetime(2024, 4, 21, tzinfo=UTC))  # the change's invoice: owes nothing
 
     # 3000 paid for 15 days of each plan (500 + 2000): Basic's 15 unused days come back now, once.
-    assert correction.payload["effective"] == "now"
+    assert correction.payload["effective"] == "now" and correction.payload["change_id"] is None
     assert [(line["amount"], line["currency"]) for line in correction.payload["lines"]] == [(-500, "USD")]
     (row,) = await period_rows(db, sub["id"])
     assert (row.amount_paid, row.amount_credited) == (3000, 500)
