@@ -161,6 +161,14 @@ async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
     )
 
 
+async def forgive(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
+    """An admin voided an unpaid invoice: what made the subscription past due or suspended is owed no more, so it
+    is active again, as if that invoice had been paid (dunning closes its case on the same event)."""
+    sub = await lock_subscription(uow.session, subscription_id)
+    if sub is not None and sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
+        await reactivate(uow, sub, at)
+
+
 async def mark_past_due(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
     """A payment failed and dunning retries it: active becomes past_due (unless a payment came in since)."""
     sub = await lock_subscription(uow.session, subscription_id)

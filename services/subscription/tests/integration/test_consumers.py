@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from billing_shared.contracts import DunningExhausted, DunningRetryScheduled, InvoicePaid
+from billing_shared.contracts import DunningExhausted, DunningRetryScheduled, InvoicePaid, InvoiceVoided
 from billing_shared.testing import EventBus, wait_for
 
 from tests.integration.helpers import (
@@ -81,6 +81,26 @@ async def test_retry_scheduled_makes_it_past_due_and_payment_reactivates(
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 4, tzinfo=UTC))
         (event,) = await events_for(bus, "subscription.reactivated", sub["id"])
     assert event.payload["status"] == "active"
+    assert await status_of(client, sub, user_headers, "active")
+
+
+async def test_an_unpaid_invoice_voided_makes_a_past_due_subscription_active_again(
+    client, admin_headers, service_env, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.reactivated")
+        await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
+        await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
+        await bus.publish(
+            InvoiceVoided(invoice_id=uuid.uuid4(), customer_id=uuid.UUID(sub["customer_id"]),
+                          subscription_id=uuid.UUID(sub["id"]), currency="USD", total=3000),
+            occurred_at=datetime(2024, 7, 3, tzinfo=UTC),
+        )
+        (event,) = await events_for(bus, "subscription.reactivated", sub["id"])
+    assert (event.payload["status"], event.payload["at"]) == ("active", "2024-07-03T00:00:00Z")
     assert await status_of(client, sub, user_headers, "active")
 
 
