@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("outbox_published_total", "Outbox rows confirmed by the broker", ["service"])
 UNROUTABLE = Counter("outbox_unroutable_total", "Outbox rows no queue was bound for", ["service"])
+# What an event no queue took is marked with (it counts as sent); billing_shared.outbox lists and resends them.
+UNROUTABLE_ERROR = "unroutable: no queue bound"
 RELAY_ERRORS = Counter("outbox_relay_errors_total", "Relay iterations that failed", ["service"])
 
 
@@ -163,7 +165,7 @@ class OutboxRelay:
             if unroutable:
                 # Nobody subscribes to these (yet): record it rather than block the outbox forever.
                 log.debug("%d outbox events had no bound queue", len(unroutable))
-                await driver.execute(self._mark_sent, unroutable, now, "unroutable: no queue bound")
+                await driver.execute(self._mark_sent, unroutable, now, UNROUTABLE_ERROR)
             await session.commit()
             PUBLISHED.labels(self.db.schema).inc(len(sent))
             UNROUTABLE.labels(self.db.schema).inc(len(unroutable))

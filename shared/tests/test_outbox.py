@@ -1,4 +1,5 @@
-"""The outbox: state and event commit together; relays publish each row exactly once, whatever happens."""
+"""The outbox: state and event commit together; relays publish each row exactly once, whatever happens; an event
+no queue took is kept and can be resent."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import uuid
 import pytest
 from sqlalchemy import func, insert, select
 
-from billing_shared.contracts import CustomerCreated
+from billing_shared.contracts import CustomerCreated, NotificationSent
+from billing_shared.outbox import RESENT_NOTE, list_unroutable, resend_unroutable
+from billing_shared.outbox import main as outbox_cli
 from billing_shared.plumbing_tables import outbox_table
-from billing_shared.relay import OutboxRelay
+from billing_shared.relay import UNROUTABLE_ERROR, OutboxRelay
 from billing_shared.testing import EventBus, wait_for
 
 from conftest import SCHEMA, effects
@@ -184,3 +187,35 @@ async def test_a_commit_while_a_batch_is_under_way_wakes_the_next_batch(db, clea
             assert loop.time() - started < 2.0
         finally:
             await relay.stop()
+
+
+async def test_an_event_no_queue_took_is_kept_listed_and_resent_once_its_consumer_is_there(
+    db, clean, infra, database_url, capsys
+):
+    async with db.uow() as uow:
+        event_id = uow.emit(NotificationSent(
+            notification_id=uuid.uuid4(), template="welcome", source_event_id=uuid.uuid4(), recipient="a@example.com",
+        )).event_id
+        await uow.commit()
+    relay = relay_for(db, infra, database_url)
+    await relay.start()
+    try:
+        unroutable = outbox.c.last_error == UNROUTABLE_ERROR
+        await wait_for(lambda: count(db, outbox, unroutable, outbox.c.published_at.is_not(None)),
+                       message="the event recorded as unroutable")
+
+        # The command line runs its own event loop: in a thread here.
+        listing = ["unroutable", "--service", SCHEMA, "--database-url", database_url]
+        assert await asyncio.to_thread(outbox_cli, listing) == 0
+        assert "notification.sent\t1\t" in capsys.readouterr().out
+
+        async with EventBus(infra.amqp_url) as bus:
+            await bus.record("notification.sent")  # the consumer is there now
+            assert await resend_unroutable(database_url, SCHEMA, routing_keys=["customer.created"]) == 0
+            assert await resend_unroutable(database_url, SCHEMA, routing_keys=["notification.sent"]) == 1
+            [received] = await bus.wait_for_type("notification.sent")
+        assert received.event_id == event_id
+        assert await list_unroutable(database_url, SCHEMA) == []
+        assert await count(db, outbox, outbox.c.last_error == RESENT_NOTE, outbox.c.published_at.is_not(None)) == 1
+    finally:
+        await relay.stop()
