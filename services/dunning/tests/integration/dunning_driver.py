@@ -5,10 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from billing_shared.contracts import InvoicePaid, PaymentFailed, PaymentMethodAdded, PaymentSucceeded
+from billing_shared.contracts import (
+    InvoicePaid,
+    PaymentFailed,
+    PaymentMethodAdded,
+    PaymentSucceeded,
+    SubscriptionCanceled,
+)
 from billing_shared.events import Envelope
 from billing_shared.testing import EventBus, wait_for
 
@@ -87,6 +93,19 @@ class Dunning:
         await self.bus.publish(event, occurred_at=at)
         return method_id
 
+    async def cancel_subscription(
+        self, debt: Debt, ends_at: datetime, *, at_period_end: bool = False, event_id: uuid.UUID | None = None
+    ) -> Envelope:
+        """The debt's subscription canceled, announced as the subscription service does: when the cancellation
+        takes effect (a cancel at period end, asked for earlier, at the period's end)."""
+        assert debt.subscription_id is not None
+        event = SubscriptionCanceled(
+            subscription_id=debt.subscription_id, customer_id=debt.customer_id,
+            canceled_at=ends_at - timedelta(days=10) if at_period_end else ends_at, at_period_end=at_period_end,
+            ends_at=ends_at, currency=debt.currency,
+        )
+        return await self.bus.publish(event, event_id=event_id, occurred_at=ends_at)
+
     async def run(self, as_of: datetime) -> dict[str, Any]:
         response = await self.client.post("/api/dunning/runs", json={"as_of": as_of.isoformat()}, headers=self.admin)
         assert response.status_code == 200, response.text
@@ -96,6 +115,17 @@ class Dunning:
         response = await self.client.get(f"/api/dunning/cases/{case_id}", headers=self.admin)
         assert response.status_code == 200, response.text
         return response.json()
+
+    async def cases_of(self, debt: Debt) -> list[dict[str, Any]]:
+        """The debt's cases (its invoice's, or its one-off payment's), as GET /cases lists them."""
+        params = {"customer_id": str(debt.customer_id)}
+        response = await self.client.get("/api/dunning/cases", params=params, headers=self.admin)
+        assert response.status_code == 200, response.text
+        return [
+            c for c in response.json()["data"]
+            if c["invoice_id"] == (str(debt.invoice_id) if debt.invoice_id else None)
+            and (debt.invoice_id is not None or c["payment_id"] == str(debt.payment_id))
+        ]
 
     def events(self, event_type: str, debt: Debt) -> list[Envelope]:
         return [
