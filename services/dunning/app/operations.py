@@ -68,9 +68,18 @@ async def open_case(uow: UnitOfWork, failed: PaymentFailed, at: datetime) -> tup
 
 
 async def record_failure(
-    uow: UnitOfWork, case: DunningCase, failed: PaymentFailed, at: datetime, schedule: Sequence[timedelta]
+    uow: UnitOfWork,
+    case: DunningCase,
+    failed: PaymentFailed,
+    at: datetime,
+    schedule: Sequence[timedelta],
+    *,
+    subscription_canceled_at: datetime | None = None,
 ) -> bool:
-    """Record a failed attempt and take the next step; False if nothing changed (already recorded, or closed)."""
+    """Record a failed attempt and take the next step; False if nothing changed (already recorded, or closed).
+
+    The next step of a case whose subscription was canceled already (`subscription_canceled_at`) is to cancel it.
+    """
     attempt = case.failures + 1
     if case.status != CaseStatus.OPEN or (case.failures > 0 and not is_new_failure(failed.attempt, case.failures)):
         return False
@@ -105,6 +114,10 @@ async def record_failure(
     new_method, case.retry_payment_method_id = case.retry_payment_method_id, None
     _touch(case)
 
+    if subscription_canceled_at is not None:
+        # Its subscription.canceled came first (two services' events come in any order): end as if it had come
+        # after this failure. No retry, so no charge, and no event: no "next try on ..." or suspension email.
+        return cancel(case, max(at, subscription_canceled_at))
     step = next_step(case.failures, schedule, at, failed.decline_type)
     if isinstance(step, Exhausted):
         exhaust(uow, case, at)

@@ -1,4 +1,5 @@
-"""Dunning cases (one per unpaid invoice, or per failed one-off payment) and their attempts."""
+"""Dunning cases (one per unpaid invoice, or per failed one-off payment), their attempts, and the subscriptions
+known to be canceled."""
 
 from __future__ import annotations
 
@@ -75,3 +76,13 @@ class Attempt(Base):
     failure_message: Mapped[str | None] = mapped_column(String(500))
     decline_type: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CanceledSubscription(Base):
+    """A subscription dunning heard was canceled: a failure of its invoices that arrives later opens no chase."""
+
+    __tablename__ = "canceled_subscriptions"
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # When the cancellation took effect (its event's time: the period's end for a cancel at period end).
+    canceled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

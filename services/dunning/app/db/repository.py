@@ -1,4 +1,5 @@
-"""Queries on dunning cases: find-and-lock for consumers, claim-due for schedulers, reads for the API."""
+"""Queries on dunning cases: find-and-lock for consumers, claim-due for schedulers, reads for the API; and the
+subscriptions known to be canceled."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.cases import CaseStatus
-from .models import Attempt, DunningCase
+from .models import Attempt, CanceledSubscription, DunningCase
 
 
 def case_key(invoice_id: uuid.UUID | None, payment_id: uuid.UUID | None) -> str:
@@ -74,6 +75,24 @@ async def _lock_open_cases(session: AsyncSession, whose: ColumnElement[bool]) ->
         .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).all()
+
+
+async def remember_canceled_subscription(
+    session: AsyncSession, subscription_id: uuid.UUID, canceled_at: datetime
+) -> None:
+    """Record the subscription as canceled (the first record stays)."""
+    await session.execute(
+        insert(CanceledSubscription)
+        .values(subscription_id=subscription_id, canceled_at=canceled_at)
+        .on_conflict_do_nothing(index_elements=[CanceledSubscription.subscription_id])
+    )
+
+
+async def subscription_canceled_at(session: AsyncSession, subscription_id: uuid.UUID) -> datetime | None:
+    """When the subscription was canceled, None if dunning has not heard of it."""
+    return await session.scalar(
+        select(CanceledSubscription.canceled_at).where(CanceledSubscription.subscription_id == subscription_id)
+    )
 
 
 async def claim_due(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[DunningCase]:

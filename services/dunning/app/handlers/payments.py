@@ -1,4 +1,5 @@
-"""payment.failed opens or advances a case; payment.succeeded recovers it; a new card retries now."""
+"""payment.failed opens or advances a case (a case of a canceled subscription opens canceled); payment.succeeded
+recovers it; a new card retries now."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ def payment_failed_handler(schedule: Sequence[timedelta]) -> Handler:
         case = None
         if failed.dunning_case_id is not None:
             case = await repository.lock_case(uow.session, failed.dunning_case_id)
+        canceled_at = None
         if case is None:
-            case, _ = await operations.open_case(uow, failed, at)
-        await operations.record_failure(uow, case, failed, at, schedule)
+            case, opened = await operations.open_case(uow, failed, at)
+            if opened and case.subscription_id is not None:
+                # Only a new case can have missed its subscription.canceled: the cancel closed every case it saw.
+                canceled_at = await repository.subscription_canceled_at(uow.session, case.subscription_id)
+        await operations.record_failure(uow, case, failed, at, schedule, subscription_canceled_at=canceled_at)
 
     return handle_payment_failed
 
