@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,7 +80,12 @@ async def _lock_open_cases(session: AsyncSession, whose: ColumnElement[bool]) ->
 async def remember_canceled_subscription(
     session: AsyncSession, subscription_id: uuid.UUID, canceled_at: datetime
 ) -> None:
-    """Record the subscription as canceled (the first record stays)."""
+    """Record the subscription as canceled (the first record stays), holding its lock exclusively to the commit.
+
+    Call it before looking for the subscription's open cases: a first failure recorded at the same time has
+    either committed its case already (that look finds it) or waits for this commit and then sees the record.
+    """
+    await _lock_subscription(session, subscription_id, shared=False)
     await session.execute(
         insert(CanceledSubscription)
         .values(subscription_id=subscription_id, canceled_at=canceled_at)
@@ -89,10 +94,23 @@ async def remember_canceled_subscription(
 
 
 async def subscription_canceled_at(session: AsyncSession, subscription_id: uuid.UUID) -> datetime | None:
-    """When the subscription was canceled, None if dunning has not heard of it."""
+    """When the subscription was canceled, None if dunning has not heard of it; a cancellation being recorded
+    meanwhile is waited for (shared lock, so failures of one subscription do not wait for each other)."""
+    await _lock_subscription(session, subscription_id, shared=True)
     return await session.scalar(
         select(CanceledSubscription.canceled_at).where(CanceledSubscription.subscription_id == subscription_id)
     )
+
+
+_LOCK_SUBSCRIPTION = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+_LOCK_SUBSCRIPTION_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))")
+
+
+async def _lock_subscription(session: AsyncSession, subscription_id: uuid.UUID, *, shared: bool) -> None:
+    # Under read committed a cancellation and a new case, each written without seeing the other's uncommitted
+    # row, would both miss each other: this transaction-scoped lock orders them.
+    lock = _LOCK_SUBSCRIPTION_SHARED if shared else _LOCK_SUBSCRIPTION
+    await session.execute(lock, {"k": f"dunning.subscription:{subscription_id}"})
 
 
 async def claim_due(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[DunningCase]:

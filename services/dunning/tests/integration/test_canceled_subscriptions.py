@@ -1,16 +1,22 @@
 """A subscription's subscription.canceled may reach dunning before the payment.failed of its invoice (events of
 two services come in any order): the failure's case then opens canceled, so nothing is retried, charged or
-announced, whatever the order or the redeliveries."""
+announced, whatever the order, the redeliveries, or two transactions handling both at once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
 from dunning_driver import Debt
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from app.handlers import payments, subscriptions
+from billing_shared.contracts import PaymentFailed, SubscriptionCanceled
+from billing_shared.db import UnitOfWork
+from billing_shared.events import Envelope, Event
 from billing_shared.plumbing_tables import outbox_table
 from billing_shared.testing import events_handled, wait_for
 
@@ -115,3 +121,53 @@ async def test_redelivered_cancellations_and_failures_leave_one_canceled_case(ap
     assert len(case["attempts"]) == 1
     assert (await dunning.run(epoch + 30 * DAY))["retries_due"] == 0
     assert await announced(app, case["id"]) == []
+
+
+def envelope(event: Event, occurred_at: datetime) -> Envelope:
+    return Envelope(type=event.type, payload=event.model_dump(mode="json"), producer="test", occurred_at=occurred_at)
+
+
+@pytest.mark.parametrize("first", ["cancellation", "failure"])
+async def test_a_cancellation_and_a_first_failure_handled_at_once_leave_nothing_to_chase(app, dunning, epoch, first):
+    """Two consumers (replicas, or concurrent batches) each in a transaction that cannot see the other's rows."""
+    debt = Debt()
+    db = app.state.runtime.db
+    canceled = SubscriptionCanceled(
+        subscription_id=debt.subscription_id, customer_id=debt.customer_id, canceled_at=epoch + MINUTE,
+        at_period_end=False, ends_at=epoch + MINUTE, currency=debt.currency,
+    )
+    failed = PaymentFailed(**debt.facts(), payment_id=debt.payment_id, failure_code="card_declined")
+    handle_failure = payments.payment_failed_handler(app.state.settings.retry_schedule)
+
+    async def cancellation(uow: UnitOfWork) -> None:
+        await subscriptions.handle_subscription_canceled(envelope(canceled, epoch + MINUTE), uow)
+
+    async def failure(uow: UnitOfWork) -> None:
+        await handle_failure(envelope(failed, epoch), uow)
+
+    first_handler, second_handler = (cancellation, failure) if first == "cancellation" else (failure, cancellation)
+
+    async def in_own_transaction(handler: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+        async with db.uow() as uow:
+            await handler(uow)
+            await uow.commit()
+
+    async with db.uow() as uow:
+        await first_handler(uow)  # done, not committed
+        second = asyncio.create_task(in_own_transaction(second_handler))
+
+        async def second_done_or_waiting() -> bool:
+            async with db.reads() as session:
+                waiting = await session.scalar(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                )
+            return second.done() or waiting > 0
+
+        await wait_for(second_done_or_waiting, message="the second transaction done or waiting for the first")
+        await uow.commit()
+    await second
+
+    case = await the_case(dunning, debt)
+    assert (case["status"], case["failures"], case["next_retry_at"]) == ("canceled", 1, None)
+    assert (await dunning.run(epoch + 30 * DAY))["retries_due"] == 0
+    assert "dunning.retry_due" not in await announced(app, case["id"])
