@@ -24,6 +24,7 @@ class DunningCase(Base):
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_customer", "customer_id", "id"),
+        Index("ix_cases_subscription_open", "subscription_id", postgresql_where=text("status = 'open'")),
         Index("ix_cases_status", "status", "id"),
         Index("ix_cases_due", "next_retry_at", postgresql_where=text("status = 'open' AND next_retry_at IS NOT NULL")),
         Index("ix_cases_waiting", "wait_until", postgresql_where=text("status = 'open' AND wait_until IS NOT NULL")),

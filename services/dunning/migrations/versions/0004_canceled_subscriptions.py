@@ -24,7 +24,13 @@ def upgrade() -> None:
         sa.Column("canceled_at", sa.DateTime(timezone=True), nullable=False),
         schema=SCHEMA,
     )
+    # What a cancellation looks up: the subscription's open cases.
+    op.create_index(
+        "ix_cases_subscription_open", "cases", ["subscription_id"], schema=SCHEMA,
+        postgresql_where=sa.text("status = 'open'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_subscription_open", "cases", schema=SCHEMA)
     op.drop_table("canceled_subscriptions", schema=SCHEMA)
