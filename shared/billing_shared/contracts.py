@@ -93,6 +93,8 @@ class PaymentRefunded(Event):
     currency: str
     invoice_id: uuid.UUID | None = None
     credit_note_id: uuid.UUID | None = None
+    # requested (an admin, through the API), credit_note, or overpayment (what an invoice did not owe)
+    reason: Literal["requested", "credit_note", "overpayment"] = "requested"
 
 
 # --- subscription ---------------------------------------------------------------------------

@@ -257,6 +257,7 @@ def test_an_invoice_paid_twice_gives_the_second_payment_back_and_says_so(stack, 
     assert (after["id"], after["amount_paid"], after["amount_due"]) == (invoice["id"], 4000, 0)
     mails = wait_mail(stack, customer["email"], {"payment_refunded": 1})
     assert "20.00" in text_of(of_kind(mails, "payment_refunded")[0])
+    assert "already been paid" in text_of(of_kind(mails, "payment_refunded")[0])
     assert gateway_delta(before, api.gateway_stats())["refunds"] == 1
     assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1,
                                               "payment_refunded": 1})

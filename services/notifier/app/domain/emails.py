@@ -115,7 +115,11 @@ def _recovered(e: DunningRecovered, base_url: str) -> EmailPlan | None:
 def _refunded(e: PaymentRefunded, base_url: str) -> EmailPlan | None:
     if e.credit_note_id is not None:
         return None
-    return EmailPlan("payment_refunded", e.customer_id, {"amount": e.amount, "currency": e.currency})
+    return EmailPlan(
+        "payment_refunded",
+        e.customer_id,
+        {"amount": e.amount, "currency": e.currency, "overpayment": e.reason == "overpayment"},
+    )
 
 
 def _final_notice(e: DunningFinalNotice, base_url: str) -> EmailPlan:

@@ -152,6 +152,14 @@ def test_a_credit_note_refund_asks_for_no_email_of_its_own_since_the_credit_note
     assert plan_email(envelope(event), BASE) is None
 
 
+def test_a_refund_of_an_overpayment_says_so_and_one_an_admin_asked_for_does_not() -> None:
+    asked = plan_email(envelope(EVENTS["payment_refunded"]), BASE)
+    overpaid = plan_email(envelope(EVENTS["payment_refunded"].model_copy(update={"reason": "overpayment"})), BASE)
+
+    assert asked is not None and overpaid is not None
+    assert (asked.context["overpayment"], overpaid.context["overpayment"]) == (False, True)
+
+
 def test_a_hard_decline_has_no_retry_date_even_if_the_event_carries_one() -> None:
     event = DunningRetryScheduled(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=1,

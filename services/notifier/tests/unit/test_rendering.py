@@ -40,7 +40,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "next_retry_at": datetime(2027, 3, 5, 9, 0, tzinfo=UTC),
     },
     "payment_recovered": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR", "description": None},
-    "payment_refunded": {"customer_name": "Ada Lovelace", "amount": 1500, "currency": "USD"},
+    "payment_refunded": {"customer_name": "Ada Lovelace", "amount": 1500, "currency": "USD", "overpayment": False},
     "final_notice": {
         "customer_name": "Ada Lovelace",
         "amount": 1000,
@@ -146,6 +146,13 @@ class TestSubjectsAndAmounts:
         assert rendered.subject == "Refund of $15.00"
         assert "refunded $15.00 to your card" in rendered.text and "5 to 10 business days" in rendered.text
         assert "$15.00" in rendered.html
+        assert "already been paid" not in rendered.text
+
+    def test_an_overpayment_refund_says_nothing_was_owed_for_that_payment(self) -> None:
+        rendered = render("payment_refunded", overpayment=True)
+
+        assert "Your invoice had already been paid" in rendered.text and "already been paid" in rendered.html
+        assert "refunded $15.00 to your card" in rendered.text
 
     def test_final_notice_names_the_date_of_the_last_attempt(self) -> None:
         rendered = render("final_notice")

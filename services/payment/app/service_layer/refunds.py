@@ -69,6 +69,7 @@ def refund_event(payment: Payment, refund: Refund) -> PaymentRefunded:
         currency=refund.currency,
         invoice_id=payment.invoice_id,
         credit_note_id=refund.credit_note_id,
+        reason=refund.reason,
     )
 
 

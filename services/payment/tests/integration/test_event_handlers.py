@@ -238,9 +238,8 @@ async def test_what_an_invoice_did_not_owe_is_refunded_once_as_an_overpayment(cu
                                                                               gateway_stats, admin_headers):
     customer_id, headers = customer
     await add_card(customer_id, headers)
-    payment = (await client.post(
-        "/api/payments", json={"customer_id": str(customer_id), "amount": 4999, "currency": "USD"}, headers=idem(headers)
-    )).json()
+    body = {"customer_id": str(customer_id), "amount": 4999, "currency": "USD"}
+    payment = (await client.post("/api/payments", json=body, headers=idem(headers))).json()
     overpaid = InvoiceOverpaid(
         invoice_id=uuid.uuid4(), customer_id=customer_id, payment_id=payment["id"], amount=4999, currency="USD",
         invoice_status="paid",
@@ -253,7 +252,8 @@ async def test_what_an_invoice_did_not_owe_is_refunded_once_as_an_overpayment(cu
         await bus.publish(overpaid)
         await wait_for(handled_at_least("invoice.overpaid", seen + 2), message="both announcements handled")
         [event] = await events_about(bus, "payment.refunded", payment_id=payment["id"])
-    assert (event.payload["amount"], event.payload["credit_note_id"]) == (4999, None)
+    assert (event.payload["amount"], event.payload["reason"], event.payload["credit_note_id"]) == (
+        4999, "overpayment", None)
     assert gateway_stats()["refunds"] - before == 1
     [refund] = (await client.get(f"/api/payments/{payment['id']}/refunds", headers=admin_headers)).json()["data"]
     assert (refund["reason"], refund["status"], refund["amount"]) == ("overpayment", "succeeded", 4999)
