@@ -55,6 +55,8 @@ class InvoiceView:
     total: int
     amount_paid: int
     amount_due: int
+    # Given back: a credit note's refund, or a payment beyond what the invoice owed. Shown only when not 0.
+    amount_refunded: int = 0
     credit_notes: Sequence[CreditNoteView] = field(default_factory=tuple)
     locale: str = "en_US"
 

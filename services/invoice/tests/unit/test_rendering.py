@@ -51,6 +51,12 @@ def usd_pdf() -> bytes:
 
 
 class TestHtml:
+    def test_shows_what_was_refunded_only_when_something_was(self):
+        paid_twice = render_invoice_html(make_view(status=InvoiceStatus.PAID, amount_paid=9998, amount_refunded=4999,
+                                                   amount_due=0))
+        assert "Refunded" in paid_twice and "-$49.99" in paid_twice and "$99.98" in paid_twice
+        assert "Refunded" not in render_invoice_html(make_view())
+
     def test_shows_number_customer_and_total_in_dollars(self):
         html = render_invoice_html(make_view())
         assert "INV-000042" in html
