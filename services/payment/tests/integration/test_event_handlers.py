@@ -43,6 +43,14 @@ def handled_at_least(event_type: str, count: float):
     return probe
 
 
+async def announce_twice(bus: EventBus, event) -> None:
+    """Publish the event twice under two event ids and wait until the service has handled both."""
+    seen = handled(event.type)
+    await bus.publish(event)
+    await bus.publish(event)
+    await wait_for(handled_at_least(event.type, seen + 2), message=f"both announcements of {event.type} handled")
+
+
 async def invoice_payments(db, invoice_id) -> list[Payment]:
     async with db.sessions() as session:
         return list(await session.scalars(select(Payment).where(Payment.invoice_id == invoice_id).order_by(Payment.attempt)))
@@ -192,10 +200,7 @@ async def test_credit_note_with_a_refund_due_refunds_once(customer, add_card, cl
     before = gateway_stats()["refunds"]
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("payment.refunded")
-        seen = handled("credit_note.issued")
-        await bus.publish(note)
-        await bus.publish(note)  # announced twice under two event ids
-        await wait_for(handled_at_least("credit_note.issued", seen + 2), message="both announcements handled")
+        await announce_twice(bus, note)
         [event] = await events_about(bus, "payment.refunded", customer_id=customer_id)
     assert event.payload["credit_note_id"] == str(note.credit_note_id) and event.payload["amount"] == 1200
     assert (await client.get(f"/api/payments/{payment['id']}", headers=headers)).json()["refunded_amount"] == 1200
@@ -220,10 +225,7 @@ async def test_a_credit_note_refunds_from_each_payment_it_names_once(customer, a
     before = gateway_stats()["refunds"]
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("payment.refunded")
-        seen = handled("credit_note.issued")
-        await bus.publish(note)
-        await bus.publish(note)  # announced twice under two event ids
-        await wait_for(handled_at_least("credit_note.issued", seen + 2), message="both announcements handled")
+        await announce_twice(bus, note)
         events = await events_about(bus, "payment.refunded", count=2, credit_note_id=note.credit_note_id)
     assert sorted((e.payload["payment_id"], e.payload["amount"]) for e in events) == sorted(
         [(second["id"], 3999), (first["id"], 501)]
@@ -247,10 +249,7 @@ async def test_what_an_invoice_did_not_owe_is_refunded_once_as_an_overpayment(cu
     before = gateway_stats()["refunds"]
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("payment.refunded")
-        seen = handled("invoice.overpaid")
-        await bus.publish(overpaid)
-        await bus.publish(overpaid)
-        await wait_for(handled_at_least("invoice.overpaid", seen + 2), message="both announcements handled")
+        await announce_twice(bus, overpaid)
         [event] = await events_about(bus, "payment.refunded", payment_id=payment["id"])
     assert (event.payload["amount"], event.payload["reason"], event.payload["credit_note_id"]) == (
         4999, "overpayment", None)

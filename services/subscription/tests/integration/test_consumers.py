@@ -68,16 +68,22 @@ async def test_a_redelivered_invoice_paid_counts_once(client, admin_headers, ser
     assert row.amount_paid == 3000
 
 
-async def test_retry_scheduled_makes_it_past_due_and_payment_reactivates(
-    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
-):
+async def past_due(bus, client, admin_headers, test_clock, customer_id, user_headers) -> dict:
+    """A subscription of July 2024 whose first payment failed on the 2nd: dunning retries it, so it is past due."""
     test_clock.set(2024, 7, 1)
     plan = await create_plan(client, admin_headers, amount=3000)
     sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
+    await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
+    return sub
+
+
+async def test_retry_scheduled_makes_it_past_due_and_payment_reactivates(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.reactivated")
-        await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
-        await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
+        sub = await past_due(bus, client, admin_headers, test_clock, customer_id, user_headers)
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 4, tzinfo=UTC))
         (event,) = await events_for(bus, "subscription.reactivated", sub["id"])
     assert event.payload["status"] == "active"
@@ -87,13 +93,9 @@ async def test_retry_scheduled_makes_it_past_due_and_payment_reactivates(
 async def test_an_unpaid_invoice_voided_makes_a_past_due_subscription_active_again(
     client, admin_headers, service_env, test_clock, customer_id, user_headers
 ):
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.reactivated")
-        await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
-        await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
+        sub = await past_due(bus, client, admin_headers, test_clock, customer_id, user_headers)
         await bus.publish(
             InvoiceVoided(invoice_id=uuid.uuid4(), customer_id=uuid.UUID(sub["customer_id"]),
                           subscription_id=uuid.UUID(sub["id"]), currency="USD", total=3000),
