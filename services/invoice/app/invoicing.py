@@ -255,15 +255,16 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
     ).first()
     if applied is None:
         return
-    invoice.amount_paid, invoice.amount_refunded = decision.balance_after.paid, decision.balance_after.refunded
+    invoice.amount_paid += decision.applied
     if decision.applied:
         # Even a partial payment is what a later credit note refunds from (an invoice settled by a credit
         # note is marked paid with no payment of its own).
         invoice.payment_id = payment.payment_id
         invoice.amount_due = decision.balance_after.due
         if invoice.amount_due == 0:
-            mark_paid(uow, terms, invoice, at, payment_id=payment.payment_id)
+            mark_paid(uow, terms, invoice, at, payment_id=payment.payment_id)  # announces what the invoice keeps
     if decision.excess:
+        invoice.amount_paid, invoice.amount_refunded = decision.balance_after.paid, decision.balance_after.refunded
         # Paid twice, or a charge in flight while the invoice was credited or voided: the customer gets back
         # what it did not owe (the payment service refunds it).
         log.warning(

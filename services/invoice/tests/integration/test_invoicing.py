@@ -114,6 +114,8 @@ async def test_a_payment_beyond_what_is_due_pays_the_invoice_and_gives_the_rest_
     paid = await billing.invoice_when(invoice["id"], lambda i: i["status"] == "paid")
 
     assert (paid["amount_paid"], paid["amount_refunded"], paid["amount_due"]) == (5999, 1000, 0)
+    announced = await billing.event_for("invoice.paid", invoice["id"])
+    assert announced.payload["amount_paid"] == 4999  # what the invoice keeps: the subscription's period was paid that
     overpaid = await billing.event_for("invoice.overpaid", invoice["id"])
     assert overpaid.payload["payment_id"] == str(second.payment_id)
     assert (overpaid.payload["amount"], overpaid.payload["currency"]) == (1000, "USD")
