@@ -21,7 +21,12 @@ _NEXT_VALUE = (
 )
 
 
+def series_of(prefix: str) -> str:
+    """The counter a prefix numbers on: "INV" and "INV-" print the same numbers, so they share one series."""
+    return prefix.strip().rstrip("-") + "-"
+
+
 async def next_number(session: AsyncSession, prefix: str) -> str:
     """The next number of the series `prefix` ("INV-" -> "INV-000001", "INV-000002", ...)."""
-    seq = await (await driver_connection(session)).fetchval(_NEXT_VALUE, prefix)
-    return format_number(prefix.rstrip("-"), seq)
+    seq = await (await driver_connection(session)).fetchval(_NEXT_VALUE, series_of(prefix))
+    return format_number(prefix.strip().rstrip("-"), seq)

@@ -98,3 +98,11 @@ async def test_50_concurrent_subscriptions_get_distinct_gapless_invoice_numbers(
     async with db.sessions() as session:
         every_number = (await session.scalars(select(Invoice.number).where(Invoice.number.like("INV-%")))).all()
     assert sorted(every_number) == series("INV", len(every_number))
+
+
+async def test_a_prefix_with_or_without_its_dash_continues_one_series(app, db):
+    ids = await drafts(db, 3)
+    for prefix, invoice_id in zip(("DASH-", "DASH", " DASH- "), ids):
+        await finalize_one(db, dataclasses.replace(app.state.terms, invoice_prefix=prefix), invoice_id)
+
+    assert sorted(await numbers(db, ids)) == series("DASH", 3)  # never two invoices numbered DASH-000001
