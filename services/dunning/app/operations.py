@@ -74,11 +74,12 @@ async def record_failure(
     at: datetime,
     schedule: Sequence[timedelta],
     *,
-    subscription_canceled_at: datetime | None = None,
+    chase_ended_at: datetime | None = None,
 ) -> bool:
     """Record a failed attempt and take the next step; False if nothing changed (already recorded, or closed).
 
-    The next step of a case whose subscription was canceled already (`subscription_canceled_at`) is to cancel it.
+    The next step of a case whose subscription was canceled or invoice voided already (`chase_ended_at`) is to
+    cancel it.
     """
     attempt = case.failures + 1
     if case.status != CaseStatus.OPEN or (case.failures > 0 and not is_new_failure(failed.attempt, case.failures)):
@@ -114,10 +115,11 @@ async def record_failure(
     new_method, case.retry_payment_method_id = case.retry_payment_method_id, None
     _touch(case)
 
-    if subscription_canceled_at is not None:
-        # Its subscription.canceled came first (two services' events come in any order): end as if it had come
-        # after this failure. No retry, so no charge, and no event: no "next try on ..." or suspension email.
-        return cancel(case, max(at, subscription_canceled_at))
+    if chase_ended_at is not None:
+        # Its subscription.canceled or invoice.voided came first (two services' events come in any order): end as if
+        # it had come after this failure. No retry, so no charge, and no event: no "next try on ..." or suspension
+        # email.
+        return cancel(case, max(at, chase_ended_at))
     step = next_step(case.failures, schedule, at, failed.decline_type)
     if isinstance(step, Exhausted):
         exhaust(uow, case, at)

@@ -87,3 +87,12 @@ class CanceledSubscription(Base):
     subscription_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     # When the cancellation took effect (its event's time: the period's end for a cancel at period end).
     canceled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VoidedInvoice(Base):
+    """An invoice dunning heard was voided: a failure of its charge that arrives later opens no chase."""
+
+    __tablename__ = "voided_invoices"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    voided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.cases import CaseStatus
-from .models import Attempt, CanceledSubscription, DunningCase
+from .models import Attempt, CanceledSubscription, DunningCase, VoidedInvoice
 
 
 def case_key(invoice_id: uuid.UUID | None, payment_id: uuid.UUID | None) -> str:
@@ -93,6 +93,18 @@ async def remember_canceled_subscription(
     )
 
 
+async def chase_ended_at(session: AsyncSession, case: DunningCase) -> datetime | None:
+    """When what a new case would chase stopped being owed: its subscription canceled or its invoice voided, the
+    earlier of the two; None if dunning heard of neither."""
+    ended = []
+    if case.subscription_id is not None:
+        ended.append(await subscription_canceled_at(session, case.subscription_id))
+    if case.invoice_id is not None:
+        ended.append(await invoice_voided_at(session, case.invoice_id))
+    known = [at for at in ended if at is not None]
+    return min(known) if known else None
+
+
 async def subscription_canceled_at(session: AsyncSession, subscription_id: uuid.UUID) -> datetime | None:
     """When the subscription was canceled, None if dunning has not heard of it; a cancellation being recorded
     meanwhile is waited for (shared lock, so failures of one subscription do not wait for each other)."""
@@ -100,6 +112,27 @@ async def subscription_canceled_at(session: AsyncSession, subscription_id: uuid.
     return await session.scalar(
         select(CanceledSubscription.canceled_at).where(CanceledSubscription.subscription_id == subscription_id)
     )
+
+
+async def remember_voided_invoice(session: AsyncSession, invoice_id: uuid.UUID, voided_at: datetime) -> None:
+    """Record the invoice as voided, holding its lock to the commit: call it before looking for its case (a first
+    failure recorded at the same time has either committed its case, or waits and then sees the record)."""
+    await _lock_invoice(session, invoice_id)
+    await session.execute(
+        insert(VoidedInvoice)
+        .values(invoice_id=invoice_id, voided_at=voided_at)
+        .on_conflict_do_nothing(index_elements=[VoidedInvoice.invoice_id])
+    )
+
+
+async def invoice_voided_at(session: AsyncSession, invoice_id: uuid.UUID) -> datetime | None:
+    """When the invoice was voided, None if dunning has not heard of it (a void being recorded is waited for)."""
+    await _lock_invoice(session, invoice_id)
+    return await session.scalar(select(VoidedInvoice.voided_at).where(VoidedInvoice.invoice_id == invoice_id))
+
+
+async def _lock_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> None:
+    await session.execute(_LOCK_SUBSCRIPTION, {"k": f"dunning.invoice:{invoice_id}"})
 
 
 _LOCK_SUBSCRIPTION = text("SELECT pg_advisory_xact_lock(hashtext(:k))")

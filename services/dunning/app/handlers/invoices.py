@@ -21,9 +21,12 @@ async def handle_invoice_paid(envelope: Envelope, uow: UnitOfWork) -> None:
 
 async def handle_invoice_voided(envelope: Envelope, uow: UnitOfWork) -> None:
     voided = envelope.payload_as(InvoiceVoided)
+    at = ensure_utc(envelope.occurred_at)
+    # Remembered: the payment.failed of a charge under way when it was voided may come after this.
+    await repository.remember_voided_invoice(uow.session, voided.invoice_id, at)
     case = await repository.lock_case_by_key(uow.session, repository.case_key(voided.invoice_id, None))
     if case is not None:
-        operations.cancel(case, ensure_utc(envelope.occurred_at))
+        operations.cancel(case, at)
 
 
 async def handle_credit_note_issued(envelope: Envelope, uow: UnitOfWork) -> None:

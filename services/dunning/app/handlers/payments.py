@@ -23,13 +23,13 @@ def payment_failed_handler(schedule: Sequence[timedelta]) -> Handler:
         case = None
         if failed.dunning_case_id is not None:
             case = await repository.lock_case(uow.session, failed.dunning_case_id)
-        canceled_at = None
+        chase_ended_at = None
         if case is None:
             case, opened = await operations.open_case(uow, failed, at)
-            if opened and case.subscription_id is not None:
-                # Only a new case can have missed its subscription.canceled: the cancel closed every case it saw.
-                canceled_at = await repository.subscription_canceled_at(uow.session, case.subscription_id)
-        await operations.record_failure(uow, case, failed, at, schedule, subscription_canceled_at=canceled_at)
+            if opened:
+                # Only a new case can have missed the cancel or void that ends it: those closed every case they saw.
+                chase_ended_at = await repository.chase_ended_at(uow.session, case)
+        await operations.record_failure(uow, case, failed, at, schedule, chase_ended_at=chase_ended_at)
 
     return handle_payment_failed
 

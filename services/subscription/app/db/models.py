@@ -100,6 +100,16 @@ class SubscriptionPeriod(Base):
         return self.amount == 0 or self.amount_paid > 0
 
 
+class VoidedInvoice(Base):
+    """An invoice of a subscription that was voided: what dunning announced about it afterwards is stale."""
+
+    __tablename__ = "voided_invoices"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    voided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 plans = Plan.__table__
 subscriptions = Subscription.__table__
 periods = SubscriptionPeriod.__table__

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from .models import Plan, Subscription, SubscriptionPeriod
+from .models import Plan, Subscription, SubscriptionPeriod, VoidedInvoice
 
 
 async def get_plan(session: AsyncSession, plan_id: uuid.UUID) -> Plan | None:
@@ -100,3 +101,20 @@ async def paid_since(session: AsyncSession, subscription_id: uuid.UUID, since: d
         .limit(1)
     )
     return found is not None
+
+
+async def remember_voided_invoice(
+    session: AsyncSession, invoice_id: uuid.UUID, subscription_id: uuid.UUID, voided_at: datetime
+) -> None:
+    await session.execute(
+        insert(VoidedInvoice)
+        .values(invoice_id=invoice_id, subscription_id=subscription_id, voided_at=voided_at)
+        .on_conflict_do_nothing(index_elements=[VoidedInvoice.invoice_id])
+    )
+
+
+async def is_voided(session: AsyncSession, invoice_id: uuid.UUID | None) -> bool:
+    """Whether this invoice was voided (dunning's events about it may arrive after its invoice.voided)."""
+    if invoice_id is None:
+        return False
+    return await session.get(VoidedInvoice, invoice_id) is not None

@@ -12,10 +12,10 @@ from ..service.collection import mark_past_due, suspend
 async def handle_dunning_retry_scheduled(envelope: Envelope, uow: UnitOfWork) -> None:
     scheduled = envelope.payload_as(DunningRetryScheduled)
     if scheduled.subscription_id is not None:
-        await mark_past_due(uow, scheduled.subscription_id, envelope.occurred_at)
+        await mark_past_due(uow, scheduled.subscription_id, envelope.occurred_at, scheduled.invoice_id)
 
 
 async def handle_dunning_exhausted(envelope: Envelope, uow: UnitOfWork) -> None:
     exhausted = envelope.payload_as(DunningExhausted)
     if exhausted.subscription_id is not None:
-        await suspend(uow, exhausted.subscription_id, envelope.occurred_at)
+        await suspend(uow, exhausted.subscription_id, envelope.occurred_at, exhausted.invoice_id)

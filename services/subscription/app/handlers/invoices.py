@@ -27,4 +27,4 @@ async def handle_invoice_paid(envelope: Envelope, uow: UnitOfWork) -> None:
 async def handle_invoice_voided(envelope: Envelope, uow: UnitOfWork) -> None:
     voided = envelope.payload_as(InvoiceVoided)
     if voided.subscription_id is not None:
-        await forgive(uow, voided.subscription_id, envelope.occurred_at)
+        await forgive(uow, voided.subscription_id, voided.invoice_id, envelope.occurred_at)

@@ -20,7 +20,14 @@ from billing_shared.contracts import (
 from billing_shared.db import UnitOfWork
 
 from ..db.models import Subscription, SubscriptionPeriod
-from ..db.repository import end_of_paid_service, lock_paid_period, lock_subscription, paid_since
+from ..db.repository import (
+    end_of_paid_service,
+    is_voided,
+    lock_paid_period,
+    lock_subscription,
+    paid_since,
+    remember_voided_invoice,
+)
 from ..domain.periods import Period
 from ..domain.proration import unused_credit
 from ..domain.states import SubscriptionStatus
@@ -161,26 +168,43 @@ async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
     )
 
 
-async def forgive(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
+async def forgive(uow: UnitOfWork, subscription_id: uuid.UUID, invoice_id: uuid.UUID, at: datetime) -> None:
     """An admin voided an unpaid invoice: what made the subscription past due or suspended is owed no more, so it
-    is active again, as if that invoice had been paid (dunning closes its case on the same event)."""
+    is active again, as if that invoice had been paid (dunning closes its case on the same event). The invoice is
+    remembered: what dunning announced about it before it heard of the void may still come, and changes nothing."""
     sub = await lock_subscription(uow.session, subscription_id)
-    if sub is not None and sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
+    if sub is None:
+        return
+    await remember_voided_invoice(uow.session, invoice_id, sub.id, at)
+    if sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
         await reactivate(uow, sub, at)
 
 
-async def mark_past_due(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
-    """A payment failed and dunning retries it: active becomes past_due (unless a payment came in since)."""
+async def mark_past_due(
+    uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime, invoice_id: uuid.UUID | None = None
+) -> None:
+    """A payment failed and dunning retries it: active becomes past_due (unless a payment came in since, or the
+    invoice it retries was voided)."""
     sub = await lock_subscription(uow.session, subscription_id)
     if sub is None or sub.status != S.ACTIVE or await paid_since(uow.session, sub.id, at):
+        return
+    if await is_voided(uow.session, invoice_id):
         return
     sub.status, sub.updated_at = S.PAST_DUE.value, at
 
 
-async def suspend(uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime) -> None:
-    """Dunning gave up: suspended, but service continues to the end of the period already paid."""
+async def suspend(
+    uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime, invoice_id: uuid.UUID | None = None
+) -> None:
+    """Dunning gave up: suspended, but service continues to the end of the period already paid. Not if a payment
+    came in since, or the invoice it chased was voided (its void can reach this service first)."""
     sub = await lock_subscription(uow.session, subscription_id)
-    if sub is None or not can_become(sub, S.SUSPENDED) or await paid_since(uow.session, sub.id, at):
+    if (
+        sub is None
+        or not can_become(sub, S.SUSPENDED)
+        or await paid_since(uow.session, sub.id, at)
+        or await is_voided(uow.session, invoice_id)
+    ):
         if sub is not None:
             log.info("dunning.exhausted for %s subscription %s ignored", sub.status, sub.id)
         return

@@ -106,6 +106,31 @@ async def test_an_unpaid_invoice_voided_makes_a_past_due_subscription_active_aga
     assert await status_of(client, sub, user_headers, "active")
 
 
+async def test_dunning_events_of_a_voided_invoice_arriving_after_its_void_change_nothing(
+    client, admin_headers, service_env, test_clock, customer_id, user_headers
+):
+    """Dunning closes a case on invoice.voided, but what it announced before it heard of the void can reach
+    this service after it: the last failed retry (dunning.exhausted), or a retry scheduled just before."""
+    async with EventBus(service_env.amqp_url) as bus:
+        sub = await past_due(bus, client, admin_headers, test_clock, customer_id, user_headers)
+        invoice_id = uuid.uuid4()
+        await bus.publish(
+            InvoiceVoided(invoice_id=invoice_id, customer_id=uuid.UUID(sub["customer_id"]),
+                          subscription_id=uuid.UUID(sub["id"]), currency="USD", total=3000),
+            occurred_at=datetime(2024, 7, 9, tzinfo=UTC),
+        )
+        await wait_for(lambda: status_of(client, sub, user_headers, "active"), message="active after the void")
+        handled = handled_so_far("dunning.exhausted")
+        stale = [
+            (_dunning(DunningRetryScheduled, sub, failures=2, invoice_id=invoice_id), datetime(2024, 7, 8, tzinfo=UTC)),
+            (_dunning(DunningExhausted, sub, failures=4, invoice_id=invoice_id), datetime(2024, 7, 9, 1, tzinfo=UTC)),
+        ]
+        for event, at in stale:
+            await bus.publish(event, occurred_at=at)
+        await wait_for(lambda: handled_since(handled, "dunning.exhausted"), message="the late dunning.exhausted")
+    assert await status_of(client, sub, user_headers, "active")  # the debt it chased was voided
+
+
 async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_paid_period(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
