@@ -8,6 +8,8 @@ the relay publishes them once more, and consumers drop whatever they had already
     python -m billing_shared.outbox unroutable --service invoice [--database-url URL]
     python -m billing_shared.outbox resend     --service invoice [--type invoice.overpaid ...] [--event-id ID ...]
 
+`--type` is an event type (payment.succeeded), whatever routing words its routing key adds.
+
 The database URL defaults to DATABASE_URL, else to the service's own role on the local `make run` database.
 """
 
@@ -34,43 +36,43 @@ LOCAL_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @dataclass(frozen=True)
 class UnroutableEvents:
-    routing_key: str
+    type: str
     count: int
     first_at: datetime
     last_at: datetime
 
 
 async def list_unroutable(database_url: str, schema: str) -> list[UnroutableEvents]:
-    """What the service's outbox holds that no queue took, per routing key."""
+    """What the service's outbox holds that no queue took, per event type."""
     outbox = sql_name(outbox_table(schema))
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await conn.fetch(
-            f"SELECT routing_key, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at "
-            f"FROM {outbox} WHERE published_at IS NOT NULL AND last_error = $1 GROUP BY routing_key ORDER BY 1",
+            f"SELECT body->>'type' AS type, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at "
+            f"FROM {outbox} WHERE published_at IS NOT NULL AND last_error = $1 GROUP BY 1 ORDER BY 1",
             UNROUTABLE_ERROR,
         )
     finally:
         await conn.close()
-    return [UnroutableEvents(r["routing_key"], r["n"], r["first_at"], r["last_at"]) for r in rows]
+    return [UnroutableEvents(r["type"], r["n"], r["first_at"], r["last_at"]) for r in rows]
 
 
 async def resend_unroutable(
     database_url: str,
     schema: str,
-    routing_keys: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
     event_ids: Sequence[uuid.UUID] | None = None,
 ) -> int:
-    """Hand unroutable events (all, or those of these routing keys / ids) back to the relay; how many."""
+    """Hand unroutable events (all, or those of these types / ids) back to the relay; how many."""
     outbox = sql_name(outbox_table(schema))
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async with conn.transaction():
             status = await conn.execute(
                 f"UPDATE {outbox} SET published_at = NULL, last_error = $2 WHERE published_at IS NOT NULL "
-                "AND last_error = $1 AND ($3::text[] IS NULL OR routing_key = ANY($3)) "
+                "AND last_error = $1 AND ($3::text[] IS NULL OR body->>'type' = ANY($3)) "
                 "AND ($4::uuid[] IS NULL OR event_id = ANY($4))",
-                UNROUTABLE_ERROR, RESENT_NOTE, list(routing_keys) if routing_keys else None,
+                UNROUTABLE_ERROR, RESENT_NOTE, list(types) if types else None,
                 list(event_ids) if event_ids else None,
             )
             await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))  # wake the relay now
@@ -86,17 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["unroutable", "resend"])
     parser.add_argument("--service", required=True, help="the service whose outbox to read (its schema)")
     parser.add_argument("--database-url", help="default: DATABASE_URL, else the local make-run database")
-    parser.add_argument("--type", action="append", dest="routing_keys", help="only this routing key (repeatable)")
+    parser.add_argument("--type", action="append", dest="types", help="only events of this type (repeatable)")
     parser.add_argument("--event-id", action="append", dest="event_ids", type=uuid.UUID, help="only this event")
     args = parser.parse_args(argv)
     url = args.database_url or os.environ.get("DATABASE_URL") or service_url(LOCAL_ADMIN_DSN, "billing", args.service)
     if args.command == "unroutable":
         groups = asyncio.run(list_unroutable(url, args.service))
         for group in groups:
-            print(f"{group.routing_key}\t{group.count}\t{group.first_at.isoformat()} .. {group.last_at.isoformat()}")
+            print(f"{group.type}\t{group.count}\t{group.first_at.isoformat()} .. {group.last_at.isoformat()}")
         print(f"{sum(g.count for g in groups)} unroutable event(s) in {args.service}'s outbox")
     else:
-        count = asyncio.run(resend_unroutable(url, args.service, args.routing_keys, args.event_ids))
+        count = asyncio.run(resend_unroutable(url, args.service, args.types, args.event_ids))
         print(f"{count} event(s) handed back to {args.service}'s relay")
     return 0
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import func, insert, select
 
-from billing_shared.contracts import CustomerCreated, NotificationSent
+from billing_shared.contracts import CustomerCreated, PaymentSucceeded
 from billing_shared.outbox import RESENT_NOTE, list_unroutable, resend_unroutable
 from billing_shared.outbox import main as outbox_cli
 from billing_shared.plumbing_tables import outbox_table
@@ -193,8 +193,9 @@ async def test_an_event_no_queue_took_is_kept_listed_and_resent_once_its_consume
     db, clean, infra, database_url, capsys
 ):
     async with db.uow() as uow:
-        event_id = uow.emit(NotificationSent(
-            notification_id=uuid.uuid4(), template="welcome", source_event_id=uuid.uuid4(), recipient="a@example.com",
+        # Routed as payment.succeeded.one_off.direct: --type names the event type, not its routing words.
+        event_id = uow.emit(PaymentSucceeded(
+            payment_id=uuid.uuid4(), customer_id=uuid.uuid4(), amount=100, currency="USD",
         )).event_id
         await uow.commit()
     relay = relay_for(db, infra, database_url)
@@ -207,13 +208,13 @@ async def test_an_event_no_queue_took_is_kept_listed_and_resent_once_its_consume
         # The command line runs its own event loop: in a thread here.
         listing = ["unroutable", "--service", SCHEMA, "--database-url", database_url]
         assert await asyncio.to_thread(outbox_cli, listing) == 0
-        assert "notification.sent\t1\t" in capsys.readouterr().out
+        assert "payment.succeeded\t1\t" in capsys.readouterr().out
 
         async with EventBus(infra.amqp_url) as bus:
-            await bus.record("notification.sent")  # the consumer is there now
-            assert await resend_unroutable(database_url, SCHEMA, routing_keys=["customer.created"]) == 0
-            assert await resend_unroutable(database_url, SCHEMA, routing_keys=["notification.sent"]) == 1
-            [received] = await bus.wait_for_type("notification.sent")
+            await bus.record("payment.succeeded")  # the consumer is there now
+            assert await resend_unroutable(database_url, SCHEMA, types=["customer.created"]) == 0
+            assert await resend_unroutable(database_url, SCHEMA, types=["payment.succeeded"]) == 1
+            [received] = await bus.wait_for_type("payment.succeeded")
         assert received.event_id == event_id
         assert await list_unroutable(database_url, SCHEMA) == []
         assert await count(db, outbox, outbox.c.last_error == RESENT_NOTE, outbox.c.published_at.is_not(None)) == 1
