@@ -6,10 +6,13 @@ Tests that move it for everyone are marked `time_travel` and run first in the se
 
 from __future__ import annotations
 
+import asyncio
 import calendar
+import uuid
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import asyncpg
 import pytest
 
 from billing_api import TEST_CARDS, check, gateway_delta, idempotency_key
@@ -261,3 +264,51 @@ def test_an_invoice_paid_twice_gives_the_second_payment_back_and_says_so(stack, 
     assert gateway_delta(before, api.gateway_stats())["refunds"] == 1
     assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1,
                                               "payment_refunded": 1})
+
+
+
+def _legacy_sql(stack, sql: str, *args) -> None:
+    """Write to the invoice schema as migration 0002 leaves data written before it (no public API does this)."""
+    async def run() -> None:
+        conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{stack.stack.config.database}")
+        try:
+            await conn.execute(sql, *args)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_a_credit_after_a_legacy_second_payment_refunded_by_hand_is_refunded_from_the_payment_kept(stack, api):
+    """Before invoice.overpaid, a second payment of a paid invoice was kept and refunded by a person (the payment
+    API); migration 0002 leaves it with refunded = 0 on the invoice's side. A later credit must still come back."""
+    customer = stack.new_customer("Flow Legacy Paid Twice")
+    plan = api.create_plan("Flow legacy paid twice plan", 3000)
+    paid_before = api.handled("subscription", "invoice.paid")
+    subscription = api.subscribe(customer, plan["id"])
+    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
+    api.wait_subscription_knows_paid(paid_before)
+    [first] = api.payments(customer["id"])
+    again = check(api.request(
+        "POST", "/api/payments", json={"customer_id": customer["id"], "amount": 3000, "currency": "USD",
+                                       "invoice_id": invoice["id"]},
+        headers={**customer["headers"], "Idempotency-Key": idempotency_key()}), 201)
+    api.wait_for(lambda: api.invoice(invoice["id"])["amount_refunded"] == 3000 or None, what="overpayment booked")
+    api.wait_for(lambda: api.payment(again["id"])["refunded_amount"] == 3000 or None, what="second payment refunded")
+    # What an invoice paid twice before migration 0002 looks like once a person refunded the second payment.
+    _legacy_sql(stack, "UPDATE invoice.invoice_payments SET refunded = 0 WHERE payment_id = $1",
+                uuid.UUID(again["id"]))
+    _legacy_sql(stack, "UPDATE invoice.invoices SET amount_refunded = 0 WHERE id = $1",
+                uuid.UUID(invoice["id"]))
+    before = api.gateway_stats()
+
+    start = at(subscription["current_period_start"])
+    canceled = api.cancel(subscription["id"], proration_date=(start + timedelta(days=10, hours=1)).isoformat())
+
+    expected = canceled["credit_amount"]
+    [note] = api.wait_for(lambda: api.credit_notes(customer["id"]) or None, what="a credit note")
+    assert note["refund_amount"] == expected
+    api.wait_for(lambda: api.payment(first["id"])["refunded_amount"] == expected or None, timeout=15,
+                 what="the credit refunded from the payment the invoice kept")
+    assert note["payment_id"] == first["id"]
+    assert gateway_delta(before, api.gateway_stats())["refunds"] == 1

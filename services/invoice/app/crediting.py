@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_shared.contracts import CreditNoteIssued, RefundShare
@@ -98,12 +98,18 @@ async def issue_credit_note(
 
 
 async def _take_refund(session: AsyncSession, invoice: Invoice, amount: int) -> list[RefundShare]:
-    """Split a refund of `amount` over the invoice's payments, newest first, and count it on each."""
+    """Split a refund of `amount` over the invoice's payments, newest first, and count it on each.
+
+    The payment that settled the invoice (invoice.payment_id) comes first: it is the newest the invoice kept
+    money of. A payment applied after the invoice was settled is an overpayment, refunded in full since
+    invoice.overpaid; one applied before migration 0002 has refunded = 0 here although a person may have
+    refunded it already, and a credit taken from it would then come back to nobody."""
+    settling = InvoicePayment.payment_id == invoice.payment_id if invoice.payment_id is not None else false()
     payments = (
         await session.scalars(
             select(InvoicePayment)
             .where(InvoicePayment.invoice_id == invoice.id, InvoicePayment.refunded < InvoicePayment.amount)
-            .order_by(InvoicePayment.paid_at.desc(), InvoicePayment.payment_id.desc())
+            .order_by(settling.desc(), InvoicePayment.paid_at.desc(), InvoicePayment.payment_id.desc())
             .with_for_update()
         )
     ).all()
