@@ -224,7 +224,11 @@ class ServiceRuntime:
         )
         self.relay: OutboxRelay | None = None
         self.consumer: EventConsumer | None = None
-        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        # One broker connection to publish on and another to consume on, as RabbitMQ advises: under a memory or
+        # disk alarm the broker stops reading from publishing connections, and a consumer sharing one could not
+        # ack what it has handled, so the queues that would free the memory could not drain.
+        self.publishing: aio_pika.abc.AbstractRobustConnection | None = None
+        self.consuming: aio_pika.abc.AbstractRobustConnection | None = None
         self.background: list[asyncio.Task] = []
 
     async def wait_for_database(self) -> None:
@@ -233,17 +237,26 @@ class ServiceRuntime:
                 async with self.db.engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
 
+    async def connect_broker(self, role: str) -> aio_pika.abc.AbstractRobustConnection:
+        name = f"{self.settings.service_name}-{role}"
+        retrying = AsyncRetrying(stop=stop_after_delay(60), wait=wait_exponential(0.2, max=3), reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                properties = {"connection_name": name}
+                return await aio_pika.connect_robust(self.settings.amqp_url, client_properties=properties)
+        raise AssertionError("unreachable: AsyncRetrying re-raises the last error")
+
+    @property
+    def connections(self) -> list[aio_pika.abc.AbstractRobustConnection]:
+        return [c for c in (self.publishing, self.consuming) if c is not None]
+
     async def start(self) -> None:
         s = self.settings
         await self.wait_for_database()
-        if s.run_relay or (s.run_consumer and self.handlers):
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(60), wait=wait_exponential(0.2, max=3), reraise=True
-            ):
-                with attempt:
-                    self.connection = await aio_pika.connect_robust(
-                        s.amqp_url, client_properties={"connection_name": s.service_name}
-                    )
+        if s.run_relay:
+            self.publishing = await self.connect_broker("relay")
+        if s.run_consumer and self.handlers:
+            self.consuming = await self.connect_broker("consumer")
         if s.run_relay:
             self.relay = OutboxRelay(
                 self.db,
@@ -253,7 +266,7 @@ class ServiceRuntime:
                 batch_size=s.relay_batch_size,
                 poll_interval_s=s.relay_poll_interval_s,
                 publish_copies=s.relay_publish_copies,
-                connection=self.connection,
+                connection=self.publishing,
             )
             await self.relay.start()
         if s.run_consumer and self.handlers:
@@ -275,7 +288,7 @@ class ServiceRuntime:
                 outage_retry_s=s.outage_retry_s,
                 batch_max=s.consumer_batch_max,
                 batch_concurrency=s.consumer_batch_concurrency,
-                connection=self.connection,
+                connection=self.consuming,
             )
             await self.consumer.start()
         if s.run_scheduler:
@@ -301,8 +314,8 @@ class ServiceRuntime:
             await self.consumer.stop()
         if self.relay:
             await self.relay.stop()
-        if self.connection:
-            await self.connection.close()
+        for connection in self.connections:
+            await connection.close()
         await self.db.dispose()
 
     async def ready(self) -> dict[str, str]:
@@ -313,9 +326,9 @@ class ServiceRuntime:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        if self.connection is not None:
+        if self.connections:
             # A robust connection never reports itself closed while it reconnects: ask whether it is up.
-            up = not self.connection.is_closed and self.connection.connected.is_set()
+            up = all(not c.is_closed and c.connected.is_set() for c in self.connections)
             checks["broker"] = "ok" if up else "unavailable"
         return checks
 
