@@ -1,7 +1,7 @@
 """Credit notes: a numbered (CN- series, gapless) credit against one invoice, issued once per fact.
 
 On a paid invoice the credit is refunded (credit_note.issued with refund_due, up to what was paid and not
-yet refunded, from the invoice's payments, newest first: `refunds`); on an unpaid one it lowers the amount
+yet refunded, from the invoice's payments: `refunds`, see _take_refund); on an unpaid one it lowers the amount
 due, and an invoice left with nothing due is settled: paid if money was received, void if it was credited
 in full (see domain.credits). A credit for a whole subscription period is spread over the period's invoices
 (`credit_invoices`): after a plan change, part of what was paid for the period is on its invoice.
@@ -98,7 +98,8 @@ async def issue_credit_note(
 
 
 async def _take_refund(session: AsyncSession, invoice: Invoice, amount: int) -> list[RefundShare]:
-    """Split a refund of `amount` over the invoice's payments, newest first, and count it on each.
+    """Split a refund of `amount` over the invoice's payments, and count it on each: first the payment that
+    settled the invoice, then the others newest first.
 
     The payment that settled the invoice (invoice.payment_id) comes first: it is the newest the invoice kept
     money of. A payment applied after the invoice was settled is an overpayment, refunded in full since

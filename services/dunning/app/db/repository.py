@@ -132,17 +132,17 @@ async def invoice_voided_at(session: AsyncSession, invoice_id: uuid.UUID) -> dat
 
 
 async def _lock_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> None:
-    await session.execute(_LOCK_SUBSCRIPTION, {"k": f"dunning.invoice:{invoice_id}"})
+    await session.execute(_XACT_LOCK, {"k": f"dunning.invoice:{invoice_id}"})
 
 
-_LOCK_SUBSCRIPTION = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
-_LOCK_SUBSCRIPTION_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))")
+_XACT_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:k))")
+_XACT_LOCK_SHARED = text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))")
 
 
 async def _lock_subscription(session: AsyncSession, subscription_id: uuid.UUID, *, shared: bool) -> None:
     # Under read committed a cancellation and a new case, each written without seeing the other's uncommitted
     # row, would both miss each other: this transaction-scoped lock orders them.
-    lock = _LOCK_SUBSCRIPTION_SHARED if shared else _LOCK_SUBSCRIPTION
+    lock = _XACT_LOCK_SHARED if shared else _XACT_LOCK
     await session.execute(lock, {"k": f"dunning.subscription:{subscription_id}"})
 
 

@@ -1,5 +1,5 @@
-"""payment.failed opens or advances a case (a case of a canceled subscription opens canceled); payment.succeeded
-recovers it; a new card retries now."""
+"""payment.failed opens or advances a case (a case of a canceled subscription or a voided invoice opens canceled);
+payment.succeeded recovers it; a new card retries now."""
 
 from __future__ import annotations
 

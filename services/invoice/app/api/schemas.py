@@ -46,7 +46,7 @@ class CreditNoteOut(_Out):
     reason: str
     refund_due: bool
     refund_amount: int
-    payment_id: uuid.UUID | None = None  # the first (newest) payment refunded; all of them: refunds
+    payment_id: uuid.UUID | None = None  # the first payment refunded; all of them: refunds
     refunds: list[RefundShareOut] = []
     issued_at: datetime
 

@@ -156,7 +156,7 @@ class CreditNote(Base):
     refund_due: Mapped[bool] = mapped_column(Boolean, default=False)
     refund_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     payment_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    # Where refund_amount comes from: [{"payment_id", "amount"}], newest payment first.
+    # Where refund_amount comes from: [{"payment_id", "amount"}], in the order taken (crediting._take_refund).
     refunds: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
     # What the note is for (a cancellation, a plan change at a time): the same fact credits once.
     source_key: Mapped[str] = mapped_column(String(200), unique=True)
