@@ -244,6 +244,17 @@ class InvoicePaid(_InvoiceFact):
 
 
 @contract
+class InvoicePartiallyPaid(_InvoiceFact):
+    """A payment settled part of an open invoice: dunning retries it for what is still due, not for its first
+    charge's amount."""
+
+    type = "invoice.partially_paid"
+    payment_id: uuid.UUID
+    amount_paid: int  # all the invoice has kept so far
+    amount_due: int
+
+
+@contract
 class InvoiceVoided(_InvoiceFact):
     type = "invoice.voided"
 

@@ -22,6 +22,7 @@ from billing_shared.contracts import (
     InvoiceFinalized,
     InvoiceOverpaid,
     InvoicePaid,
+    InvoicePartiallyPaid,
     InvoiceUncollectible,
     InvoiceVoided,
     PaymentSucceeded,
@@ -263,6 +264,14 @@ async def record_payment(uow: UnitOfWork, terms: Terms, payment: PaymentSucceede
         invoice.amount_due = decision.balance_after.due
         if invoice.amount_due == 0:
             mark_paid(uow, terms, invoice, at, payment_id=payment.payment_id)  # announces what the invoice keeps
+        else:
+            uow.emit(
+                InvoicePartiallyPaid(
+                    **_facts(invoice), payment_id=payment.payment_id, amount_paid=invoice.amount_paid,
+                    amount_due=invoice.amount_due,
+                ),
+                occurred_at=at,
+            )
     if decision.excess:
         invoice.amount_paid, invoice.amount_refunded = decision.balance_after.paid, decision.balance_after.refunded
         # Paid twice, or a charge in flight while the invoice was credited or voided: the customer gets back

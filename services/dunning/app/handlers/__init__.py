@@ -22,6 +22,7 @@ def make_handlers(settings: Settings) -> dict[str, Handler]:
         "payment_method.added": payments.handle_payment_method_added,
         "invoice.paid": invoices.handle_invoice_paid,
         "invoice.voided": invoices.handle_invoice_voided,
+        "invoice.partially_paid": invoices.handle_invoice_partially_paid,
         "credit_note.issued": invoices.handle_credit_note_issued,
         "subscription.canceled": subscriptions.handle_subscription_canceled,
     }

@@ -1,10 +1,10 @@
-"""An invoice paid another way ends its case as recovered; a voided invoice cancels it; a credit note on an
-unpaid invoice lowers what its case retries for."""
+"""An invoice paid another way ends its case as recovered; a voided invoice cancels it; a credit note or a partial
+payment on an unpaid invoice lowers what its case retries for."""
 
 from __future__ import annotations
 
 from billing_shared.clock import ensure_utc
-from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoiceVoided
+from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoicePartiallyPaid, InvoiceVoided
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope
 
@@ -36,3 +36,11 @@ async def handle_credit_note_issued(envelope: Envelope, uow: UnitOfWork) -> None
     case = await repository.lock_case_by_key(uow.session, repository.case_key(note.invoice_id, None))
     if case is not None:
         operations.reprice(case, note.amount_due)
+
+
+async def handle_invoice_partially_paid(envelope: Envelope, uow: UnitOfWork) -> None:
+    # A payment by hand (dunning hears only its own retries' payments): the next retry asks for the rest.
+    partly = envelope.payload_as(InvoicePartiallyPaid)
+    case = await repository.lock_case_by_key(uow.session, repository.case_key(partly.invoice_id, None))
+    if case is not None:
+        operations.reprice(case, partly.amount_due)

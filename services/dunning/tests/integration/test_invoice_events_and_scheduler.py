@@ -11,7 +11,13 @@ from dunning_driver import Debt
 from app.main import create_app
 from app.settings import Settings
 from billing_shared import clock
-from billing_shared.contracts import CreditNoteIssued, InvoicePaid, InvoiceVoided, SubscriptionCanceled
+from billing_shared.contracts import (
+    CreditNoteIssued,
+    InvoicePaid,
+    InvoicePartiallyPaid,
+    InvoiceVoided,
+    SubscriptionCanceled,
+)
 from billing_shared.testing import running, wait_for
 
 DAY = timedelta(days=1)
@@ -49,6 +55,27 @@ async def test_a_credit_note_on_the_unpaid_invoice_lowers_what_the_next_retry_as
     await dunning.run(epoch + 2 * DAY)
     [retry] = await dunning.wait_event("dunning.retry_due", debt)
     assert (retry.payload["amount"], retry.payload["currency"]) == (1000, "EUR")
+
+
+async def test_a_partial_payment_by_hand_lowers_what_the_next_retry_asks_for(dunning, epoch):
+    debt = Debt(amount=2500)
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    await dunning.bus.publish(
+        InvoicePartiallyPaid(
+            invoice_id=debt.invoice_id, customer_id=debt.customer_id, currency="EUR", total=2500,
+            payment_id=uuid.uuid4(), amount_paid=1800, amount_due=700,
+        ),
+        occurred_at=epoch + DAY,
+    )
+
+    async def repriced() -> bool:
+        return (await dunning.case(case_id))["amount"] == 700
+
+    await wait_for(repriced, message="the case to ask for what is still due")
+    await dunning.run(epoch + 2 * DAY)
+    [retry] = await dunning.wait_event("dunning.retry_due", debt)
+    assert (retry.payload["amount"], retry.payload["currency"]) == (700, "EUR")
 
 
 def note_on(debt: Debt, *, amount: int, amount_due: int) -> CreditNoteIssued:

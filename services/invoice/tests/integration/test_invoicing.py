@@ -104,6 +104,8 @@ async def test_a_partial_payment_leaves_the_invoice_open_with_the_rest_due(billi
     partly = await billing.invoice_when(invoice["id"], lambda i: i["amount_paid"] == 1000)
 
     assert (partly["status"], partly["amount_due"]) == ("open", 3999)
+    announced = await billing.event_for("invoice.partially_paid", invoice["id"])
+    assert (announced.payload["amount_paid"], announced.payload["amount_due"]) == (1000, 3999)
 
 
 async def test_a_payment_beyond_what_is_due_pays_the_invoice_and_gives_the_rest_back(billing):
