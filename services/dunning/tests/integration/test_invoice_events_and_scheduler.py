@@ -47,14 +47,7 @@ async def test_a_credit_note_on_the_unpaid_invoice_lowers_what_the_next_retry_as
     case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
     await dunning.bus.publish(note_on(debt, amount=1500, amount_due=1000), occurred_at=epoch + DAY)
     await dunning.bus.publish(note_on(Debt(), amount=500, amount_due=2000), occurred_at=epoch + DAY)  # no case
-
-    async def repriced() -> bool:
-        return (await dunning.case(case_id))["amount"] == 1000
-
-    await wait_for(repriced, message="the case to ask for what is still due")
-    await dunning.run(epoch + 2 * DAY)
-    [retry] = await dunning.wait_event("dunning.retry_due", debt)
-    assert (retry.payload["amount"], retry.payload["currency"]) == (1000, "EUR")
+    await next_retry_asks_for(dunning, debt, case_id, 1000, epoch + 2 * DAY)
 
 
 async def test_a_partial_payment_by_hand_lowers_what_the_next_retry_asks_for(dunning, epoch):
@@ -68,14 +61,19 @@ async def test_a_partial_payment_by_hand_lowers_what_the_next_retry_asks_for(dun
         ),
         occurred_at=epoch + DAY,
     )
+    await next_retry_asks_for(dunning, debt, case_id, 700, epoch + 2 * DAY)
+
+
+async def next_retry_asks_for(dunning, debt: Debt, case_id: str, amount: int, at) -> None:
+    """The case is repriced to `amount`, and the retry the scheduler starts at `at` asks for exactly that."""
 
     async def repriced() -> bool:
-        return (await dunning.case(case_id))["amount"] == 700
+        return (await dunning.case(case_id))["amount"] == amount
 
     await wait_for(repriced, message="the case to ask for what is still due")
-    await dunning.run(epoch + 2 * DAY)
+    await dunning.run(at)
     [retry] = await dunning.wait_event("dunning.retry_due", debt)
-    assert (retry.payload["amount"], retry.payload["currency"]) == (700, "EUR")
+    assert (retry.payload["amount"], retry.payload["currency"]) == (amount, "EUR")
 
 
 def note_on(debt: Debt, *, amount: int, amount_due: int) -> CreditNoteIssued:
