@@ -110,6 +110,17 @@ class VoidedInvoice(Base):
     voided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class OverdueInvoice(Base):
+    """An invoice dunning chases for a past-due or suspended subscription: while one is left unpaid, paying or
+    voiding another does not make the subscription active."""
+
+    __tablename__ = "overdue_invoices"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 plans = Plan.__table__
 subscriptions = Subscription.__table__
 periods = SubscriptionPeriod.__table__

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from .models import Plan, Subscription, SubscriptionPeriod, VoidedInvoice
+from .models import OverdueInvoice, Plan, Subscription, SubscriptionPeriod, VoidedInvoice
 
 
 async def get_plan(session: AsyncSession, plan_id: uuid.UUID) -> Plan | None:
@@ -118,3 +118,26 @@ async def is_voided(session: AsyncSession, invoice_id: uuid.UUID | None) -> bool
     if invoice_id is None:
         return False
     return await session.get(VoidedInvoice, invoice_id) is not None
+
+
+async def remember_overdue_invoice(
+    session: AsyncSession, invoice_id: uuid.UUID | None, subscription_id: uuid.UUID, since: datetime
+) -> None:
+    """Record that dunning chases this invoice of the subscription (the first record stays)."""
+    if invoice_id is None:
+        return
+    await session.execute(
+        insert(OverdueInvoice)
+        .values(invoice_id=invoice_id, subscription_id=subscription_id, since=since)
+        .on_conflict_do_nothing(index_elements=[OverdueInvoice.invoice_id])
+    )
+
+
+async def still_overdue(session: AsyncSession, subscription_id: uuid.UUID, settled_invoice_id: uuid.UUID) -> bool:
+    """Forget the overdue invoice that was paid or voided; whether dunning still chases another of the
+    subscription's invoices."""
+    await session.execute(delete(OverdueInvoice).where(OverdueInvoice.invoice_id == settled_invoice_id))
+    left = await session.scalar(
+        select(OverdueInvoice.invoice_id).where(OverdueInvoice.subscription_id == subscription_id).limit(1)
+    )
+    return left is not None

@@ -17,6 +17,7 @@ async def handle_invoice_paid(envelope: Envelope, uow: UnitOfWork) -> None:
     await record_payment(
         uow,
         paid.subscription_id,
+        invoice_id=paid.invoice_id,
         amount_paid=paid.amount_paid,
         paid_at=paid.paid_at,
         period_start=paid.period_start,

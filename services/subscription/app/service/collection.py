@@ -26,7 +26,9 @@ from ..db.repository import (
     lock_paid_period,
     lock_subscription,
     paid_since,
+    remember_overdue_invoice,
     remember_voided_invoice,
+    still_overdue,
 )
 from ..domain.periods import Period
 from ..domain.proration import unused_credit
@@ -43,12 +45,14 @@ async def record_payment(
     uow: UnitOfWork,
     subscription_id: uuid.UUID,
     *,
+    invoice_id: uuid.UUID,
     amount_paid: int,
     paid_at: datetime,
     period_start: datetime | None,
     at: datetime,
 ) -> Subscription | None:
-    """Add an invoice payment to the period it paid; a past-due or suspended subscription becomes active.
+    """Add an invoice payment to the period it paid; a past-due or suspended subscription becomes active,
+    unless dunning still chases another of its invoices.
 
     A payment for a period with an earlier plan change or immediate cancel earns the credit they would have
     given had it come first: see `credit_late_plan_change` and `credit_late_payment`.
@@ -63,9 +67,21 @@ async def record_payment(
         period.paid_at = paid_at
         credit_late_plan_change(uow, sub, period, amount_paid, at)
         credit_late_payment(uow, sub, period, at)
-    if sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
-        await reactivate(uow, sub, at)
+    await _reactivate_if_settled(uow, sub, invoice_id, at)
     return sub
+
+
+async def _reactivate_if_settled(
+    uow: UnitOfWork, sub: Subscription, settled_invoice_id: uuid.UUID, at: datetime
+) -> None:
+    """An invoice was paid or voided: a past-due or suspended subscription is active again if it was the last
+    one dunning chased (one made past due before this release has none on record: any invoice settles it)."""
+    if (
+        sub.status in (S.PAST_DUE, S.SUSPENDED)
+        and can_become(sub, S.ACTIVE)
+        and not await still_overdue(uow.session, sub.id, settled_invoice_id)
+    ):
+        await reactivate(uow, sub, at)
 
 
 def credit_late_plan_change(
@@ -170,43 +186,53 @@ async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
 
 async def forgive(uow: UnitOfWork, subscription_id: uuid.UUID, invoice_id: uuid.UUID, at: datetime) -> None:
     """An admin voided an unpaid invoice: what made the subscription past due or suspended is owed no more, so it
-    is active again, as if that invoice had been paid (dunning closes its case on the same event). The invoice is
-    remembered: what dunning announced about it before it heard of the void may still come, and changes nothing."""
+    is active again, as if that invoice had been paid (dunning closes its case on the same event), unless another
+    of its invoices is still chased. The invoice is remembered: what dunning announced about it before it heard of
+    the void may still come, and changes nothing."""
     sub = await lock_subscription(uow.session, subscription_id)
     if sub is None:
         return
     await remember_voided_invoice(uow.session, invoice_id, sub.id, at)
-    if sub.status in (S.PAST_DUE, S.SUSPENDED) and can_become(sub, S.ACTIVE):
-        await reactivate(uow, sub, at)
+    await _reactivate_if_settled(uow, sub, invoice_id, at)
 
 
 async def mark_past_due(
     uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime, invoice_id: uuid.UUID | None = None
 ) -> None:
     """A payment failed and dunning retries it: active becomes past_due (unless a payment came in since, or the
-    invoice it retries was voided)."""
+    invoice it retries was voided). The invoice is recorded as overdue, also when the subscription already was
+    past due or suspended for another one."""
     sub = await lock_subscription(uow.session, subscription_id)
-    if sub is None or sub.status != S.ACTIVE or await paid_since(uow.session, sub.id, at):
+    if (
+        sub is None
+        or sub.status not in (S.ACTIVE, S.PAST_DUE, S.SUSPENDED)
+        or await paid_since(uow.session, sub.id, at)
+        or await is_voided(uow.session, invoice_id)
+    ):
         return
-    if await is_voided(uow.session, invoice_id):
-        return
-    sub.status, sub.updated_at = S.PAST_DUE.value, at
+    await remember_overdue_invoice(uow.session, invoice_id, sub.id, at)
+    if sub.status == S.ACTIVE:
+        sub.status, sub.updated_at = S.PAST_DUE.value, at
 
 
 async def suspend(
     uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime, invoice_id: uuid.UUID | None = None
 ) -> None:
     """Dunning gave up: suspended, but service continues to the end of the period already paid. Not if a payment
-    came in since, or the invoice it chased was voided (its void can reach this service first)."""
+    came in since, or the invoice it chased was voided (its void can reach this service first). The invoice stays
+    recorded as overdue until it is paid or voided."""
     sub = await lock_subscription(uow.session, subscription_id)
     if (
         sub is None
-        or not can_become(sub, S.SUSPENDED)
+        or not (sub.status == S.SUSPENDED or can_become(sub, S.SUSPENDED))
         or await paid_since(uow.session, sub.id, at)
         or await is_voided(uow.session, invoice_id)
     ):
         if sub is not None:
             log.info("dunning.exhausted for %s subscription %s ignored", sub.status, sub.id)
+        return
+    await remember_overdue_invoice(uow.session, invoice_id, sub.id, at)
+    if sub.status == S.SUSPENDED:  # already, for another invoice
         return
     paid_until = await end_of_paid_service(uow.session, sub.id)
     service_ends_at = paid_until if paid_until is not None and paid_until > at else at

@@ -11,12 +11,14 @@ from billing_shared.testing import EventBus, wait_for
 from tests.integration.helpers import bill, create_plan, events_for, period_rows, subscribe
 
 
-async def pay_period(bus: EventBus, db, sub: dict, amount: int, paid_at: datetime) -> None:
+async def pay_period(
+    bus: EventBus, db, sub: dict, amount: int, paid_at: datetime, invoice_id: uuid.UUID | None = None
+) -> None:
     """Publish invoice.paid for the subscription's current period and wait until the service recorded it."""
     before = sum(r.amount_paid for r in await period_rows(db, sub["id"]))
     await bus.publish(
         InvoicePaid(
-            invoice_id=uuid.uuid4(),
+            invoice_id=invoice_id or uuid.uuid4(),
             customer_id=uuid.UUID(sub["customer_id"]),
             subscription_id=uuid.UUID(sub["id"]),
             currency="USD",

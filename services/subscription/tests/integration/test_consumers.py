@@ -131,6 +131,58 @@ async def test_dunning_events_of_a_voided_invoice_arriving_after_its_void_change
     assert await status_of(client, sub, user_headers, "active")  # the debt it chased was voided
 
 
+async def test_a_past_due_subscription_is_active_again_only_once_every_chased_invoice_is_settled(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    """Two invoices chased at once (say a period's and an upgrade's): paying one leaves it past due; voiding the
+    other, the last one owed, makes it active."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.reactivated")
+        test_clock.set(2024, 7, 1)
+        plan = await create_plan(client, admin_headers, amount=3000)
+        sub = await subscribe(client, user_headers, customer_id, plan["id"])
+        handled = handled_so_far("dunning.retry_scheduled")
+        for n, invoice_id in enumerate((first, second)):
+            scheduled = _dunning(DunningRetryScheduled, sub, failures=1, invoice_id=invoice_id)
+            await bus.publish(scheduled, occurred_at=datetime(2024, 7, 2 + n, tzinfo=UTC))
+        await wait_for(lambda: handled_since(handled + 1, "dunning.retry_scheduled"), message="both retries")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 4, tzinfo=UTC), invoice_id=first)
+        assert await status_of(client, sub, user_headers, "past_due")  # the second invoice is still owed
+        await bus.publish(
+            InvoiceVoided(invoice_id=second, customer_id=uuid.UUID(sub["customer_id"]),
+                          subscription_id=uuid.UUID(sub["id"]), currency="USD", total=3000),
+            occurred_at=datetime(2024, 7, 5, tzinfo=UTC),
+        )
+        (event,) = await events_for(bus, "subscription.reactivated", sub["id"])
+    assert event.payload["at"] == "2024-07-05T00:00:00Z"
+    assert await status_of(client, sub, user_headers, "active")
+
+
+async def test_a_suspended_subscription_stays_suspended_until_the_last_exhausted_invoice_is_paid(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended", "subscription.reactivated")
+        test_clock.set(2024, 7, 1)
+        plan = await create_plan(client, admin_headers, amount=3000)
+        sub = await subscribe(client, user_headers, customer_id, plan["id"])
+        handled = handled_so_far("dunning.exhausted")
+        for n, invoice_id in enumerate((first, second)):
+            exhausted = _dunning(DunningExhausted, sub, failures=4, invoice_id=invoice_id)
+            await bus.publish(exhausted, occurred_at=datetime(2024, 7, 20 + n, tzinfo=UTC))
+        await wait_for(lambda: handled_since(handled + 1, "dunning.exhausted"), message="both exhausted")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 22, tzinfo=UTC), invoice_id=second)
+        assert await status_of(client, sub, user_headers, "suspended")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 23, tzinfo=UTC), invoice_id=first)
+        (reactivated,) = await events_for(bus, "subscription.reactivated", sub["id"])
+        suspended = await events_for(bus, "subscription.suspended", sub["id"])
+    assert reactivated.payload["at"] == "2024-07-23T00:00:00Z"
+    assert len(suspended) == 1  # the second exhausted case found it suspended already
+    assert await status_of(client, sub, user_headers, "active")
+
+
 async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_paid_period(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
