@@ -37,6 +37,7 @@ from ..service_layer.charges import (
     default_method,
     insert_payment,
     new_payment,
+    subscription_of_invoice,
 )
 from .deps import Context, IdempotencyKey, check_customer, idempotency_scope
 from .schemas import PaymentCreate, PaymentOut, PaymentPage, Status
@@ -144,16 +145,19 @@ async def _new_pending_payment(
         if method is None:
             raise ApiError(422, "no_payment_method", "the customer has no default payment method; "
                            "add one or pass payment_method_id", field="payment_method_id")
+    # A payment by hand of a subscription's invoice names the subscription, as its automatic charge did: a case
+    # dunning opens when it fails then ends when the subscription is canceled, like the automatic charge's would.
+    subscription_id = await subscription_of_invoice(session, body.customer_id, body.invoice_id)
     now = clock.now(body.customer_id)
     payment = new_payment(
-        _target(body, payment_id), method, at=now, now=now,
+        _target(body, payment_id, subscription_id), method, at=now, now=now,
         pending_grace_s=ctx.settings.payment_pending_reconcile_after_s, payment_id=payment_id,
     )
     await insert_payment(session, payment)
     return payment, method.gateway_token
 
 
-def _target(body: PaymentCreate, payment_id: uuid.UUID) -> ChargeTarget:
+def _target(body: PaymentCreate, payment_id: uuid.UUID, subscription_id: uuid.UUID | None) -> ChargeTarget:
     # Attempt 1 of a one-off payment is keyed by the payment itself; dunning's retries by the same root.
     return ChargeTarget(
         customer_id=body.customer_id,
@@ -163,6 +167,7 @@ def _target(body: PaymentCreate, payment_id: uuid.UUID) -> ChargeTarget:
         attempt=1,
         gateway_key=payment_charge_key(payment_id, 1),
         invoice_id=body.invoice_id,
+        subscription_id=subscription_id,
         description=body.description,
     )
 

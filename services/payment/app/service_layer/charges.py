@@ -45,6 +45,10 @@ _USABLE_METHOD = (
 )
 _DEFAULT_METHOD = f"{_USABLE_METHOD} AND is_default"
 _ATTACHED_METHOD = f"{_USABLE_METHOD} AND id = $2"
+_INVOICE_SUBSCRIPTION = (
+    f"SELECT subscription_id FROM {_TABLE} WHERE invoice_id = $1 AND customer_id = $2 AND subscription_id IS NOT NULL "
+    "LIMIT 1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,16 @@ async def attached_method(
         return None
     row = await (await driver_connection(session)).fetchrow(_ATTACHED_METHOD, customer_id, method_id)
     return ChargeableMethod(*row) if row else None
+
+
+async def subscription_of_invoice(
+    session: AsyncSession, customer_id: uuid.UUID, invoice_id: uuid.UUID | None
+) -> uuid.UUID | None:
+    """The subscription an invoice of this customer bills, as its automatic charge recorded it (None for a one-off
+    invoice, or one this service never charged)."""
+    if invoice_id is None:
+        return None
+    return await (await driver_connection(session)).fetchval(_INVOICE_SUBSCRIPTION, invoice_id, customer_id)
 
 
 async def method_for_charge(

@@ -109,6 +109,41 @@ async def test_no_payment_method_fails_hard_without_calling_the_gateway(customer
     assert gateway_stats()["charge_calls"] == calls
 
 
+async def test_a_payment_by_hand_of_a_subscription_invoice_names_its_subscription(
+    customer, add_card, client, service_env
+):
+    """So that the dunning case its failure opens ends when the subscription is canceled."""
+    customer_id, headers = customer
+    invoice = finalized(customer_id)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.failed")
+        await bus.publish(invoice)  # no card yet: the automatic charge fails at once
+        await events_about(bus, "payment.failed", customer_id=customer_id)
+        await add_card(customer_id, headers, number=HARD_DECLINE_CARD)
+        body = {"customer_id": str(customer_id), "amount": 2500, "currency": "usd", "invoice_id": str(invoice.invoice_id)}
+        response = await client.post("/api/payments", json=body, headers=idem(headers))
+        assert response.status_code == 201, response.text
+        [by_hand] = await events_about(bus, "payment.failed", payment_id=response.json()["id"])
+    assert response.json()["subscription_id"] == str(invoice.subscription_id)
+    assert by_hand.payload["subscription_id"] == str(invoice.subscription_id)
+
+
+async def test_a_payment_by_hand_names_no_subscription_of_another_customers_invoice(
+    customer, add_card, client, service_env
+):
+    customer_id, headers = customer
+    invoice = finalized(uuid.uuid4())  # another customer's (this service charges it, and fails: no card)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.failed")
+        await bus.publish(invoice)
+        await events_about(bus, "payment.failed", customer_id=invoice.customer_id)
+    await add_card(customer_id, headers)
+    body = {"customer_id": str(customer_id), "amount": 2500, "currency": "usd", "invoice_id": str(invoice.invoice_id)}
+    response = await client.post("/api/payments", json=body, headers=idem(headers))
+    assert response.status_code == 201, response.text
+    assert response.json()["subscription_id"] is None
+
+
 async def test_redelivered_and_duplicated_invoice_events_on_two_replicas_charge_once(
     customer, add_card, service_env, start_replica, db, gateway_stats
 ):
