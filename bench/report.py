@@ -222,6 +222,11 @@ def cpu_lines(results: dict[str, Any]) -> list[str]:
             steps.extend(
                 (f"billing {run['subscriptions']:,}", run["cpu_seconds"], run.get("renewed", 0)) for run in value
             )
+            # And the renewal step alone (downstream paused): what the step's time at each size is made of.
+            steps.extend(
+                (f"renewal {run['subscriptions']:,}", run["renewal_cpu_seconds"], run.get("renewed", 0))
+                for run in value if run.get("renewal_cpu_seconds")
+            )
             continue
         ops = sum(r.get("renewed", 0) for r in value) if isinstance(value, list) else (value or {}).get("ops_total", 0)
         steps.append((key, seconds, ops or 0))
@@ -233,10 +238,15 @@ def cpu_lines(results: dict[str, Any]) -> list[str]:
         busy = seconds.get("total", 0) / (wall * cores) if wall else 0
         top = sorted(((k, v) for k, v in seconds.items() if not k.startswith("_") and k not in ("total", "other") and v >= 0.05),
                      key=lambda kv: -kv[1])
-        per_op = f", {seconds.get('total', 0) * 1000 / ops:.1f} ms CPU per op ({ops:,} ops)" if ops else ""
+        per_op = f", {_ms(seconds.get('total', 0) * 1000 / ops)} CPU per op ({ops:,} ops)" if ops else ""
         other = seconds.get("other", 0)
         lines.append(f"  {key:<15} {wall:6.1f}s wall, ours {busy:4.0%} of {cores} cores{per_op}"
                      + (f"; the rest of the machine {other / (wall * cores):.0%}" if wall and other > 0.05 else ""))
         lines.append("      " + "  ".join(
-            f"{k} {v:.1f}" + (f" ({v * 1000 / ops:.1f}ms)" if ops else "") for k, v in top[:8]))
+            f"{k} {v:.1f}" + (f" ({_ms(v * 1000 / ops)})" if ops else "") for k, v in top[:8]))
     return lines
+
+
+def _ms(value: float) -> str:
+    """Milliseconds, in microseconds below one (a renewal costs tens of them)."""
+    return f"{value:.1f} ms" if value >= 1 else f"{value * 1000:.0f} µs"

@@ -19,6 +19,7 @@ import asyncpg
 
 from billing_shared import bootstrap
 
+from . import cpu
 from .loadgen import HttpPool, LoadResult, closed_loop, expect, open_loop, percentile
 from .system import BenchSystem
 
@@ -122,6 +123,12 @@ async def subscribe_flows(system: BenchSystem, http: HttpPool, customers: list[d
 # --- billing runs ---------------------------------------------------------------------------------
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (a service CLI run, once awaited)."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 async def _service_cli(system: BenchSystem, service: str, *args: str) -> dict[str, Any]:
     env = {**os.environ, **system.stack.common_env(), "DATABASE_URL": system.service_url(service)}
     proc = await asyncio.create_subprocess_exec(
@@ -209,6 +216,8 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
     # The renewal step is measured on its own: the services downstream (and whatever an earlier run left
     # them) are paused meanwhile and resumed after, so it neither competes with them nor with a backlog.
     downstream = [system.stack.processes[name] for name in DOWNSTREAM if name in system.stack.processes]
+    groups = {name: p.popen.pid for name, p in system.stack.processes.items() if p.popen is not None}
+    cpu_before, cli_before = cpu.snapshot(groups), _children_cpu()
     for process in downstream:
         process.signal(signal.SIGSTOP)
     try:
@@ -224,6 +233,10 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
     finally:
         for process in downstream:
             process.signal(signal.SIGCONT)
+    # The step's own CPU by process: the billing-run CLI (a child of this process) and what it made busy.
+    step_cpu = cpu.difference(cpu_before, cpu.snapshot(groups))
+    step_cpu["billing-run cli"] = round(_children_cpu() - cli_before, 2)
+    step_cpu["total"] = round(step_cpu["total"] + step_cpu["billing-run cli"], 2)
     renewal_wall_s = time.perf_counter() - started
     renewed = int(run["renewed"])
     renewal_s = float(run.get("seconds") or renewal_wall_s)
@@ -250,6 +263,7 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
         "renewed": renewed,
         "renewal_s": round(renewal_s, 2),
         "renewals_per_s": round(renewed / renewal_s, 1) if renewal_s else 0.0,
+        "renewal_cpu_seconds": step_cpu,
         "receipts": receipts,
         "invoice_emails": invoiced,
         "complete": complete,

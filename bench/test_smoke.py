@@ -76,7 +76,10 @@ def test_each_billing_run_reports_its_own_cpu_per_renewal(smoke) -> None:
     proc, results, _ = smoke
     for run in results["billing_runs"]:
         assert run["cpu_seconds"]["total"] > 0 and run["cpu_seconds"]["invoice"] > 0, run["cpu_seconds"]
-        assert re.search(rf"billing {run['subscriptions']:,} .* ms CPU per op \({run['renewed']:,} ops\)", proc.stdout)
+        assert re.search(rf"billing {run['subscriptions']:,} .* (ms|µs) CPU per op \({run['renewed']:,} ops\)", proc.stdout)
+        # The renewal step alone: the CLI that ran it, and its own line in the CPU table.
+        assert run["renewal_cpu_seconds"]["billing-run cli"] > 0, run["renewal_cpu_seconds"]
+        assert re.search(rf"renewal {run['subscriptions']:,} .* CPU per op \({run['renewed']:,} ops\)", proc.stdout)
 
 
 def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
