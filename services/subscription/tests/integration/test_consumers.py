@@ -131,22 +131,31 @@ async def test_dunning_events_of_a_voided_invoice_arriving_after_its_void_change
     assert await status_of(client, sub, user_headers, "active")  # the debt it chased was voided
 
 
+async def chase_two_invoices(bus, client, admin_headers, test_clock, customer_id, user_headers, cls, **facts):
+    """A subscription of July 2024 and dunning's `cls` event about two of its invoices, on two days from `day`;
+    returns once both are handled: (subscription, first invoice id, second invoice id)."""
+    first, second, day = uuid.uuid4(), uuid.uuid4(), facts.pop("day")
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    handled = handled_so_far(cls.type)
+    for n, invoice_id in enumerate((first, second)):
+        await bus.publish(_dunning(cls, sub, invoice_id=invoice_id, **facts),
+                          occurred_at=datetime(2024, 7, day + n, tzinfo=UTC))
+    await wait_for(lambda: handled_since(handled + 1, cls.type), message=f"both {cls.type}")
+    return sub, first, second
+
+
 async def test_a_past_due_subscription_is_active_again_only_once_every_chased_invoice_is_settled(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
     """Two invoices chased at once (say a period's and an upgrade's): paying one leaves it past due; voiding the
     other, the last one owed, makes it active."""
-    first, second = uuid.uuid4(), uuid.uuid4()
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.reactivated")
-        test_clock.set(2024, 7, 1)
-        plan = await create_plan(client, admin_headers, amount=3000)
-        sub = await subscribe(client, user_headers, customer_id, plan["id"])
-        handled = handled_so_far("dunning.retry_scheduled")
-        for n, invoice_id in enumerate((first, second)):
-            scheduled = _dunning(DunningRetryScheduled, sub, failures=1, invoice_id=invoice_id)
-            await bus.publish(scheduled, occurred_at=datetime(2024, 7, 2 + n, tzinfo=UTC))
-        await wait_for(lambda: handled_since(handled + 1, "dunning.retry_scheduled"), message="both retries")
+        sub, first, second = await chase_two_invoices(
+            bus, client, admin_headers, test_clock, customer_id, user_headers, DunningRetryScheduled, failures=1, day=2
+        )
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 4, tzinfo=UTC), invoice_id=first)
         assert await status_of(client, sub, user_headers, "past_due")  # the second invoice is still owed
         await bus.publish(
@@ -162,17 +171,11 @@ async def test_a_past_due_subscription_is_active_again_only_once_every_chased_in
 async def test_a_suspended_subscription_stays_suspended_until_the_last_exhausted_invoice_is_paid(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
-    first, second = uuid.uuid4(), uuid.uuid4()
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.suspended", "subscription.reactivated")
-        test_clock.set(2024, 7, 1)
-        plan = await create_plan(client, admin_headers, amount=3000)
-        sub = await subscribe(client, user_headers, customer_id, plan["id"])
-        handled = handled_so_far("dunning.exhausted")
-        for n, invoice_id in enumerate((first, second)):
-            exhausted = _dunning(DunningExhausted, sub, failures=4, invoice_id=invoice_id)
-            await bus.publish(exhausted, occurred_at=datetime(2024, 7, 20 + n, tzinfo=UTC))
-        await wait_for(lambda: handled_since(handled + 1, "dunning.exhausted"), message="both exhausted")
+        sub, first, second = await chase_two_invoices(
+            bus, client, admin_headers, test_clock, customer_id, user_headers, DunningExhausted, failures=4, day=20
+        )
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 22, tzinfo=UTC), invoice_id=second)
         assert await status_of(client, sub, user_headers, "suspended")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 23, tzinfo=UTC), invoice_id=first)
