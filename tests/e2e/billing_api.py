@@ -167,6 +167,15 @@ class BillingApi:
         self.wait_for(lambda: self.handled("subscription", "invoice.paid") >= handled_before + paid,
                       what=f"the subscription service to take in {paid} invoice.paid event(s)")
 
+    def subscribe_and_wait_paid(self, customer: dict[str, Any], plan_id: str) -> tuple[dict[str, Any], dict]:
+        """Subscribe a new customer; return once its first invoice is paid and the subscription service has
+        counted that payment: (subscription, invoice)."""
+        paid_before = self.handled("subscription", "invoice.paid")
+        subscription = self.subscribe(customer, plan_id)
+        [invoice] = self.wait_invoices(customer["id"], 1, "paid")
+        self.wait_subscription_knows_paid(paid_before)
+        return subscription, invoice
+
     def wait_invoices(self, customer_id: str, count: int, status: str = "paid", timeout: float = 30) -> list[dict]:
         """Exactly `count` invoices of the customer in `status` (fails if more appear)."""
         found = self.wait_for(

@@ -87,10 +87,7 @@ def test_create_subscription_takes_the_demo_body_and_bills_it(stack, api):
 def test_cancel_subscription_with_no_body_refunds_the_unused_part_and_says_how_much(stack, api):
     customer = stack.new_customer("Demo Canceler")
     plan = api.create_plan("Demo cancel plan", 3000)
-    paid_before = api.handled("subscription", "invoice.paid")
-    subscription = api.subscribe(customer, plan["id"])
-    api.wait_invoices(customer["id"], 1, "paid")
-    api.wait_subscription_knows_paid(paid_before)
+    subscription, _ = api.subscribe_and_wait_paid(customer, plan["id"])
 
     canceled = check(api.request("POST", f"/api/subscriptions/{subscription['id']}/cancel",
                                  headers=customer["headers"]), 200)

@@ -163,10 +163,7 @@ def test_a_scheduled_dunning_retry_recovers_once_the_funds_are_there(stack, api)
 def test_cancel_midway_credits_unused_days_refunds_them_and_says_how_much(stack, api):
     customer = stack.new_customer("Flow Canceler")
     plan = api.create_plan("Flow cancel plan", 3000)
-    paid_before = api.handled("subscription", "invoice.paid")
-    subscription = api.subscribe(customer, plan["id"])
-    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
-    api.wait_subscription_knows_paid(paid_before)
+    subscription, invoice = api.subscribe_and_wait_paid(customer, plan["id"])
     start, end = at(subscription["current_period_start"]), at(subscription["current_period_end"])
     days = (end.date() - start.date()).days
     before = api.gateway_stats()
@@ -284,10 +281,7 @@ def test_a_credit_after_a_legacy_second_payment_refunded_by_hand_is_refunded_fro
     API); migration 0002 leaves it with refunded = 0 on the invoice's side. A later credit must still come back."""
     customer = stack.new_customer("Flow Legacy Paid Twice")
     plan = api.create_plan("Flow legacy paid twice plan", 3000)
-    paid_before = api.handled("subscription", "invoice.paid")
-    subscription = api.subscribe(customer, plan["id"])
-    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
-    api.wait_subscription_knows_paid(paid_before)
+    subscription, invoice = api.subscribe_and_wait_paid(customer, plan["id"])
     [first] = api.payments(customer["id"])
     again = check(api.request(
         "POST", "/api/payments", json={"customer_id": customer["id"], "amount": 3000, "currency": "USD",
