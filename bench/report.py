@@ -40,8 +40,14 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if small and large and small["renewal_s"] and small["subscriptions"]:
         factor = large["subscriptions"] / small["subscriptions"]
         time_factor = large["renewal_s"] / small["renewal_s"]
-        add(f"{factor:.0f}× subscriptions, renewal step time ×", round(time_factor, 2), f"≤ {factor * 1.1:.1f}",
-            time_factor <= factor * 1.1)
+        # A larger run that started while the smaller one's invoices were still in flight shared the machine
+        # with them (the subscription service consumes their invoice.paid during the step): no fair comparison.
+        backlog = large.get("backlog_at_start") or 0
+        limit = f"≤ {factor * 1.1:.1f}"
+        if backlog:
+            limit += f" (not comparable: began with {backlog:,} of the smaller run in flight)"
+        add(f"{factor:.0f}× subscriptions, renewal step time ×", round(time_factor, 2), limit,
+            None if backlog else time_factor <= factor * 1.1)
         if small.get("complete") and large.get("complete"):
             e2e = large["paid_and_emailed_s"] / small["paid_and_emailed_s"]
             add(f"{factor:.0f}× subscriptions, paid-and-emailed time ×", round(e2e, 2), f"≤ {factor * 1.1:.1f}",

@@ -89,6 +89,21 @@ def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
     assert list(out.glob("bench-*.png")), "no chart drawn"
 
 
+def _billing_run(subscriptions: int, renewal_s: float, backlog: int = 0) -> dict:
+    return {"subscriptions": subscriptions, "renewed": subscriptions, "renewal_s": renewal_s, "complete": False,
+            "receipts": 0, "backlog_at_start": backlog}
+
+
+@pytest.mark.parametrize(("backlog", "mark"), [(0, False), (4_000, None)])
+def test_the_renewal_ratio_is_judged_only_when_the_larger_run_began_on_a_quiet_system(backlog, mark) -> None:
+    from bench.report import evaluate_targets
+
+    runs = [_billing_run(10_000, 1.0), _billing_run(100_000, 12.0, backlog)]
+    [ratio] = [t for t in evaluate_targets({"billing_runs": runs}) if "renewal step time" in t["target"]]
+    assert ratio["value"] == 12.0 and ratio["pass"] is mark
+    assert ("not comparable" in ratio["limit"]) is (backlog > 0)
+
+
 def test_usage_is_documented() -> None:
     usage = subprocess.run([sys.executable, "-m", "bench.run", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert usage.returncode == 0 and "--profile" in usage.stdout and "smoke" in usage.stdout
