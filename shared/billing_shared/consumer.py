@@ -5,8 +5,9 @@ a redelivered event finds its id there and changes nothing. The message is acked
 A handler that keeps failing is retried a few times in-process; then the message is handed back for a later
 try through a delay queue (`<service>.retry.<ms>ms`, which returns it behind the others when its time is up) and
 acked, so it holds no prefetch slot while it waits; after `delivery_limit` such tries it goes to `<service>.dlq`.
-A handler that reports an `Outage` (something it needs is down, the message is fine) is not dead-lettered for
-it: its message keeps coming back at the longest delay until `outage_retry_s` has passed since the outage began.
+A handler that reports an `Outage` (something it needs is down, the message is fine), or whose database cannot
+be reached, is not dead-lettered for it: its message keeps coming back at the longest delay until `outage_retry_s`
+has passed since the outage began.
 The queue's own delivery limit dead-letters a message that keeps crashing its consumer.
 Events whose handlers are marked `batchable` (every effect in the unit of work) are applied several to a
 transaction when they queue up under load; a batch that fails is retried one event at a time.
@@ -33,7 +34,7 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from . import amqp
-from .db import Database, UnitOfWork, sql_name
+from .db import Database, UnitOfWork, database_unreachable, sql_name
 from .events import Envelope
 from .logs import correlation_id
 from .plumbing_tables import inbox_table
@@ -248,10 +249,12 @@ class EventConsumer:
                 outcome = await self._apply_with_retries(envelope, handler)
         except Exception as exc:
             tries = int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
-            of = "while the outage lasts" if isinstance(exc, Outage) else f"of {len(self._retry_delays) + 1}"
+            # The service's own database down (a restart, a failover) is an outage too: the message is fine.
+            outage = isinstance(exc, Outage) or database_unreachable(exc)
+            of = "while the outage lasts" if outage else f"of {len(self._retry_delays) + 1}"
             log.warning("handling %s %s failed (try %d %s): %r", envelope.type, envelope.event_id, tries + 1, of, exc)
             HANDLED.labels(self.service, envelope.type, "failed").inc()
-            await self._try_later(message, tries, outage=isinstance(exc, Outage))
+            await self._try_later(message, tries, outage=outage)
             return
         finally:
             correlation_id.reset(token)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy import MetaData, event
-from sqlalchemy.exc import DisconnectionError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -87,6 +88,32 @@ def _check_on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             dbapi_connection.ping()
         except Exception as exc:
             raise DisconnectionError(f"pooled connection idle for {PING_AFTER_IDLE_S:g}s failed its ping") from exc
+
+
+_UNREACHABLE = (
+    DisconnectionError,  # a pooled connection found dead at checkout
+    ConnectionError,  # refused, reset, aborted
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.AdminShutdownError,  # 57P01: the server is shutting down (or the backend was terminated)
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: the server is starting up
+)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether this failure (or one it wraps) says the database could not be reached or dropped the connection
+    (refused, reset, shut down or starting up), rather than refusing the statement: nothing about the work
+    was wrong, and trying it again once the database is back will do."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _UNREACHABLE):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 async def driver_connection(session: AsyncSession) -> Any:

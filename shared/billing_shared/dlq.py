@@ -16,7 +16,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from .amqp import DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, RETRIES_HEADER, copy_for_another_try
+from .amqp import DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, OUTAGE_SINCE_HEADER, RETRIES_HEADER, copy_for_another_try
 
 
 @dataclass
@@ -98,9 +98,9 @@ async def replay_dead_letters(
             if event_ids is not None and message.message_id not in event_ids:
                 await message.nack(requeue=True)
                 continue
-            # A fresh start: no death records, and a full set of tries again.
+            # A fresh start: no death records, a full set of tries again, and a later outage waited out anew.
             replay = copy_for_another_try(message, **{"x-replayed": True})
-            for header in (RETRIES_HEADER, DEAD_REASON_HEADER, DEAD_QUEUE_HEADER):
+            for header in (RETRIES_HEADER, DEAD_REASON_HEADER, DEAD_QUEUE_HEADER, OUTAGE_SINCE_HEADER):
                 replay.headers.pop(header, None)
             await channel.default_exchange.publish(replay, routing_key=service)
             await message.ack()  # only after the broker confirmed the replay

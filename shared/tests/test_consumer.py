@@ -13,12 +13,13 @@ from sqlalchemy import func, insert, select
 from billing_shared import dlq
 from billing_shared.amqp import envelope_message
 from billing_shared.consumer import HANDLED, EventConsumer, Outage, Retryable, batchable
+from billing_shared.db import Database
 from billing_shared.contracts import CustomerCreated, CustomerUpdated, PaymentSucceeded
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
 from billing_shared.testing import EventBus, wait_for
 
-from conftest import effects
+from conftest import SCHEMA, effects
 
 
 def consumer_for(db, infra, service: str, handlers, **kw) -> EventConsumer:
@@ -209,6 +210,120 @@ async def test_an_outage_is_waited_out_past_the_delivery_limit_then_dead_lettere
         assert min(b - a for a, b in zip(tries, tries[1:])) >= 0.05
     finally:
         await consumer.stop()
+
+
+async def test_a_replayed_outage_letter_waits_out_a_new_outage_from_its_own_start(db, clean, infra, unique):
+    service = f"svc-{unique}"
+    outage = {"on": True, "tries_after_replay": 0}
+
+    async def smtp(envelope: Envelope, uow) -> None:
+        if outage["on"]:
+            raise Outage("SMTP unavailable")
+        outage["tries_after_replay"] += 1
+        if outage["tries_after_replay"] <= 4:  # down again for a moment: past the delivery limit's 3 tries
+            raise Outage("SMTP unavailable again")
+        await record_effect(envelope, uow)
+
+    consumer = consumer_for(db, infra, service, {"customer.created": smtp}, delivery_limit=2, outage_retry_s=1.0)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            letter = await bus.publish(event())
+
+            async def dead_lettered():
+                return await dlq.list_dead_letters(infra.amqp_url, service)
+
+            await wait_for(dead_lettered, timeout=20, message="the message in the DLQ after the first outage")
+            await asyncio.sleep(1.0)  # the first outage began over outage_retry_s before the replay
+            outage["on"] = False
+            assert await dlq.replay_dead_letters(infra.amqp_url, service) == 1
+
+            async def applied() -> bool:
+                return await effect_count(db, str(letter.event_id)) == 1
+
+            await wait_for(applied, timeout=20, message="the replayed event applied after the second outage")
+        assert outage["tries_after_replay"] == 5
+        assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+    finally:
+        await consumer.stop()
+
+
+class PostgresSwitch:
+    """A local port in front of Postgres that refuses connections while down (a restart, a failover) and
+    forwards them while up; going down also cuts the connections it carries."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._carried: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def down(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for writer in list(self._carried):
+            writer.close()
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._carried |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+                self._carried.discard(sink)
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+async def test_events_consumed_while_the_database_is_down_wait_for_it_instead_of_going_to_the_dlq(
+    database_url, db, clean, infra, unique
+):
+    service = f"svc-{unique}"
+    switch = PostgresSwitch()
+    await switch.up()
+    behind_switch = Database(database_url.replace("127.0.0.1:5432", f"127.0.0.1:{switch.port}"), SCHEMA,
+                             producer="plumbing")
+    # Two later tries (0.05 s, 0.1 s apart) before the DLQ: a database restart lasts far longer than that.
+    consumer = consumer_for(behind_switch, infra, service, {"customer.created": record_effect}, delivery_limit=2,
+                            outage_retry_s=60)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            before = await bus.publish(event())
+            await wait_for(lambda: effect_count(db, str(before.event_id)), message="the event before the outage")
+            failed = HANDLED.labels(service, "customer.created", "failed")
+            failed_before = failed._value.get()
+            await switch.down()
+            during = await bus.publish(event())
+
+            async def tried_past_the_delivery_limit() -> bool:
+                return failed._value.get() - failed_before >= 2 * (2 + 1)
+
+            await wait_for(tried_past_the_delivery_limit, timeout=20, message="tries while the database is down")
+            assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+            await switch.up()
+
+            async def applied() -> bool:
+                return await effect_count(db, str(during.event_id)) == 1
+
+            await wait_for(applied, timeout=20, message="the event once the database is back")
+        assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+    finally:
+        await consumer.stop()
+        await behind_switch.dispose()
+        await switch.down()
 
 
 async def test_unreadable_message_goes_straight_to_the_dlq(db, clean, infra, unique):
