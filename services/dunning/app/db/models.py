@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -37,7 +37,7 @@ class DunningCase(Base):
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     payment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))  # the payment that failed first
     subscription_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    amount: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units
     currency: Mapped[str] = mapped_column(String(3))
     # What a one-off payment was for (its description), for the customer's emails.
     description: Mapped[str | None] = mapped_column(String(1000))

@@ -84,6 +84,20 @@ async def test_three_failures_exhaust_the_case_with_retries_at_the_configured_of
     assert len(dunning.events("dunning.retry_scheduled", debt)) == 2
 
 
+async def test_a_failed_payment_past_32_bit_minor_units_is_chased_like_any_other(dunning, epoch):
+    # 30,000,000.00 IDR (two decimals in ISO 4217): about 1,800 US dollars, past int32's 2,147,483,647.
+    debt = Debt(amount=3_000_000_000, currency="IDR")
+    await dunning.fail(debt, epoch)
+    [scheduled] = await dunning.wait_event("dunning.retry_scheduled", debt)
+    assert (scheduled.payload["amount"], scheduled.payload["currency"]) == (3_000_000_000, "IDR")
+    [case] = await dunning.cases_of(debt)
+    assert (case["amount"], case["status"]) == (3_000_000_000, "open")
+    run = await dunning.run(epoch + 2 * DAY)
+    assert run["retries_due"] == 1
+    [due] = await dunning.wait_event("dunning.retry_due", debt)
+    assert due.payload["amount"] == 3_000_000_000
+
+
 async def test_success_after_a_failure_recovers_and_nothing_is_retried_later(dunning, epoch):
     debt = Debt()
     await dunning.fail(debt, epoch)
