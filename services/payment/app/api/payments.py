@@ -36,8 +36,8 @@ from ..service_layer.charges import (
     charge_at_gateway,
     default_method,
     insert_payment,
+    known_invoice,
     new_payment,
-    subscription_of_invoice,
 )
 from .deps import Context, IdempotencyKey, check_customer, idempotency_scope
 from .schemas import PaymentCreate, PaymentOut, PaymentPage, Status
@@ -145,9 +145,7 @@ async def _new_pending_payment(
         if method is None:
             raise ApiError(422, "no_payment_method", "the customer has no default payment method; "
                            "add one or pass payment_method_id", field="payment_method_id")
-    # A payment by hand of a subscription's invoice names the subscription, as its automatic charge did: a case
-    # dunning opens when it fails then ends when the subscription is canceled, like the automatic charge's would.
-    subscription_id = await subscription_of_invoice(session, body.customer_id, body.invoice_id)
+    subscription_id = await _payable_invoice(session, body) if body.invoice_id is not None else None
     now = clock.now(body.customer_id)
     payment = new_payment(
         _target(body, payment_id, subscription_id), method, at=now, now=now,
@@ -155,6 +153,26 @@ async def _new_pending_payment(
     )
     await insert_payment(session, payment)
     return payment, method.gateway_token
+
+
+async def _payable_invoice(session: AsyncSession, body: PaymentCreate) -> uuid.UUID | None:
+    """Check that the invoice a payment by hand names may be paid so: one this service charged when it was
+    finalized, of this customer, in this currency, not paid yet. A payment the invoice service could not apply
+    (another customer's invoice, another currency, no such invoice) would take the money and leave the invoice
+    open; one of a paid invoice would be refunded, or, declined, would have dunning chase a paid invoice.
+
+    Returns the invoice's subscription: a payment by hand names it as the automatic charge did, so a case dunning
+    opens when it fails ends when the subscription is canceled, like the automatic charge's would."""
+    assert body.invoice_id is not None
+    invoice = await known_invoice(session, body.invoice_id)
+    if invoice is None or invoice.customer_id != body.customer_id:  # another customer's: not even that it exists
+        raise ApiError(422, "unknown_invoice", "this customer has no invoice with this id to pay (an invoice can "
+                       "be paid once it is finalized with an amount due)", field="invoice_id")
+    if invoice.currency != body.currency:
+        raise ApiError(422, "currency_mismatch", f"the invoice is in {invoice.currency}", field="currency")
+    if invoice.paid:
+        raise ApiError(409, "invoice_paid", "the invoice is already paid", field="invoice_id")
+    return invoice.subscription_id
 
 
 def _target(body: PaymentCreate, payment_id: uuid.UUID, subscription_id: uuid.UUID | None) -> ChargeTarget:

@@ -45,9 +45,12 @@ _USABLE_METHOD = (
 )
 _DEFAULT_METHOD = f"{_USABLE_METHOD} AND is_default"
 _ATTACHED_METHOD = f"{_USABLE_METHOD} AND id = $2"
-_INVOICE_SUBSCRIPTION = (
-    f"SELECT subscription_id FROM {_TABLE} WHERE invoice_id = $1 AND customer_id = $2 AND subscription_id IS NOT NULL "
-    "LIMIT 1"
+# An invoice as its automatic charge (attempt 1 of invoice.finalized) recorded it, with what its succeeded
+# payments hold net of refunds.
+_KNOWN_INVOICE = (
+    f"SELECT customer_id, currency, subscription_id, amount, "
+    f"(SELECT coalesce(sum(amount - refunded_amount), 0) FROM {_TABLE} WHERE invoice_id = $1 AND status = 'succeeded') "
+    f"FROM {_TABLE} WHERE invoice_id = $1 AND source = 'invoice' AND attempt = 1 LIMIT 1"
 )
 
 
@@ -92,14 +95,26 @@ async def attached_method(
     return ChargeableMethod(*row) if row else None
 
 
-async def subscription_of_invoice(
-    session: AsyncSession, customer_id: uuid.UUID, invoice_id: uuid.UUID | None
-) -> uuid.UUID | None:
-    """The subscription an invoice of this customer bills, as its automatic charge recorded it (None for a one-off
-    invoice, or one this service never charged)."""
-    if invoice_id is None:
-        return None
-    return await (await driver_connection(session)).fetchval(_INVOICE_SUBSCRIPTION, invoice_id, customer_id)
+@dataclass(frozen=True, slots=True)
+class KnownInvoice:
+    """An invoice as this service knows it from charging it on invoice.finalized (every invoice finalized with an
+    amount due is charged once, even when there is no card to charge: that payment fails)."""
+
+    customer_id: uuid.UUID
+    currency: str
+    subscription_id: uuid.UUID | None
+    amount_due: int  # when it was finalized
+    collected: int  # by its succeeded payments, net of their refunds
+
+    @property
+    def paid(self) -> bool:
+        return self.collected >= self.amount_due
+
+
+async def known_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> KnownInvoice | None:
+    """The invoice this service charged under this id (None if it never did)."""
+    row = await (await driver_connection(session)).fetchrow(_KNOWN_INVOICE, invoice_id)
+    return KnownInvoice(*row) if row else None
 
 
 async def method_for_charge(

@@ -126,22 +126,45 @@ async def test_a_payment_by_hand_of_a_subscription_invoice_names_its_subscriptio
         [by_hand] = await events_about(bus, "payment.failed", payment_id=response.json()["id"])
     assert response.json()["subscription_id"] == str(invoice.subscription_id)
     assert by_hand.payload["subscription_id"] == str(invoice.subscription_id)
+    assert by_hand.payload["invoice_id"] == str(invoice.invoice_id)
 
 
-async def test_a_payment_by_hand_names_no_subscription_of_another_customers_invoice(
-    customer, add_card, client, service_env
+async def charged_on_finalize(bus: EventBus, invoice: InvoiceFinalized, outcome: str) -> None:
+    """Publish the invoice's finalization and wait for its automatic charge's outcome (payment.succeeded/failed)."""
+    await bus.record(outcome)
+    await bus.publish(invoice)
+    await events_about(bus, outcome, invoice_id=invoice.invoice_id)
+
+
+@pytest.mark.parametrize(
+    ("whose", "currency", "paid", "status", "code"),
+    [
+        ("another customer's", "usd", False, 422, "unknown_invoice"),  # not even that it exists
+        ("no one's", "usd", False, 422, "unknown_invoice"),  # never finalized (or a typo)
+        ("own", "eur", False, 422, "currency_mismatch"),
+        ("own", "usd", True, 409, "invoice_paid"),
+    ],
+)
+async def test_a_payment_by_hand_of_an_invoice_it_cannot_settle_is_refused_before_any_charge(
+    customer, add_card, client, service_env, db, gateway_stats, whose, currency, paid, status, code
 ):
+    """Charged, such a payment would leave the invoice open (the invoice service cannot apply it) or pay it twice."""
     customer_id, headers = customer
-    invoice = finalized(uuid.uuid4())  # another customer's (this service charges it, and fails: no card)
+    invoice = finalized(uuid.uuid4() if whose == "another customer's" else customer_id)
+    if paid:
+        await add_card(customer_id, headers)
     async with EventBus(service_env.amqp_url) as bus:
-        await bus.record("payment.failed")
-        await bus.publish(invoice)
-        await events_about(bus, "payment.failed", customer_id=invoice.customer_id)
-    await add_card(customer_id, headers)
-    body = {"customer_id": str(customer_id), "amount": 2500, "currency": "usd", "invoice_id": str(invoice.invoice_id)}
+        if whose != "no one's":
+            await charged_on_finalize(bus, invoice, "payment.succeeded" if paid else "payment.failed")
+    if not paid:
+        await add_card(customer_id, headers)
+    charges_before = gateway_stats()["charges"]
+    body = {"customer_id": str(customer_id), "amount": 2500, "currency": currency, "invoice_id": str(invoice.invoice_id)}
     response = await client.post("/api/payments", json=body, headers=idem(headers))
-    assert response.status_code == 201, response.text
-    assert response.json()["subscription_id"] is None
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert gateway_stats()["charges"] == charges_before
+    assert [p.source for p in await invoice_payments(db, invoice.invoice_id)] == ([] if whose == "no one's" else ["invoice"])
 
 
 async def test_redelivered_and_duplicated_invoice_events_on_two_replicas_charge_once(
