@@ -234,34 +234,56 @@ def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_s
         assert "suspend" not in text_of(mail).lower()
 
 
-def test_an_invoice_paid_twice_gives_the_second_payment_back_and_says_so(stack, api):
-    customer = stack.new_customer("Flow Paid Twice")
-    plan = api.create_plan("Flow paid twice plan", 2000)
-    api.subscribe(customer, plan["id"])
-    [invoice] = api.wait_invoices(customer["id"], 1, "paid")
-    before = api.gateway_stats()
-
-    # The customer pays the invoice again by hand (say, not knowing the card was charged).
-    again = check(api.request(
-        "POST", "/api/payments", json={"customer_id": customer["id"], "amount": 2000, "currency": "USD",
-                                       "invoice_id": invoice["id"]},
+def paid_by_hand_while_its_charge_hangs(stack, api, name: str, amount: int) -> tuple[dict, dict, dict, dict]:
+    """An invoice paid twice the way it happens: the automatic charge's answer is lost (the card "never
+    answers": the provider made the charge), the customer pays by hand with another card meanwhile, then the
+    reconciler finds the first charge went through. (subscription, invoice, the payment by hand, the charge.)"""
+    customer = stack.new_customer(name, card=TEST_CARDS["never_answers"])
+    other_card = api.add_card(customer, TEST_CARDS["ok"])
+    plan = api.create_plan(f"{name} plan", amount)
+    subscription = api.subscribe(customer, plan["id"])
+    [invoice] = api.wait_invoices(customer["id"], 1, "open")
+    by_hand = check(api.request(
+        "POST", "/api/payments", json={"customer_id": customer["id"], "amount": amount, "currency": "USD",
+                                       "invoice_id": invoice["id"], "payment_method_id": other_card["id"]},
         headers={**customer["headers"], "Idempotency-Key": idempotency_key()}), 201)
+    assert by_hand["status"] == "succeeded"
+    charge = api.wait_for(lambda: next((p for p in api.payments(customer["id"])
+                                        if p["id"] != by_hand["id"] and p["status"] == "succeeded"), None),
+                          what="the automatic charge reconciled as made")
+    return {**subscription, "customer": customer}, invoice, by_hand, charge
 
-    assert again["status"] == "succeeded"
+
+def test_an_invoice_paid_twice_gives_the_second_payment_back_and_says_so(stack, api):
+    subscription, invoice, by_hand, charge = paid_by_hand_while_its_charge_hangs(stack, api, "Flow Paid Twice", 2000)
+    customer = subscription["customer"]
     [refunded] = api.wait_for(
-        lambda: [p for p in api.payments(customer["id"]) if p["id"] == again["id"] and p["refunded_amount"] == 2000]
-        or None, what="the second payment refunded")
+        lambda: [p for p in api.payments(customer["id"]) if p["id"] == charge["id"] and p["refunded_amount"] == 2000]
+        or None, what="the payment that came second refunded")
     assert refunded["amount"] == 2000
+    assert api.payment(by_hand["id"])["refunded_amount"] == 0
     after = api.wait_for(lambda: next((i for i in api.invoices(customer["id"], "paid")
                                        if i["amount_refunded"] == 2000), None), what="the invoice's books")
     assert (after["id"], after["amount_paid"], after["amount_due"]) == (invoice["id"], 4000, 0)
     mails = wait_mail(stack, customer["email"], {"payment_refunded": 1})
     assert "20.00" in text_of(of_kind(mails, "payment_refunded")[0])
     assert "already been paid" in text_of(of_kind(mails, "payment_refunded")[0])
-    assert gateway_delta(before, api.gateway_stats())["refunds"] == 1
     assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1,
                                               "payment_refunded": 1})
 
+
+def test_an_invoice_already_paid_is_refused_a_payment_by_hand_and_nothing_is_charged(stack, api):
+    customer = stack.new_customer("Flow Paid By Hand Again")
+    plan = api.create_plan("Flow paid by hand again plan", 2000)
+    _, invoice = api.subscribe_and_wait_paid(customer, plan["id"])
+    before = api.gateway_stats()
+    again = api.request(
+        "POST", "/api/payments", json={"customer_id": customer["id"], "amount": 2000, "currency": "USD",
+                                       "invoice_id": invoice["id"]},
+        headers={**customer["headers"], "Idempotency-Key": idempotency_key()})
+    assert check(again, 409)["error"]["code"] == "invoice_paid"
+    assert gateway_delta(before, api.gateway_stats())["charges"] == 0
+    assert len(api.payments(customer["id"])) == 1
 
 
 def _legacy_sql(stack, sql: str, *args) -> None:
@@ -279,14 +301,9 @@ def _legacy_sql(stack, sql: str, *args) -> None:
 def test_a_credit_after_a_legacy_second_payment_refunded_by_hand_is_refunded_from_the_payment_kept(stack, api):
     """Before invoice.overpaid, a second payment of a paid invoice was kept and refunded by a person (the payment
     API); migration 0002 leaves it with refunded = 0 on the invoice's side. A later credit must still come back."""
-    customer = stack.new_customer("Flow Legacy Paid Twice")
-    plan = api.create_plan("Flow legacy paid twice plan", 3000)
-    subscription, invoice = api.subscribe_and_wait_paid(customer, plan["id"])
-    [first] = api.payments(customer["id"])
-    again = check(api.request(
-        "POST", "/api/payments", json={"customer_id": customer["id"], "amount": 3000, "currency": "USD",
-                                       "invoice_id": invoice["id"]},
-        headers={**customer["headers"], "Idempotency-Key": idempotency_key()}), 201)
+    subscription, invoice, first, again = paid_by_hand_while_its_charge_hangs(stack, api, "Flow Legacy Paid Twice",
+                                                                             3000)
+    customer = subscription["customer"]
     api.wait_for(lambda: api.invoice(invoice["id"])["amount_refunded"] == 3000 or None, what="overpayment booked")
     api.wait_for(lambda: api.payment(again["id"])["refunded_amount"] == 3000 or None, what="second payment refunded")
     # What an invoice paid twice before migration 0002 looks like once a person refunded the second payment.
