@@ -94,10 +94,16 @@ async def end_of_paid_service(session: AsyncSession, subscription_id: uuid.UUID)
 
 
 async def paid_since(session: AsyncSession, subscription_id: uuid.UUID, since: datetime) -> bool:
-    """Whether a payment for any period was recorded at or after `since` (guards against stale events)."""
+    """Whether a payment was recorded at or after `since` for a period that had begun by then (guards against
+    stale dunning events: what dunning chased at `since` was billed by then, so a payment of a later period, say
+    one a catching-up billing run billed and charged at once, does not make it stale)."""
     found = await session.scalar(
         select(SubscriptionPeriod.period_index)
-        .where(SubscriptionPeriod.subscription_id == subscription_id, SubscriptionPeriod.paid_at >= since)
+        .where(
+            SubscriptionPeriod.subscription_id == subscription_id,
+            SubscriptionPeriod.paid_at >= since,
+            SubscriptionPeriod.period_start <= since,
+        )
         .limit(1)
     )
     return found is not None

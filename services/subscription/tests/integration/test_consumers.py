@@ -244,6 +244,32 @@ async def test_a_dunning_event_older_than_a_payment_is_ignored(
     assert await status_of(client, sub, user_headers, "active")
 
 
+async def test_a_dunning_event_is_not_stale_for_a_payment_of_a_period_that_began_after_it(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    """A billing run that caught up two periods at once: August's charge failed, September's was paid. Dunning
+    gives up on August's invoice (on Aug 10, in business time) after September's payment was recorded: that
+    payment cannot be for the invoice dunning chased, so the subscription is suspended all the same."""
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended")
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
+        await bill(client, admin_headers, "2024-09-02T00:00:00Z")  # August and September
+        await publish_late_payment(bus, sub, datetime(2024, 9, 1, tzinfo=UTC), datetime(2024, 9, 1, 1, tzinfo=UTC))
+
+        async def september_paid() -> bool:
+            return [r.amount_paid for r in await period_rows(db, sub["id"])] == [3000, 0, 3000]
+
+        await wait_for(september_paid, message="September's payment recorded")
+        await bus.publish(_dunning(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4()),
+                          occurred_at=datetime(2024, 8, 10, tzinfo=UTC))
+        (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
+    assert suspended.payload["at"] == "2024-08-10T00:00:00Z"
+    assert await status_of(client, sub, user_headers, "suspended")
+
+
 async def test_events_about_unknown_subscriptions_are_ignored(service_env, db):
     stranger = {"id": str(uuid.uuid4()), "customer_id": str(uuid.uuid4()), "current_period_start": "2024-07-01T00:00:00+00:00"}
     async with EventBus(service_env.amqp_url) as bus:
