@@ -81,6 +81,9 @@ class PaymentFailed(_PaymentFact):
     decline_type: Literal["hard", "soft"] = "soft"
     failure_message: str = ""
     description: str | None = None  # a one-off payment's own, for the customer's emails about it
+    # The invoice was already paid by another payment when this one failed (say a charge whose answer was lost,
+    # found never made after the customer paid by hand): there is nothing to chase.
+    invoice_already_paid: bool = False
 
 
 @contract

@@ -1,4 +1,5 @@
-"""payment.failed opens or advances a case (a case of a canceled subscription or a voided invoice opens canceled);
+"""payment.failed opens or advances a case (a case of a canceled subscription or a voided invoice opens canceled;
+none opens for an invoice another payment has paid);
 payment.succeeded recovers it; a new card retries now."""
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def payment_failed_handler(schedule: Sequence[timedelta]) -> Handler:
             case = await repository.lock_case(uow.session, failed.dunning_case_id)
         chase_ended_at = None
         if case is None:
+            if failed.invoice_already_paid:
+                return  # another payment paid the invoice (its invoice.paid may have come before this): no debt
             case, opened = await operations.open_case(uow, failed, at)
             if opened:
                 # Only a new case can have missed the cancel or void that ends it: those closed every case they saw.

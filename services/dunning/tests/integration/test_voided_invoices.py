@@ -8,7 +8,7 @@ from datetime import timedelta
 from dunning_driver import Debt
 from test_canceled_subscriptions import announced, handled_at_least, moment, the_case
 
-from billing_shared.contracts import InvoiceVoided
+from billing_shared.contracts import InvoiceVoided, PaymentFailed
 from billing_shared.testing import events_handled
 
 DAY = timedelta(days=1)
@@ -33,3 +33,19 @@ async def test_a_failure_reported_after_its_invoice_was_voided_is_never_retried(
     assert (run["retries_due"], run["exhausted"]) == (0, 0)
     # No retry charging a voided invoice, no "payment failed, next try on ..." email, no suspension.
     assert await announced(app, case["id"]) == []
+
+
+async def test_a_failure_that_says_its_invoice_was_already_paid_opens_no_case(app, dunning, epoch):
+    """Say a charge whose answer was lost, found never made after the customer paid by hand: the invoice's
+    invoice.paid came first and found no case to close, so the failure itself must not open one."""
+    debt = Debt()
+    failures_before = events_handled("dunning", "payment.failed")
+    await dunning.bus.publish(
+        PaymentFailed(**debt.facts(), payment_id=debt.payment_id, failure_code="charge_not_found",
+                      invoice_already_paid=True),
+        occurred_at=epoch,
+    )
+    await handled_at_least("payment.failed", failures_before + 1)
+    assert await dunning.cases_of(debt) == []
+    run = await dunning.run(epoch + 30 * DAY)
+    assert (run["retries_due"], run["exhausted"]) == (0, 0)

@@ -32,6 +32,7 @@ from ..service_layer.charges import (
     ChargeTarget,
     apply_charge_result,
     apply_charge_result_if_unmoved,
+    as_announced,
     attached_method,
     charge_at_gateway,
     default_method,
@@ -90,7 +91,7 @@ async def _settle(ctx: PaymentContext, uow: UnitOfWork, started: Payment, result
         )
         if written:
             if event is not None:
-                uow.emit(event, occurred_at=now)
+                uow.emit(await as_announced(uow.session, event), occurred_at=now)
             return started
     payment = await uow.session.get(Payment, started.id, with_for_update=True)
     assert payment is not None
@@ -98,7 +99,7 @@ async def _settle(ctx: PaymentContext, uow: UnitOfWork, started: Payment, result
         now = clock.now(payment.customer_id)
         event = apply_charge_result(payment, result, at=now, now=now, schedule=schedule)
         if event is not None:
-            uow.emit(event, occurred_at=now)
+            uow.emit(await as_announced(uow.session, event), occurred_at=now)
     return payment
 
 

@@ -13,7 +13,7 @@ from billing_shared.events import Envelope
 from ..context import PaymentContext
 from ..db.models import Payment
 from ..domain.payments import invoice_charge_key, payment_charge_key
-from ..service_layer.charges import ChargeTarget
+from ..service_layer.charges import ChargeTarget, known_invoice
 from ..service_layer.collect import collect
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,11 @@ async def handle_dunning_retry_due(envelope: Envelope, uow: UnitOfWork, *, ctx: 
     retry = envelope.payload_as(DunningRetryDue)
     session = uow.session
     if retry.invoice_id is not None:
+        invoice = await known_invoice(session, retry.invoice_id)
+        if invoice is not None and invoice.paid:
+            # Paid by hand meanwhile: that payment's invoice.paid ends the case; a charge now would be refunded.
+            log.info("dunning retry of an invoice already paid; nothing charged", extra={"case_id": str(retry.case_id)})
+            return
         # The retry asks for what dunning knows is still due (a credit note may have lowered it), never more
         # than the invoice's first system charge asked.
         first = await session.scalar(

@@ -117,6 +117,16 @@ async def known_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> KnownIn
     return KnownInvoice(*row) if row else None
 
 
+async def as_announced(session: AsyncSession, event: Event) -> Event:
+    """A payment's outcome as it is announced: the failure of a payment for an invoice other payments have paid
+    meanwhile says so, and dunning opens no case for it. Only failures pay for the lookup."""
+    if isinstance(event, PaymentFailed) and event.invoice_id is not None:
+        invoice = await known_invoice(session, event.invoice_id)
+        if invoice is not None and invoice.paid:
+            return event.model_copy(update={"invoice_already_paid": True})
+    return event
+
+
 async def method_for_charge(
     session: AsyncSession, customer_id: uuid.UUID, preferred: uuid.UUID | None
 ) -> ChargeableMethod | None:

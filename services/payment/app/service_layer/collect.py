@@ -37,6 +37,7 @@ from .charges import (
     ChargeTarget,
     apply_charge_result,
     apply_charge_result_if_unmoved,
+    as_announced,
     charge_at_gateway,
     fail_payment,
     insert_payment_once,
@@ -67,7 +68,7 @@ async def collect(
         event = fail_payment(
             created, NO_PAYMENT_METHOD, "hard", "the customer has no usable payment method", at=at
         )
-        uow.emit(event, occurred_at=at)
+        uow.emit(await as_announced(uow.session, event), occurred_at=at)
         return created
 
     async with ctx.db.uow() as claim:  # (a)
@@ -92,7 +93,7 @@ async def collect(
         assert locked is not None
         settled, event = locked, apply_charge_result(locked, result, at=at, now=now, schedule=schedule)
     if event is not None:
-        uow.emit(event, occurred_at=at)
+        uow.emit(await as_announced(uow.session, event), occurred_at=at)
     return settled
 
 

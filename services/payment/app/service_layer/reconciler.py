@@ -25,7 +25,7 @@ from ..adapters.gateway import ChargeResult, GatewayUnavailable, RefundResult
 from ..context import PaymentContext
 from ..db.models import Payment, Refund
 from ..domain.payments import OPEN, next_check_at, schedule_exhausted
-from .charges import apply_charge_result, fail_payment
+from .charges import apply_charge_result, as_announced, fail_payment
 from .refunds import apply_refund_result, refund_at_gateway
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ async def _reconcile_payment(ctx: PaymentContext, payment_id: uuid.UUID, as_of: 
                 payment.next_reconcile_at = next_check_at(schedule, checks, as_of)
                 payment.updated_at = as_of
         if event is not None:
-            uow.emit(event, occurred_at=as_of)
+            uow.emit(await as_announced(uow.session, event), occurred_at=as_of)
         await uow.commit()
         return event is not None
 

@@ -14,6 +14,7 @@ from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
 from billing_shared.testing import EventBus, events_handled, wait_for
 from tests.conftest import HARD_DECLINE_CARD, events_about, idem
+from tests.integration.test_reconciliation import later
 
 
 def finalized(customer_id, amount_due=2500, **extra) -> InvoiceFinalized:
@@ -165,6 +166,62 @@ async def test_a_payment_by_hand_of_an_invoice_it_cannot_settle_is_refused_befor
     assert response.json()["error"]["code"] == code
     assert gateway_stats()["charges"] == charges_before
     assert [p.source for p in await invoice_payments(db, invoice.invoice_id)] == ([] if whose == "no one's" else ["invoice"])
+
+
+async def unpaid_invoice_with_a_card(bus: EventBus, customer, add_card) -> InvoiceFinalized:
+    """An invoice whose automatic charge failed (no card then); the customer has a good card now. The bus
+    records payment.failed from here on."""
+    customer_id, headers = customer
+    invoice = finalized(customer_id)
+    await charged_on_finalize(bus, invoice, "payment.failed")
+    await add_card(customer_id, headers)
+    return invoice
+
+
+def pay_by_hand(invoice: InvoiceFinalized) -> dict:
+    return {"customer_id": str(invoice.customer_id), "amount": invoice.amount_due, "currency": "usd",
+            "invoice_id": str(invoice.invoice_id)}
+
+
+async def test_a_dunning_retry_of_an_invoice_paid_by_hand_meanwhile_charges_nothing(
+    customer, add_card, client, service_env, db, gateway_stats
+):
+    _, headers = customer
+    async with EventBus(service_env.amqp_url) as bus:
+        invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)
+        response = await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))
+        assert response.json()["status"] == "succeeded", response.text
+        charges_before, retries = gateway_stats()["charges"], handled("dunning.retry_due")
+        await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
+                                          invoice_id=invoice.invoice_id, amount=2500, currency="USD", attempt=2))
+        await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+    assert gateway_stats()["charges"] == charges_before
+    assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [
+        ("invoice", "failed"), ("api", "succeeded")
+    ]
+
+
+async def test_a_charge_found_never_made_after_its_invoice_was_paid_by_hand_says_the_invoice_is_paid(
+    customer, add_card, client, admin_headers, service_env, start_replica
+):
+    """Its payment.failed must not have dunning chase an invoice that is paid: it says so."""
+    _, headers = customer
+    async with EventBus(service_env.amqp_url) as bus:
+        invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)
+        # The first try by hand never reaches the provider (nothing listens there): its outcome is unknown.
+        async with start_replica(payment_gateway_url="http://127.0.0.1:9", payment_gateway_attempts=1,
+                                 run_consumer=False, run_relay=False) as (_, cut_off):
+            lost = (await cut_off.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))).json()
+        assert lost["status"] == "unknown"
+        paid = (await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))).json()
+        assert paid["status"] == "succeeded"
+        for seconds in (301, 3_700, 90_000, 200_000):  # past every check of the schedule: never made
+            response = await client.post("/api/payments/reconcile", json={"as_of": later(seconds)},
+                                         headers=admin_headers)
+            assert response.status_code == 200, response.text
+        [failed] = await events_about(bus, "payment.failed", payment_id=lost["id"])
+    assert failed.payload["failure_code"] == "charge_not_found"
+    assert failed.payload["invoice_already_paid"] is True
 
 
 async def test_redelivered_and_duplicated_invoice_events_on_two_replicas_charge_once(
