@@ -84,6 +84,7 @@ class EventConsumer:
         dead_letter_exchange: str,
         handlers: dict[str, Handler],
         bindings: Mapping[str, Sequence[str]] | None = None,
+        retired: Sequence[str] = (),
         prefetch: int = 64,
         delivery_limit: int = 5,
         retry_attempts: int = 3,
@@ -105,6 +106,8 @@ class EventConsumer:
         # event type → the only routing patterns to hear it under (e.g. "payment.succeeded.*.dunning");
         # any other type handled is heard whole (`<type>.#`)
         self.bindings = dict(bindings or {})
+        # event types an earlier version handled and this one no longer does: their bindings are removed
+        self.retired = tuple(retired)
         self.prefetch = prefetch
         self.delivery_limit = delivery_limit
         self.retry_attempts = retry_attempts
@@ -146,6 +149,7 @@ class EventConsumer:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         bindings, unbindings = amqp.binding_patterns(self.handlers, self.bindings)
+        unbindings += [pattern for event_type in self.retired for pattern in (event_type, f"{event_type}.#")]
         self._queue = await amqp.declare_service_queues(
             channel,
             service=self.service,
@@ -193,8 +197,14 @@ class EventConsumer:
             self._run(self._settle(message.reject(requeue=False)))
             return
         handler = self.handlers.get(envelope.type)
-        if handler is None:  # tolerant: a binding we no longer need
-            self._run(self._settle(message.ack()))
+        if handler is None:
+            # Bound for a handler this replica lacks: in a rolling upgrade, a newer replica's on the same queue.
+            # Handed back for a later try (which a newer replica may take), the DLQ after the last: never dropped.
+            # A type whose handler was removed for good is listed in `retired`: its binding goes at start.
+            tries = int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
+            log.warning("no handler here for %s %s (try %d); handed back", envelope.type, envelope.event_id, tries + 1)
+            HANDLED.labels(self.service, envelope.type, "no_handler").inc()
+            self._run(self._try_later(message, tries))
             return
         if self.batch_max > 1 and getattr(handler, "batchable", False):
             self._waiting.append((message, envelope, handler))

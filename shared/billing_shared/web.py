@@ -211,10 +211,12 @@ class ServiceRuntime:
         settings: ServiceSettings,
         handlers: dict[str, Handler] | None = None,
         bindings: Mapping[str, Sequence[str]] | None = None,
+        retired: Sequence[str] = (),
     ):
         self.settings = settings
         self.handlers = handlers or {}
         self.bindings = bindings
+        self.retired = retired
         self.db = Database(
             settings.database_url,
             settings.schema,
@@ -278,6 +280,7 @@ class ServiceRuntime:
                 dead_letter_exchange=s.dead_letter_exchange,
                 handlers=self.handlers,
                 bindings=self.bindings,
+                retired=self.retired,
                 prefetch=s.prefetch,
                 delivery_limit=s.delivery_limit,
                 retry_attempts=s.handler_retry_attempts,
@@ -340,6 +343,7 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     handlers: dict[str, Handler] | None = None,
     bindings: Mapping[str, Sequence[str]] | None = None,
+    retired: Sequence[str] = (),
     on_start: Callable[[ServiceRuntime], Any] | None = None,
     resources: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
     description: str = "",
@@ -348,11 +352,12 @@ def create_service_app(
 
     `resources` (an async context manager factory) is entered on the running loop before the consumer starts
     and exited after it has stopped: clients the handlers use (a gateway, SMTP, HTTP pools) live inside it.
-    `bindings` narrows what the consumer hears of an event type to some routing patterns (see EventConsumer).
+    `bindings` narrows what the consumer hears of an event type to some routing patterns (see EventConsumer);
+    `retired` names the event types an earlier version handled and this one no longer does (their bindings go).
     """
     service = settings.service_name
     configure_logging(service, settings.log_level)
-    runtime = ServiceRuntime(settings, handlers, bindings)
+    runtime = ServiceRuntime(settings, handlers, bindings, retired)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

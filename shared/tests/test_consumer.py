@@ -383,6 +383,56 @@ async def test_narrowed_bindings_hear_only_their_routing_words_even_on_a_queue_b
         await narrowed.stop()
 
 
+async def test_in_a_rolling_upgrade_events_only_the_newer_replica_handles_are_never_dropped_by_the_older(
+    db, clean, infra, unique
+):
+    """An older and a newer replica share the service's queue; the newer added a handler (and its binding)."""
+    service = f"svc-{unique}"
+    older = consumer_for(db, infra, service, {"customer.created": record_effect}, delivery_limit=5)
+    newer = consumer_for(db, infra, service, {"customer.created": record_effect, "customer.updated": record_effect},
+                         delivery_limit=5)
+    await older.start()
+    await newer.start()
+    handed_back = HANDLED.labels(service, "customer.updated", "no_handler")
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            updates = [await bus.publish(CustomerUpdated(customer_id=uuid.uuid4(), email="x@example.com"))
+                       for _ in range(20)]
+
+            async def all_applied() -> bool:
+                return await effect_count(db, *(str(e.event_id) for e in updates)) == 20
+
+            await wait_for(all_applied, timeout=20, message="every update applied by the newer replica")
+        assert handed_back._value.get() >= 1  # the older replica got some of them, and handed them back
+        assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+    finally:
+        await older.stop()
+        await newer.stop()
+
+
+async def test_a_retired_event_type_is_unbound_so_its_events_no_longer_reach_the_queue(db, clean, infra, unique):
+    service = f"svc-{unique}"
+    before = consumer_for(db, infra, service, {"customer.created": record_effect, "customer.updated": record_effect})
+    await before.start()  # an earlier version, which handled customer.updated
+    await before.stop()
+    after = consumer_for(db, infra, service, {"customer.created": record_effect}, retired=["customer.updated"])
+    await after.start()
+    handed_back = HANDLED.labels(service, "customer.updated", "no_handler")
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            update = await bus.publish(CustomerUpdated(customer_id=uuid.uuid4(), email="x@example.com"))
+            marker = await bus.publish(event())
+
+            async def marker_applied() -> bool:
+                return await effect_count(db, str(marker.event_id)) == 1
+
+            await wait_for(marker_applied)
+        assert await effect_count(db, str(update.event_id)) == 0
+        assert handed_back._value.get() == 0  # routed to no queue of this service, not handed around
+    finally:
+        await after.stop()
+
+
 async def test_a_changed_delivery_limit_does_not_stop_the_consumer_from_starting_on_the_queue_as_it_is(
     db, clean, infra, unique, caplog
 ):
