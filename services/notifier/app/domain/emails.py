@@ -149,7 +149,9 @@ def _canceled(e: SubscriptionCanceled, base_url: str) -> EmailPlan | None:
         "subscription_canceled",
         e.customer_id,
         {
-            "refund_amount": max(e.credit_amount, 0),
+            # A credit, not a refund: the invoice service may take it off an invoice still open (its credit note
+            # says what goes back to the card).
+            "credit_amount": max(e.credit_amount, 0),
             "currency": e.currency,
             "at_period_end": e.at_period_end,
             "ends_at": e.ends_at,

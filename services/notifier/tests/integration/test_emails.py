@@ -134,7 +134,7 @@ CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
             credit_amount=1234, currency="USD",
         ),
         "Your subscription has been canceled",
-        ["Prorated refund: $12.34"],
+        ["Credit for the unused time: $12.34"],
     ),
     "credit_note_issued": (
         lambda c: CreditNoteIssued(

@@ -236,7 +236,7 @@ def test_a_credit_note_without_refund_promises_none() -> None:
 def test_the_cancellation_email_carries_the_prorated_credit() -> None:
     plan = plan_email(envelope(EVENTS["subscription_canceled"]), BASE)
 
-    assert plan is not None and (plan.context["refund_amount"], plan.context["currency"]) == (1234, "USD")
+    assert plan is not None and (plan.context["credit_amount"], plan.context["currency"]) == (1234, "USD")
 
 
 def test_a_cancellation_correction_asks_for_no_email() -> None:

@@ -51,7 +51,7 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
     },
     "subscription_suspended": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
     "payment_uncollected": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR", "description": None},
-    "subscription_canceled": {"customer_name": "Ada Lovelace", "refund_amount": 1234, "currency": "USD"},
+    "subscription_canceled": {"customer_name": "Ada Lovelace", "credit_amount": 1234, "currency": "USD"},
     "credit_note_issued": {
         "customer_name": "Ada Lovelace",
         "credit_note_number": "CN-2027-0007",
@@ -189,17 +189,19 @@ class TestSubjectsAndAmounts:
         assert "€10.00</strong> (Setup fee &lt;b&gt;&amp; more&lt;/b&gt;)" in rendered.html
         assert "(" not in render(kind).text  # an invoice's debt names no description
 
-    def test_subscription_canceled_states_the_prorated_refund(self) -> None:
+    def test_subscription_canceled_states_the_credit_and_promises_no_refund_the_credit_note_may_not_make(self):
         rendered = render("subscription_canceled")
 
         assert rendered.subject == "Your subscription has been canceled"
-        assert "Your subscription has been canceled. Prorated refund: $12.34" in " ".join(rendered.text.split())
+        text = " ".join(rendered.text.split())
+        assert "Your subscription has been canceled. Credit for the unused time: $12.34" in text
+        assert "A credit note follows" in text and "refund" not in text.lower()
 
-    def test_subscription_canceled_without_credit_says_no_refund_is_due(self) -> None:
-        rendered = render("subscription_canceled", refund_amount=0)
+    def test_subscription_canceled_without_credit_says_nothing_is_credited(self) -> None:
+        rendered = render("subscription_canceled", credit_amount=0)
 
-        assert "No refund is due." in rendered.text and "No refund is due." in rendered.html
-        assert "Prorated refund" not in rendered.text
+        assert "nothing is credited." in rendered.text and "nothing is credited." in rendered.html
+        assert "Credit for the unused time" not in rendered.text
 
     def test_credit_note_with_a_refund_says_it_is_on_its_way(self) -> None:
         rendered = render("credit_note_issued")
