@@ -21,7 +21,9 @@ class Settings(ServiceSettings):
     # Where people open invoices (the gateway); signed links in the API and in events point here.
     public_base_url: str = "http://localhost:8080"
     invoice_link_secret: str = LOCAL_LINK_SECRET
-    invoice_link_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    # Long enough for a link in an invoice email to outlive its payment terms, dunning's retries (the customer
+    # pays from that email) and an SMTP outage the email waited out; receipts are looked up weeks later too.
+    invoice_link_ttl_s: int = Field(90 * 24 * 3600, ge=60)
     # WeasyPrint is CPU- and memory-hungry: at most this many PDFs render at once per replica.
     invoice_pdf_concurrency: int = Field(2, ge=1)
     # Rendered PDFs kept per replica (keyed by everything they show; typically 20-60 KB each); 0 turns it off.

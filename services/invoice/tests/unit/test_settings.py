@@ -16,3 +16,20 @@ def test_production_refuses_the_default_link_secret():
     with pytest.raises(ValidationError, match="INVOICE_LINK_SECRET"):
         Settings(environment="production")
     assert Settings(environment="production", invoice_link_secret="x" * 40).environment == "production"
+
+
+def test_a_link_in_an_invoice_email_still_opens_after_its_terms_a_month_of_dunning_and_an_smtp_outage():
+    import time
+    import uuid
+
+    from app.domain import links
+    from app.links import InvoiceLinks
+
+    settings = Settings(_env_file=None)
+    invoice_id = uuid.uuid4()
+    token = InvoiceLinks(settings.public_base_url, settings.invoice_link_secret, settings.invoice_link_ttl_s).token(
+        invoice_id
+    )
+    day = 24 * 3600
+    opened_at = int(time.time()) + (settings.invoice_net_days + 30 + 3) * day
+    assert links.verify(settings.invoice_link_secret, invoice_id, token, opened_at)
