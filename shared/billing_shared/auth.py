@@ -3,7 +3,8 @@
 Every service verifies tokens itself with the public key; no service trusts an identity header a
 client could forge. The algorithm is pinned (EdDSA), and iss, aud and exp are required and checked.
 
-    python -m billing_shared.auth keygen DIR     write jwt_private.pem / jwt_public.pem if missing
+    python -m billing_shared.auth keygen DIR [PUBLIC_DIR]
+        write jwt_private.pem into DIR and jwt_public.pem into PUBLIC_DIR (default DIR), if either is missing
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ def generate_keypair() -> tuple[str, str]:
     return private_pem, public_pem
 
 
-def write_keypair(directory: Path) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    private, public = directory / "jwt_private.pem", directory / "jwt_public.pem"
+def write_keypair(directory: Path, public_directory: Path | None = None) -> tuple[Path, Path]:
+    """Write jwt_private.pem into `directory` and jwt_public.pem beside it, or into `public_directory`: apart,
+    only the token issuer is given the private key's folder; every other service reads the public one."""
+    public_directory = public_directory or directory
+    for folder in {directory, public_directory}:
+        folder.mkdir(parents=True, exist_ok=True)
+    private, public = directory / "jwt_private.pem", public_directory / "jwt_public.pem"
     if not private.exists() or not public.exists():
         private_pem, public_pem = generate_keypair()
         private.write_text(private_pem)
@@ -158,11 +163,11 @@ AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "keygen":
+    if len(argv) not in (2, 3) or argv[0] != "keygen":
         print(__doc__)
         return 2
-    private, public = write_keypair(Path(argv[1]))
-    print(f"keys in {private.parent}")
+    private, public = write_keypair(*(Path(arg) for arg in argv[1:]))
+    print(f"private key in {private.parent}, public key in {public.parent}")
     return 0
 
 

@@ -209,14 +209,17 @@ class Stack:
         return {
             "AMQP_URL": c.amqp_url,
             "JWT_PUBLIC_KEY_FILE": str(self.keys_dir / "jwt_public.pem"),
-            "JWT_PRIVATE_KEY_FILE": str(self.keys_dir / "jwt_private.pem"),
             "PUBLIC_BASE_URL": c.gateway_url,
             "PYTHONUNBUFFERED": "1",
             **c.extra_env,
         }
 
+    def issuer_env(self) -> dict[str, str]:
+        """What the token issuer (the customer service) alone is given: the private key."""
+        return {"JWT_PRIVATE_KEY_FILE": str(self.keys_dir / "jwt_private.pem")}
+
     def issue_admin_key(self) -> str:
-        env = {**os.environ, **self.common_env(), "DATABASE_URL": self.database_url("customer")}
+        env = {**os.environ, **self.common_env(), **self.issuer_env(), "DATABASE_URL": self.database_url("customer")}
         result = subprocess.run(
             [sys.executable, "-m", "app.cli", "admin-key"], cwd=bootstrap.service_dir("customer"), env=env,
             check=True, capture_output=True, text=True,
@@ -247,6 +250,7 @@ class Stack:
                 # Invoice emails carry the PDF (fetched with this key); an empty key sends the signed link only.
                 "NOTIFIER_INVOICE_API_URL": c.gateway_url,
                 "NOTIFIER_API_KEY": self.admin_key or "",
+                **(self.issuer_env() if service == "customer" else {}),
                 **c.extra_env,
             }
             specs.append(ProcessSpec(

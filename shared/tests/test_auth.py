@@ -67,3 +67,19 @@ def test_a_signed_token_with_claims_of_the_wrong_type_is_401_not_a_crash(claims)
     with pytest.raises(ApiError) as err:
         TokenVerifier(PUBLIC, "iss", "aud").verify(signed)
     assert err.value.status == 401
+
+
+def test_keygen_can_write_the_private_key_apart_from_the_public_one_and_keeps_an_existing_pair(tmp_path):
+    private_dir, public_dir = tmp_path / "private", tmp_path / "public"
+    private, public = auth.write_keypair(private_dir, public_dir)
+
+    assert (private.parent, public.parent) == (private_dir, public_dir)
+    assert sorted(p.name for p in private_dir.iterdir()) == ["jwt_private.pem"]
+    assert sorted(p.name for p in public_dir.iterdir()) == ["jwt_public.pem"]
+    assert private.stat().st_mode & 0o777 == 0o600
+    signed = issue_token(private.read_text(), customer_id=uuid.uuid4(), role="user", issuer="iss", audience="aud",
+                         ttl=timedelta(minutes=5))
+    assert TokenVerifier(public.read_text(), "iss", "aud").verify(signed).role == "user"
+    first_pem = private.read_text()
+    assert auth.write_keypair(private_dir, public_dir) == (private, public)  # a second run (a restart)
+    assert private.read_text() == first_pem  # kept the pair

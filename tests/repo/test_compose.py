@@ -102,8 +102,8 @@ def test_each_service_starts_after_healthy_postgres_and_rabbitmq_and_the_keys(
 def test_each_app_reads_the_public_key_from_the_shared_volume(compose: dict[str, Any], name: str) -> None:
     service = compose["services"][name]
 
-    assert _environment(service)["JWT_PUBLIC_KEY_FILE"] == "/keys/jwt_public.pem"
-    assert _volume_targets(service)["/keys"] == "jwt-keys"
+    assert _environment(service)["JWT_PUBLIC_KEY_FILE"] == "/keys/public/jwt_public.pem"
+    assert _volume_targets(service)["/keys/public"] == "jwt-public-key"
     assert _conditions(service)["keygen"] == "service_completed_successfully"
 
 
@@ -112,15 +112,25 @@ def test_only_the_customer_service_is_given_the_private_key(compose: dict[str, A
                if "JWT_PRIVATE_KEY_FILE" in _environment(service)}
 
     assert holders == {"customer"}
-    assert _environment(compose["services"]["customer"])["JWT_PRIVATE_KEY_FILE"] == "/keys/jwt_private.pem"
+    assert _environment(compose["services"]["customer"])["JWT_PRIVATE_KEY_FILE"] == "/keys/private/jwt_private.pem"
 
 
-def test_keygen_writes_the_key_pair_into_the_shared_volume(compose: dict[str, Any]) -> None:
+def test_only_the_key_generator_and_the_customer_service_can_read_the_private_key(compose: dict[str, Any]) -> None:
+    """Every container runs as the same uid: a volume mounted is a volume readable. Code running in any other
+    service (a PDF renderer's bug, say) must not be able to mint tokens every service accepts."""
+    mounting = {name for name, service in compose["services"].items()
+                if "jwt-private-key" in _volume_targets(service).values()}
+
+    assert mounting == {"keygen", "customer"}
+    assert any(str(v).endswith(":ro") for v in compose["services"]["customer"]["volumes"] if "private" in str(v))
+
+
+def test_keygen_writes_the_private_and_the_public_key_into_separate_volumes(compose: dict[str, Any]) -> None:
     keygen = compose["services"]["keygen"]
 
-    assert keygen["command"] == ["python", "-m", "billing_shared.auth", "keygen", "/keys"]
-    assert _volume_targets(keygen)["/keys"] == "jwt-keys"
-    assert "jwt-keys" in compose["volumes"]
+    assert keygen["command"] == ["python", "-m", "billing_shared.auth", "keygen", "/keys/private", "/keys/public"]
+    assert _volume_targets(keygen) == {"/keys/private": "jwt-private-key", "/keys/public": "jwt-public-key"}
+    assert {"jwt-private-key", "jwt-public-key"} <= set(compose["volumes"])
 
 
 def test_service_specific_settings_point_at_compose_neighbours(compose: dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ def test_image_installs_the_shared_package_and_its_own_requirements(dockerfile: 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
 def test_image_runs_as_the_shared_unprivileged_uid(dockerfile: Path) -> None:
-    # One uid everywhere: keygen's files in the jwt-keys volume must be readable by every service.
+    # One uid everywhere: the public key keygen writes into the jwt-public-key volume is read by every service.
     assert "--uid 10001" in " ".join(args for name, args in _instructions(dockerfile) if name == "RUN")
     assert _last(dockerfile, "USER") == "billing"
 
