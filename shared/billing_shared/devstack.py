@@ -247,9 +247,8 @@ class Stack:
                 "PAYMENT_GATEWAY_URL": f"http://127.0.0.1:{c.port('mock-gateway')}",
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(c.smtp_port),
-                # Invoice emails carry the PDF (fetched with this key); an empty key sends the signed link only.
+                # Invoice emails carry the PDF, fetched through the gateway with the event's signed link.
                 "NOTIFIER_INVOICE_API_URL": c.gateway_url,
-                "NOTIFIER_API_KEY": self.admin_key or "",
                 **(self.issuer_env() if service == "customer" else {}),
                 **c.extra_env,
             }

@@ -44,6 +44,10 @@ def test_subscribe_invoices_charges_and_sends_a_receipt(stack, api):
     mails = wait_mail(stack, customer["email"], {"invoice_finalized": 1, "invoice_paid": 1})
     [receipt] = of_kind(mails, "invoice_paid")
     assert invoice["number"] in str(receipt["Subject"]) + text_of(receipt) and "25.00" in text_of(receipt)
+    # The invoice email carries the PDF, fetched by the notifier (which holds no API key) with the signed link.
+    [invoice_mail] = of_kind(mails, "invoice_finalized")
+    [pdf] = [part for part in invoice_mail.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert pdf.get_content().startswith(b"%PDF") and invoice["number"].lstrip("#") in pdf.get_filename()
     assert_exactly(stack, customer["email"], {"welcome": 1, "invoice_finalized": 1, "invoice_paid": 1})
     assert gateway_delta(before, api.gateway_stats())["charges"] == 1
 

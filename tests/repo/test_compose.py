@@ -141,6 +141,8 @@ def test_service_specific_settings_point_at_compose_neighbours(compose: dict[str
     assert payment["PAYMENT_FINGERPRINT_KEY"]
     assert (notifier["SMTP_HOST"], str(notifier["SMTP_PORT"])) == ("mailpit", "1025")
     assert notifier["PUBLIC_BASE_URL"] and _environment(services["invoice"])["PUBLIC_BASE_URL"]
+    # PDFs come by the invoice events' signed links: the notifier holds no admin credential.
+    assert notifier["NOTIFIER_INVOICE_API_URL"] == "http://gateway:8080" and "NOTIFIER_API_KEY" not in notifier
     assert _environment(services["dashboard"])["SERVICES_BASE_URL"] == "http://gateway:8080"
 
 

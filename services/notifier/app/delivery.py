@@ -111,7 +111,7 @@ class EmailDelivery:
             if self.invoice_pdfs is None:
                 log.info("invoice %s: no invoice API configured, sending the link only", plan.attach_invoice_id)
             else:
-                pdf = await self.invoice_pdfs.fetch(plan.attach_invoice_id)
+                pdf = await self.invoice_pdfs.fetch(plan.attach_invoice_id, plan.attach_pdf_url)
                 if pdf is not None:
                     attachments.append(Attachment(plan.attachment_name, pdf))
         sender = self.settings.notifier_sender

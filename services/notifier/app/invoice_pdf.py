@@ -1,8 +1,13 @@
-"""Fetch an invoice's PDF from the invoice service's public API, as an admin service account.
+"""Fetch an invoice's PDF from the invoice service's public API.
+
+With the signed link its invoice event carries (`invoice_pdf_url`): that link opens that one PDF and nothing
+else, so the notifier needs no credential. Without one (an event from an invoice service that signed none),
+with an API key if one is configured, exchanged at POST /api/auth/token; the access token is cached until
+shortly before it expires. The signed link's path and query are asked of `base_url` (the gateway as the
+notifier reaches it), not of the public host the link names, which may not be reachable from here.
 
 One pooled HTTP client lives as long as the app (`start` in the lifespan, `aclose` at shutdown): building
-a client per fetch cost ~25 ms CPU (SSL context) each time. The API key is exchanged at POST /api/auth/token
-and the access token is cached until shortly before it expires. Every failure is logged and answered with
+a client per fetch cost ~25 ms CPU (SSL context) each time. Every failure is logged and answered with
 None: an email is never held back for its attachment.
 """
 
@@ -12,6 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,7 +30,7 @@ class InvoicePdfClient:
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        api_key: str | None = None,
         *,
         timeout_s: float = 5.0,
         max_connections: int = 16,
@@ -55,15 +61,22 @@ class InvoicePdfClient:
         if http is not None:
             await http.aclose()
 
-    async def fetch(self, invoice_id: uuid.UUID) -> bytes | None:
+    async def fetch(self, invoice_id: uuid.UUID, signed_url: str | None = None) -> bytes | None:
         """The PDF bytes, or None (logged) when the invoice service cannot give them now."""
         try:
             self.start()
             http = self._http
             assert http is not None
-            response = await self._get_pdf(http, invoice_id, await self._access_token(http))
-            if response.status_code == 401:  # revoked or expired early: exchange the key once more
-                response = await self._get_pdf(http, invoice_id, await self._access_token(http, force=True))
+            if signed_url:
+                link = urlsplit(signed_url)
+                response = await http.get(f"{link.path}?{link.query}" if link.query else link.path)
+            elif self._api_key:
+                response = await self._get_pdf(http, invoice_id, await self._access_token(http))
+                if response.status_code == 401:  # revoked or expired early: exchange the key once more
+                    response = await self._get_pdf(http, invoice_id, await self._access_token(http, force=True))
+            else:
+                log.info("invoice %s: no signed link and no API key, sending the link only", invoice_id)
+                return None
             response.raise_for_status()
             if not response.content.startswith(b"%PDF"):
                 raise ValueError(f"not a PDF (content-type {response.headers.get('content-type')!r})")

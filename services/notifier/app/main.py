@@ -32,10 +32,10 @@ def build_delivery(settings: Settings) -> EmailDelivery:
         pool_size=settings.prefetch,  # at most one send per in-flight email
     )
     invoice_pdfs = None
-    if settings.notifier_invoice_api_url and settings.notifier_api_key:
+    if settings.notifier_invoice_api_url:
         invoice_pdfs = InvoicePdfClient(
             settings.notifier_invoice_api_url,
-            settings.notifier_api_key,
+            settings.notifier_api_key or None,
             timeout_s=settings.notifier_invoice_api_timeout_s,
             max_connections=settings.prefetch,  # at most one fetch per in-flight email
         )

@@ -30,7 +30,9 @@ class Settings(ServiceSettings):
 
     notifier_sender: str = "billing@example.com"
     public_base_url: str = "http://localhost:8080"
-    # Optional: attach invoice PDFs. Both must be set; the key is an API key of an admin service account.
+    # Optional: attach invoice PDFs, fetched from here (the gateway as the notifier reaches it) with the signed
+    # link each invoice event carries. The API key (of an admin service account) is only for events from an
+    # invoice service that signs no links: leave it unset otherwise, the notifier then holds no credential.
     notifier_invoice_api_url: str | None = None
     notifier_api_key: str | None = None
     notifier_invoice_api_timeout_s: float = 5.0

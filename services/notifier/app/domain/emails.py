@@ -38,8 +38,10 @@ class EmailPlan:
     template: str
     customer_id: uuid.UUID
     context: dict[str, Any] = field(default_factory=dict)
-    # Set when the email should carry this invoice's PDF (if the invoice service can give it).
+    # Set when the email should carry this invoice's PDF (if the invoice service can give it), with the signed
+    # link that fetches it without a credential when the event carries one.
     attach_invoice_id: uuid.UUID | None = None
+    attach_pdf_url: str | None = None
     attachment_name: str = ""
 
 
@@ -73,6 +75,7 @@ def _invoice_finalized(e: InvoiceFinalized, base_url: str) -> EmailPlan | None:
             "invoice_url": e.hosted_invoice_url or invoice_url(base_url, e.invoice_id),
         },
         attach_invoice_id=e.invoice_id,
+        attach_pdf_url=e.invoice_pdf_url,
         attachment_name=f"invoice-{number.lstrip('#')}.pdf",
     )
 

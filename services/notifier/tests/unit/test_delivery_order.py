@@ -24,7 +24,7 @@ class RecordingPdfs:
     def __init__(self, steps: list[str]) -> None:
         self.steps = steps
 
-    async def fetch(self, invoice_id: uuid.UUID) -> bytes:
+    async def fetch(self, invoice_id: uuid.UUID, signed_url: str | None = None) -> bytes:
         self.steps.append("fetch pdf")
         return b"%PDF-1.7 fake"
 

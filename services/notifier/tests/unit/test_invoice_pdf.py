@@ -26,6 +26,8 @@ class FakeInvoiceService:
                 return httpx.Response(self.token_status, json={"error": {"code": "unauthorized"}})
             self.exchanges += 1
             return httpx.Response(200, json={"access_token": f"t{self.exchanges}", "expires_in": 900})
+        if "sig" in request.url.params:  # a signed link opens the PDF without a token
+            return httpx.Response(self.pdf_status, content=self.body, headers={"content-type": "application/pdf"})
         token = request.headers["Authorization"].removeprefix("Bearer ")
         if token in self.revoked:
             return httpx.Response(401, json={"error": {"code": "unauthorized"}})
@@ -78,3 +80,25 @@ async def test_an_unreachable_invoice_service_is_none() -> None:
     pdfs = InvoicePdfClient("http://invoice.test", "bk_key", transport=httpx.MockTransport(refuse))
 
     assert await pdfs.fetch(uuid.uuid4()) is None
+
+
+async def test_a_signed_link_fetches_the_pdf_through_the_configured_host_without_any_credential() -> None:
+    service = FakeInvoiceService()
+    pdfs = InvoicePdfClient("http://gateway.internal:8080", transport=httpx.MockTransport(service))
+    invoice_id = uuid.uuid4()
+    link = f"http://billing.example.com/api/invoices/{invoice_id}.pdf?sig=1893456000.mac"
+
+    assert await pdfs.fetch(invoice_id, link) == PDF
+
+    assert service.exchanges == 0
+    [request] = service.requests
+    assert (request.url.host, request.url.path) == ("gateway.internal", f"/api/invoices/{invoice_id}.pdf")
+    assert request.url.params["sig"] == "1893456000.mac" and "Authorization" not in request.headers
+
+
+async def test_without_a_signed_link_or_a_key_nothing_is_fetched() -> None:
+    service = FakeInvoiceService()
+    pdfs = InvoicePdfClient("http://gateway.internal:8080", transport=httpx.MockTransport(service))
+
+    assert await pdfs.fetch(uuid.uuid4()) is None
+    assert service.requests == []
