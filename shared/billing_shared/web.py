@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
 from . import dlq
-from .auth import AdminPrincipal, TokenVerifier
+from .auth import AdminPrincipal, CurrentPrincipal, TokenVerifier
 from .consumer import EventConsumer, Handler
 from .db import Database
 from .errors import ERROR_RESPONSES, ApiError
@@ -379,8 +379,9 @@ def create_service_app(
         description=description,
         version="1.0.0",
         lifespan=lifespan,
-        openapi_url=f"/api/{service}/openapi.json",
-        docs_url=f"/api/{service}/docs",
+        # Served below, to authenticated callers only: every request outside /health is authenticated.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -392,6 +393,11 @@ def create_service_app(
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service}
+
+    @app.get(f"/api/{service}/openapi.json", include_in_schema=False)
+    async def openapi_document(principal: CurrentPrincipal) -> JSONResponse:
+        """The service's OpenAPI document, for any authenticated caller (it lists every admin operation too)."""
+        return JSONResponse(app.openapi())
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:

@@ -38,8 +38,9 @@ async def test_correlation_id_travels_from_http_header_into_the_event(client, ad
         assert [e.correlation_id for e in mine] == [correlation]
 
 
-async def test_openapi_is_served_under_the_service_prefix(client):
-    spec = (await client.get("/api/customer/openapi.json")).json()
+async def test_openapi_is_served_under_the_service_prefix_to_authenticated_callers(client, admin_headers):
+    assert (await client.get("/api/customer/openapi.json")).status_code == 401
+    spec = (await client.get("/api/customer/openapi.json", headers=admin_headers)).json()
     assert "/api/customers" in spec["paths"]
 
 

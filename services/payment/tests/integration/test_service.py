@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 
-async def test_health_ready_and_openapi(client):
+async def test_health_ready_and_openapi(client, admin_headers):
     assert (await client.get("/health")).json()["service"] == "payment"
     ready = await client.get("/ready")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
-    paths = (await client.get("/api/payment/openapi.json")).json()["paths"]
+    paths = (await client.get("/api/payment/openapi.json", headers=admin_headers)).json()["paths"]
     for path in (
         "/api/payments",
         "/api/payments/{payment_id}",

@@ -236,8 +236,8 @@ async def test_first_period_row_is_written(client, admin_headers, db, customer_i
     assert (row.period_index, row.amount, row.amount_paid) == (0, 1234, 0)
 
 
-async def test_openapi_documents_the_demo_body_and_its_major_unit_price(client):
-    spec = (await client.get("/api/subscription/openapi.json")).json()
+async def test_openapi_documents_the_demo_body_and_its_major_unit_price(client, admin_headers):
+    spec = (await client.get("/api/subscription/openapi.json", headers=admin_headers)).json()
     create = spec["paths"]["/api/subscriptions"]["post"]
     assert "MAJOR units" in create["description"] and "Idempotency-Key" in create["description"]
     assert {"/api/plans", "/api/billing-runs", "/api/subscriptions/stats", "/api/subscriptions/{subscription_id}/pause"} <= set(spec["paths"])
