@@ -50,7 +50,7 @@ class BenchSystem:
                 "MOCK_GATEWAY_SUCCESS_RATE": "1.0",
                 # Invoice emails carry their signed link, not a PDF attachment: rendering a PDF per invoice
                 # (WeasyPrint, ~60 ms of CPU each) would make the billing-run step a PDF benchmark.
-                "NOTIFIER_API_KEY": "",
+                "NOTIFIER_INVOICE_API_URL": "",
                 **(extra_env or {}),
             },
         )

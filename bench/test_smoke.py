@@ -186,3 +186,13 @@ def test_a_run_stopped_by_sigterm_removes_its_stack_like_ctrl_c(tmp_path) -> Non
     assert not [pid for pid in children if _alive(int(pid))]
     assert _leftovers() - before == set()
     assert not list(tmp_path.glob("bench-*.json"))  # an interrupted run reports nothing rather than half
+
+
+def test_the_benchmark_stack_emails_invoice_links_not_rendered_pdfs() -> None:
+    """A PDF per invoice (~60 ms of WeasyPrint CPU) would turn the billing runs into a PDF benchmark."""
+    system = BenchSystem()
+    try:
+        [notifier] = [spec for spec in system.stack.specs() if spec.name == "notifier"]
+        assert notifier.env["NOTIFIER_INVOICE_API_URL"] == ""  # no invoice API: no attachment fetched
+    finally:
+        shutil.rmtree(system.run_dir, ignore_errors=True)

@@ -96,3 +96,11 @@ def test_a_prefetch_the_pool_cannot_serve_is_refused(prefetch: int, pool_size: i
 def test_the_default_prefetch_leaves_a_connection_spare() -> None:
     settings = Settings()
     assert settings.prefetch + 1 <= settings.db_pool_size + settings.db_max_overflow
+
+
+@pytest.mark.parametrize(("api_url", "attaches"), [("http://gateway:8080", True), ("", False), (None, False)])
+def test_pdfs_are_attached_only_with_an_invoice_api_to_fetch_them_from(api_url: str | None, attaches: bool) -> None:
+    from app.main import build_delivery
+
+    delivery = build_delivery(Settings(_env_file=None, notifier_invoice_api_url=api_url, notifier_api_key=None))
+    assert (delivery.invoice_pdfs is not None) is attaches
