@@ -49,6 +49,15 @@ async def effect_count(db, *ids: str) -> int:
         return int(await s.scalar(stmt))
 
 
+async def dead_letters(infra, service: str, what: str, timeout: float = 20) -> list:
+    """The service's dead letters, once there are some."""
+
+    async def listed() -> list:
+        return await dlq.list_dead_letters(infra.amqp_url, service)
+
+    return await wait_for(listed, timeout=timeout, message=what)
+
+
 def event() -> CustomerCreated:
     return CustomerCreated(customer_id=uuid.uuid4(), email="x@example.com")
 
@@ -162,10 +171,7 @@ async def test_poison_message_is_dead_lettered_while_later_messages_flow(db, cle
 
             await wait_for(healthy_applied, timeout=20)
 
-            async def dead_lettered():
-                return await dlq.list_dead_letters(infra.amqp_url, service)
-
-            letters = await wait_for(dead_lettered, timeout=20, message="the poison message in the DLQ")
+            letters = await dead_letters(infra, service, "the poison message in the DLQ", timeout=20)
             assert [letter.event_id for letter in letters] == [str(poison.event_id)]
             assert letters[0].reason == "delivery_limit"
             assert letters[0].deaths == 3  # the first try and delivery_limit (2) later ones
@@ -199,10 +205,7 @@ async def test_an_outage_is_waited_out_past_the_delivery_limit_then_dead_lettere
         async with EventBus(infra.amqp_url) as bus:
             down = await bus.publish(event())
 
-            async def dead_lettered():
-                return await dlq.list_dead_letters(infra.amqp_url, service)
-
-            letters = await wait_for(dead_lettered, timeout=20, message="the message in the DLQ")
+            letters = await dead_letters(infra, service, "the message in the DLQ", timeout=20)
         assert [(letter.event_id, letter.reason) for letter in letters] == [(str(down.event_id), "delivery_limit")]
         # Far more tries than delivery_limit (2) allows a failing message, none of them retried in-process (that
         # would be two calls within milliseconds), until the outage had lasted outage_retry_s.
@@ -230,10 +233,7 @@ async def test_a_replayed_outage_letter_waits_out_a_new_outage_from_its_own_star
         async with EventBus(infra.amqp_url) as bus:
             letter = await bus.publish(event())
 
-            async def dead_lettered():
-                return await dlq.list_dead_letters(infra.amqp_url, service)
-
-            await wait_for(dead_lettered, timeout=20, message="the message in the DLQ after the first outage")
+            await dead_letters(infra, service, "the message in the DLQ after the first outage", timeout=20)
             await asyncio.sleep(1.0)  # the first outage began over outage_retry_s before the replay
             outage["on"] = False
             assert await dlq.replay_dead_letters(infra.amqp_url, service) == 1
@@ -339,10 +339,7 @@ async def test_unreadable_message_goes_straight_to_the_dlq(db, clean, infra, uni
             exchange = await channel.get_exchange("billing.events")
             await exchange.publish(aio_pika.Message(b"{not json", message_id="garbage"), routing_key="customer.created")
 
-        async def dead_lettered():
-            return await dlq.list_dead_letters(infra.amqp_url, service)
-
-        letters = await wait_for(dead_lettered, timeout=10)
+        letters = await dead_letters(infra, service, "the unreadable message in the DLQ", timeout=10)
         assert letters[0].event_id == "garbage" and letters[0].reason == "rejected"
     finally:
         await consumer.stop()
@@ -542,10 +539,7 @@ async def test_a_failing_event_in_a_batch_is_dead_lettered_alone_while_the_rest_
             await wait_for(queued)
             release.set()
 
-            async def dead_lettered():
-                return await dlq.list_dead_letters(infra.amqp_url, service)
-
-            letters = await wait_for(dead_lettered, timeout=20, message="the poison event in the DLQ")
+            letters = await dead_letters(infra, service, "the poison event in the DLQ", timeout=20)
         assert [letter.event_id for letter in letters] == [str(poison_id)]
         assert await effect_count(db, *(str(e.event_id) for e in healthy)) == 10
         assert await effect_count(db, str(poison_id)) == 0  # rolled back with its batch, and on each retry

@@ -42,14 +42,19 @@ async def publish_late_payment(bus, sub: dict, period_start: datetime, paid_at: 
     )
 
 
+async def july_subscription(client, admin_headers, test_clock, customer_id, user_headers) -> dict:
+    """A subscription of 30.00 a month, begun on 2024-07-01 (the test clock's time)."""
+    test_clock.set(2024, 7, 1)
+    plan = await create_plan(client, admin_headers, amount=3000)
+    return await subscribe(client, user_headers, customer_id, plan["id"])
+
+
 async def status_of(client, sub, headers, expected: str) -> bool:
     return (await client.get(f"/api/subscriptions/{sub['id']}", headers=headers)).json()["status"] == expected
 
 
 async def test_a_redelivered_invoice_paid_counts_once(client, admin_headers, service_env, db, test_clock, customer_id, user_headers):
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     event_id = uuid.uuid4()
     paid = InvoicePaid(
         invoice_id=uuid.uuid4(), customer_id=uuid.UUID(customer_id.hex), subscription_id=uuid.UUID(sub["id"]),
@@ -70,9 +75,7 @@ async def test_a_redelivered_invoice_paid_counts_once(client, admin_headers, ser
 
 async def past_due(bus, client, admin_headers, test_clock, customer_id, user_headers) -> dict:
     """A subscription of July 2024 whose first payment failed on the 2nd: dunning retries it, so it is past due."""
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
     await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
     return sub
@@ -135,9 +138,7 @@ async def chase_two_invoices(bus, client, admin_headers, test_clock, customer_id
     """A subscription of July 2024 and dunning's `cls` event about two of its invoices, on two days from `day`;
     returns once both are handled: (subscription, first invoice id, second invoice id)."""
     first, second, day = uuid.uuid4(), uuid.uuid4(), facts.pop("day")
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     handled = handled_so_far(cls.type)
     for n, invoice_id in enumerate((first, second)):
         await bus.publish(_dunning(cls, sub, invoice_id=invoice_id, **facts),
@@ -189,9 +190,7 @@ async def test_a_suspended_subscription_stays_suspended_until_the_last_exhausted
 async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_paid_period(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.suspended", "subscription.reactivated", "subscription.renewed")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
@@ -214,9 +213,7 @@ async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_pa
 async def test_suspension_keeps_service_until_a_paid_period_ends(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.suspended")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
@@ -231,9 +228,7 @@ async def test_suspension_keeps_service_until_a_paid_period_ends(
 async def test_a_dunning_event_older_than_a_payment_is_ignored(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     async with EventBus(service_env.amqp_url) as bus:
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 3, tzinfo=UTC))
         handled = handled_so_far("dunning.retry_scheduled")
@@ -250,9 +245,7 @@ async def test_a_dunning_event_is_not_stale_for_a_payment_of_a_period_that_began
     """A billing run that caught up two periods at once: August's charge failed, September's was paid. Dunning
     gives up on August's invoice (on Aug 10, in business time) after September's payment was recorded: that
     payment cannot be for the invoice dunning chased, so the subscription is suspended all the same."""
-    test_clock.set(2024, 7, 1)
-    plan = await create_plan(client, admin_headers, amount=3000)
-    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     async with EventBus(service_env.amqp_url) as bus:
         await bus.record("subscription.suspended")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
