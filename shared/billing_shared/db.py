@@ -112,7 +112,9 @@ def database_unreachable(error: BaseException) -> bool:
             return True
         if isinstance(current, _UNREACHABLE):
             return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+        # Only what it wraps on purpose (SQLAlchemy's `orig`, `raise ... from`): an error raised while handling
+        # a lost connection (a bug in that handling, say) is not itself the outage.
+        current = getattr(current, "orig", None) or current.__cause__
     return False
 
 
