@@ -35,11 +35,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         None if sub is None or not hop else sub / hop >= 0.25)
     if large:
         n = large["subscriptions"]
-        add(f"renewal step over {n:,} subscriptions < 60 s", large["renewal_s"], "< 60 s",
-            large["renewal_s"] < 60 if n >= 100_000 else None)
-    if small and large and small["renewal_s"] and small["subscriptions"]:
+        add(f"renewal step over {n:,} subscriptions < 60 s", _step_s(large), "< 60 s",
+            _step_s(large) < 60 if n >= 100_000 else None)
+    if small and large and _step_s(small) and small["subscriptions"]:
         factor = large["subscriptions"] / small["subscriptions"]
-        time_factor = large["renewal_s"] / small["renewal_s"]
+        time_factor = _step_s(large) / _step_s(small)
         # A larger run that started while the smaller one's invoices were still in flight shared the machine
         # with them (the subscription service consumes their invoice.paid during the step): no fair comparison.
         backlog = large.get("backlog_at_start") or 0
@@ -57,6 +57,12 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     mail_p99 = _get(results, "event_email.p99_ms")
     add("event → email p99 at half the peak", mail_p99, "< 500 ms", None if mail_p99 is None else mail_p99 < 500)
     return targets
+
+
+def _step_s(run: dict[str, Any]) -> float:
+    """A renewal step's time until its events were published: the same work per renewal at every size (the
+    CLI's own time leaves out most of the publishing at 10,000 and little of it at 100,000)."""
+    return run.get("renewal_published_s") or run["renewal_s"]
 
 
 def _ratio(value: float | None, ceiling: float | None) -> float | None:
@@ -107,6 +113,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         n = run["subscriptions"]
         lines.append(f"billing run over {n:,} due subscriptions")
         row("renewal step", run["renewals_per_s"], "/s", extra=f"{_fmt(run['renewal_s'])} s for {run['renewed']:,}")
+        if run.get("renewal_published_s"):
+            row("  until its events were published", run["renewed"] / run["renewal_published_s"], "/s",
+                extra=f"{_fmt(run['renewal_published_s'])} s")
         done = "" if run["complete"] else f"  INCOMPLETE ({run['receipts']:,} receipts; est. " \
                                            f"{_fmt(run.get('paid_and_emailed_s_estimated'))} s)"
         row("until every invoice paid and emailed", run["paid_and_emailed_s"], " s", ratio_of=0, extra=done)

@@ -18,8 +18,9 @@ Steps, in order:
        and starts its next flow when its receipt has landed: flows/s and p50/p99 completion time;
      - billing runs: seed N due subscriptions (subscription `app.cli seed-due`, spread over real customers with
        cards; then VACUUM and a CHECKPOINT, so the step starts from settled storage), the renewal step
-       (`app.cli billing-run`): renewals/s; then the time until every resulting invoice is paid and both its
-       emails (invoice, receipt) have arrived.
+       (`app.cli billing-run`): renewals/s, and its time until the relay has published its events (the same
+       work per renewal at every size, which the targets judge); then the time until every resulting invoice
+       is paid and both its emails (invoice, receipt) have arrived.
   3. each figure with its ratio to the hop ceiling and the targets' pass/fail marks; JSON in
      bench/results/bench-<timestamp>.json and a PNG chart beside it.
 

@@ -70,6 +70,7 @@ def test_billing_runs_renew_every_seeded_subscription_and_email_every_invoice(sm
         assert run["renewed"] == run["subscriptions"], run
         assert run["complete"] and run["receipts"] >= run["renewed"] and run["invoice_emails"] >= run["renewed"], run
         assert run["renewals_per_s"] > 0 and run["paid_and_emailed_s"] > 0, run
+        assert run["renewal_published_s"] >= run["renewal_s"] > 0, run
 
 
 def test_each_billing_run_reports_its_own_cpu_per_renewal(smoke) -> None:
@@ -89,9 +90,20 @@ def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
     assert list(out.glob("bench-*.png")), "no chart drawn"
 
 
-def _billing_run(subscriptions: int, renewal_s: float, backlog: int = 0) -> dict:
+def _billing_run(subscriptions: int, renewal_s: float, backlog: int = 0, published_s: float | None = None) -> dict:
     return {"subscriptions": subscriptions, "renewed": subscriptions, "renewal_s": renewal_s, "complete": False,
-            "receipts": 0, "backlog_at_start": backlog}
+            "receipts": 0, "backlog_at_start": backlog, "renewal_published_s": published_s}
+
+
+def test_the_renewal_targets_judge_each_step_until_its_events_were_published() -> None:
+    """At 10,000 the CLI is done before most of its events are published, at 100,000 after: the time until they
+    are published is the same work per renewal at both sizes."""
+    from bench.report import evaluate_targets
+
+    runs = [_billing_run(10_000, 1.4, published_s=2.2), _billing_run(100_000, 18.3, published_s=20.1)]
+    targets = {t["target"]: t for t in evaluate_targets({"billing_runs": runs})}
+    assert targets["10× subscriptions, renewal step time ×"]["value"] == round(20.1 / 2.2, 2)
+    assert targets["renewal step over 100,000 subscriptions < 60 s"]["value"] == 20.1
 
 
 @pytest.mark.parametrize(("backlog", "mark"), [(0, False), (4_000, None)])
