@@ -332,6 +332,8 @@ class DunningRetryScheduled(_DunningFact):
     failures: int
     next_retry_at: datetime | None = None
     waiting_for_new_payment_method: bool = False
+    # While waiting for a new payment method (a hard decline): when the case gives up if none is added.
+    wait_until: datetime | None = None
     # The retry at next_retry_at is the last: dunning.final_notice goes with this event and says it all.
     final: bool = False
 

@@ -131,7 +131,8 @@ async def record_failure(
         case.wait_until = step.until
         uow.emit(
             DunningRetryScheduled(
-                **_facts(case), failures=case.failures, next_retry_at=None, waiting_for_new_payment_method=True
+                **_facts(case), failures=case.failures, next_retry_at=None, waiting_for_new_payment_method=True,
+                wait_until=step.until,
             ),
             occurred_at=at,
         )

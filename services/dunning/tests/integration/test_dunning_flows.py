@@ -224,7 +224,8 @@ async def test_a_hard_decline_waits_for_a_new_payment_method_instead_of_retrying
 async def test_a_hard_decline_without_a_new_method_is_exhausted_when_the_schedule_would_end(dunning, epoch):
     debt = Debt()
     await dunning.fail(debt, epoch, decline_type="hard")
-    await dunning.wait_event("dunning.retry_scheduled", debt)
+    [waiting] = await dunning.wait_event("dunning.retry_scheduled", debt)
+    assert same_time(waiting.payload["wait_until"], epoch + 5 * DAY)  # the customer is told this deadline
 
     assert (await dunning.run(epoch + 5 * DAY - SECOND))["exhausted"] == 0
     assert (await dunning.run(epoch + 5 * DAY))["exhausted"] == 1

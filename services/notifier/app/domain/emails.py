@@ -103,9 +103,14 @@ def _debt(e: DunningRetryScheduled | DunningRecovered | DunningFinalNotice | Dun
 def _payment_failed(e: DunningRetryScheduled, base_url: str) -> EmailPlan | None:
     if e.final:
         return None  # the final notice, announced with it, tells the same failure and names the last attempt
-    # A hard decline schedules no retry: the email then asks for a new card instead of naming a date.
-    next_retry_at = None if e.waiting_for_new_payment_method else e.next_retry_at
-    return EmailPlan("payment_failed", e.customer_id, {**_debt(e), "next_retry_at": next_retry_at})
+    # A hard decline schedules no retry: the email then asks for a new card by the date dunning gives up.
+    waiting = e.waiting_for_new_payment_method
+    return EmailPlan(
+        "payment_failed",
+        e.customer_id,
+        {**_debt(e), "next_retry_at": None if waiting else e.next_retry_at,
+         "add_card_by": e.wait_until if waiting else None},
+    )
 
 
 def _recovered(e: DunningRecovered, base_url: str) -> EmailPlan | None:

@@ -171,6 +171,17 @@ def test_a_hard_decline_has_no_retry_date_even_if_the_event_carries_one() -> Non
     assert plan is not None and plan.context["next_retry_at"] is None
 
 
+def test_a_hard_decline_asks_for_a_new_card_by_the_day_dunning_gives_up() -> None:
+    event = DunningRetryScheduled(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1000, currency="EUR", failures=1,
+        waiting_for_new_payment_method=True, wait_until=WHEN,
+    )
+
+    plan = plan_email(envelope(event), BASE)
+
+    assert plan is not None and (plan.context["next_retry_at"], plan.context["add_card_by"]) == (None, WHEN)
+
+
 def test_the_last_retrys_schedule_sends_no_payment_failed_email_beside_the_final_notice() -> None:
     event = EVENTS["payment_failed"].model_copy(update={"final": True})
 

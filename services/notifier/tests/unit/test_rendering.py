@@ -133,6 +133,12 @@ class TestSubjectsAndAmounts:
         assert "try again on" not in rendered.text
         assert "add a new card" in rendered.text and "add a new card" in rendered.html
 
+    def test_payment_failed_after_a_hard_decline_names_the_day_a_new_card_is_needed_by(self) -> None:
+        rendered = render("payment_failed", next_retry_at=None, add_card_by=datetime(2024, 3, 20, tzinfo=UTC))
+
+        assert "add a new card by March 20, 2024" in " ".join(rendered.text.split())
+        assert "March 20, 2024" in rendered.html
+
     def test_payment_recovered_names_the_amount_collected_after_all(self) -> None:
         rendered = render("payment_recovered")
 
