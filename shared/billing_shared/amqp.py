@@ -122,12 +122,15 @@ def copy_for_another_try(message: AbstractIncomingMessage, **headers: Any) -> ai
     )
 
 
-def binding_patterns(event_types: Iterable[str], narrowed: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]]:
+def binding_patterns(
+    event_types: Iterable[str], narrowed: Mapping[str, Sequence[str]], retired: Iterable[str] = ()
+) -> tuple[list[str], list[str]]:
     """(bind, unbind) for a consumer of these event types: `<type>.#` hears every event of a type; a type in
     `narrowed` is bound only to its patterns (words after the type, see Event.routing_key), plus the bare type
-    that a producer from before routing words publishes under, and its `<type>.#` from before is unbound."""
+    that a producer from before routing words publishes under, and its `<type>.#` from before is unbound. A
+    `retired` type (handled by an earlier version, no longer) loses every binding it had."""
     bind: list[str] = []
-    unbind: list[str] = []
+    unbind: list[str] = [pattern for event_type in retired for pattern in (event_type, f"{event_type}.#")]
     for event_type in sorted(event_types):
         if event_type in narrowed:
             bind += [event_type, *narrowed[event_type]]

@@ -73,6 +73,11 @@ class Outage(Retryable):
     """
 
 
+def _tries_so_far(message: AbstractIncomingMessage) -> int:
+    """How many later tries a message handed back has had (0 for its first delivery)."""
+    return int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -148,8 +153,7 @@ class EventConsumer:
             self._connection = await amqp.connect(self.amqp_url, f"{self.service}-consumer")
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
-        bindings, unbindings = amqp.binding_patterns(self.handlers, self.bindings)
-        unbindings += [pattern for event_type in self.retired for pattern in (event_type, f"{event_type}.#")]
+        bindings, unbindings = amqp.binding_patterns(self.handlers, self.bindings, self.retired)
         self._queue = await amqp.declare_service_queues(
             channel,
             service=self.service,
@@ -201,7 +205,7 @@ class EventConsumer:
             # Bound for a handler this replica lacks: in a rolling upgrade, a newer replica's on the same queue.
             # Handed back for a later try (which a newer replica may take), the DLQ after the last: never dropped.
             # A type whose handler was removed for good is listed in `retired`: its binding goes at start.
-            tries = int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
+            tries = _tries_so_far(message)
             log.warning("no handler here for %s %s (try %d); handed back", envelope.type, envelope.event_id, tries + 1)
             HANDLED.labels(self.service, envelope.type, "no_handler").inc()
             self._run(self._try_later(message, tries))
@@ -258,7 +262,7 @@ class EventConsumer:
             with HANDLE_SECONDS.labels(self.service, envelope.type).time():
                 outcome = await self._apply_with_retries(envelope, handler)
         except Exception as exc:
-            tries = int((message.headers or {}).get(amqp.RETRIES_HEADER, 0))
+            tries = _tries_so_far(message)
             # The service's own database down (a restart, a failover) is an outage too: the message is fine.
             outage = isinstance(exc, Outage) or database_unreachable(exc)
             of = "while the outage lasts" if outage else f"of {len(self._retry_delays) + 1}"

@@ -100,3 +100,9 @@ def test_a_consumer_hears_a_type_whole_unless_its_bindings_narrow_it():
     # The bare type stays bound for producers from before routing words; the old catch-all goes.
     assert bind == ["invoice.paid.#", "payment.succeeded", "payment.succeeded.*.dunning"]
     assert unbind == ["payment.succeeded.#"]
+
+
+def test_a_retired_type_loses_every_binding_it_had():
+    bind, unbind = binding_patterns(["invoice.paid"], {}, retired=["customer.updated"])
+    assert bind == ["invoice.paid.#"]
+    assert unbind == ["customer.updated", "customer.updated.#"]

@@ -196,6 +196,12 @@ async def forgive(uow: UnitOfWork, subscription_id: uuid.UUID, invoice_id: uuid.
     await _reactivate_if_settled(uow, sub, invoice_id, at)
 
 
+async def _chase_is_stale(uow: UnitOfWork, sub: Subscription, at: datetime, invoice_id: uuid.UUID | None) -> bool:
+    """Whether what dunning announced at `at` is owed no more: a payment came in since, or the invoice was voided
+    (the void can reach this service before dunning's event about it)."""
+    return await paid_since(uow.session, sub.id, at) or await is_voided(uow.session, invoice_id)
+
+
 async def mark_past_due(
     uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime, invoice_id: uuid.UUID | None = None
 ) -> None:
@@ -206,8 +212,7 @@ async def mark_past_due(
     if (
         sub is None
         or sub.status not in (S.ACTIVE, S.PAST_DUE, S.SUSPENDED)
-        or await paid_since(uow.session, sub.id, at)
-        or await is_voided(uow.session, invoice_id)
+        or await _chase_is_stale(uow, sub, at, invoice_id)
     ):
         return
     await remember_overdue_invoice(uow.session, invoice_id, sub.id, at)
@@ -225,8 +230,7 @@ async def suspend(
     if (
         sub is None
         or not (sub.status == S.SUSPENDED or can_become(sub, S.SUSPENDED))
-        or await paid_since(uow.session, sub.id, at)
-        or await is_voided(uow.session, invoice_id)
+        or await _chase_is_stale(uow, sub, at, invoice_id)
     ):
         if sub is not None:
             log.info("dunning.exhausted for %s subscription %s ignored", sub.status, sub.id)
