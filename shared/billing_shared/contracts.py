@@ -205,6 +205,10 @@ class SubscriptionResumed(_SubscriptionStatusFact):
 class SubscriptionSuspended(_SubscriptionStatusFact):
     type = "subscription.suspended"
     service_ends_at: datetime | None = None
+    # The unpaid invoice dunning gave up on, and what it was owed (None from producers older than these fields).
+    invoice_id: uuid.UUID | None = None
+    amount: int | None = None
+    currency: str | None = None
 
 
 @contract

@@ -7,7 +7,8 @@ already, and the credit_note.issued email tells them of the refund. A recovered 
 only for a one-off payment: an invoice's recovery is told by its receipt (invoice.paid). A refund is
 emailed when it is done, unless it refunds a credit note, whose own email told of it. Dunning speaks of a
 suspension only when its case names a subscription: the subscription service suspends nothing else, so a
-failed one-off payment is just no longer retried, and its emails say so.
+failed one-off payment is just no longer retried, and its emails say so; a subscription's suspension is
+told by subscription.suspended, which the subscription service announces only when it does suspend.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from billing_shared.contracts import (
     InvoicePaid,
     PaymentRefunded,
     SubscriptionCanceled,
+    SubscriptionSuspended,
 )
 from billing_shared.events import Envelope, Event
 
@@ -143,11 +145,28 @@ def _final_notice(e: DunningFinalNotice, base_url: str) -> EmailPlan:
     )
 
 
-def _exhausted(e: DunningExhausted, base_url: str) -> EmailPlan:
-    # Its own email, not a variant of the suspension: without a subscription nothing was suspended or can be
+def _exhausted(e: DunningExhausted, base_url: str) -> EmailPlan | None:
+    # A subscription's case: its subscription.suspended tells the customer, if the subscription service does
+    # suspend it (not when a payment or a void came first, nor a subscription already canceled or suspended).
+    if e.subscription_id is not None:
+        return None
+    # A one-off payment: its own email, not a variant of the suspension: nothing was suspended or can be
     # reactivated, so no sentence of that email holds.
-    template = "subscription_suspended" if e.subscription_id is not None else "payment_uncollected"
-    return EmailPlan(template, e.customer_id, _debt(e))
+    return EmailPlan("payment_uncollected", e.customer_id, _debt(e))
+
+
+def _suspended(e: SubscriptionSuspended, base_url: str) -> EmailPlan:
+    return EmailPlan(
+        "subscription_suspended",
+        e.customer_id,
+        {
+            # None from a subscription service older than these fields: the email then names no amount.
+            "amount": e.amount,
+            "currency": e.currency,
+            # Service continues to the end of a period already paid.
+            "service_ends_at": e.service_ends_at if e.service_ends_at and e.service_ends_at > e.at else None,
+        },
+    )
 
 
 def _canceled(e: SubscriptionCanceled, base_url: str) -> EmailPlan | None:
@@ -190,6 +209,7 @@ _PLANNERS: dict[type[Event], Callable[[Any, str], EmailPlan | None]] = {
     DunningRecovered: _recovered,
     DunningFinalNotice: _final_notice,
     DunningExhausted: _exhausted,
+    SubscriptionSuspended: _suspended,
     SubscriptionCanceled: _canceled,
     CreditNoteIssued: _credit_note,
     PaymentRefunded: _refunded,

@@ -18,6 +18,7 @@ from billing_shared.contracts import (
     InvoicePaid,
     PaymentRefunded,
     SubscriptionCanceled,
+    SubscriptionSuspended,
 )
 from billing_shared.events import Event
 from billing_shared.testing import EventBus
@@ -116,9 +117,9 @@ CASES: dict[str, tuple[Callable[[uuid.UUID], Event], str, list[str]]] = {
         ["payment of €10.00", "if it fails, we will not try this payment again"],
     ),
     "subscription_suspended": (
-        lambda c: DunningExhausted(
-            case_id=uuid.uuid4(), customer_id=c, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
-            failures=4,
+        lambda c: SubscriptionSuspended(
+            subscription_id=uuid.uuid4(), customer_id=c, status="suspended", at=T0, service_ends_at=T0,
+            invoice_id=uuid.uuid4(), amount=1000, currency="EUR",
         ),
         "Your subscription has been suspended",
         ["payment of €10.00", "pay the outstanding invoice"],

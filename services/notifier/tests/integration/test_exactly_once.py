@@ -6,12 +6,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from billing_shared import dlq
-from billing_shared.contracts import DunningExhausted, InvoicePaid
+from billing_shared.contracts import InvoicePaid, SubscriptionSuspended
 from billing_shared.testing import EventBus, wait_for
 from tests.support import (
     T0,
@@ -108,12 +109,12 @@ async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retri
 ) -> None:
     customer_id, email = await new_customer(bus, mail)
     mail.unknown_mailboxes.add(email)
-    failures_before = handled_count("dunning.exhausted", "failed")
+    failures_before = handled_count("subscription.suspended", "failed")
 
     envelope = await bus.publish(
-        DunningExhausted(
-            case_id=uuid.uuid4(), customer_id=customer_id, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
-            failures=4,
+        SubscriptionSuspended(
+            subscription_id=uuid.uuid4(), customer_id=customer_id, status="suspended", at=datetime.now(UTC),
+            amount=1000, currency="EUR",
         )
     )
 
@@ -122,7 +123,7 @@ async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retri
     rejected = [n for n in response.json()["data"] if n["event_id"] == str(envelope.event_id)]
     assert [(n["status"], n["template"]) for n in rejected] == [("rejected", "subscription_suspended")]
     assert "No such user" in rejected[0]["error"]
-    assert handled_count("dunning.exhausted", "failed") == failures_before  # acked at once, never nacked
+    assert handled_count("subscription.suspended", "failed") == failures_before  # acked at once, never nacked
     assert sent_events_for(bus, envelope.event_id) == []
     assert len(mails_to(mail, email)) == 1
 

@@ -20,6 +20,7 @@ from billing_shared.contracts import (
     InvoicePaid,
     PaymentRefunded,
     SubscriptionCanceled,
+    SubscriptionSuspended,
 )
 from billing_shared.events import Envelope, Event
 
@@ -55,9 +56,9 @@ EVENTS: dict[str, Event] = {
     "payment_refunded": PaymentRefunded(
         refund_id=uuid.uuid4(), payment_id=uuid.uuid4(), customer_id=CUSTOMER, amount=1500, currency="USD"
     ),
-    "subscription_suspended": DunningExhausted(
-        case_id=uuid.uuid4(), customer_id=CUSTOMER, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
-        failures=4,
+    "subscription_suspended": SubscriptionSuspended(
+        subscription_id=uuid.uuid4(), customer_id=CUSTOMER, status="suspended", at=WHEN, invoice_id=uuid.uuid4(),
+        amount=1000, currency="EUR", service_ends_at=WHEN,
     ),
     "payment_uncollected": DunningExhausted(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, payment_id=uuid.uuid4(), amount=1000, currency="EUR", failures=4
@@ -224,6 +225,36 @@ def test_a_one_off_payment_given_up_on_is_told_as_uncollected_not_as_a_suspensio
     assert rendered.subject == "Your payment of €10.00 could not be collected"
     for part in (rendered.subject, rendered.text, rendered.html):
         assert "suspend" not in part.lower() and "invoice" not in part.lower() and "reactivate" not in part.lower()
+
+
+def test_a_subscriptions_exhausted_dunning_asks_for_no_email_since_its_suspension_tells_it() -> None:
+    # The subscription service may not suspend (a payment or a void came first): only its event is the truth.
+    exhausted = DunningExhausted(
+        case_id=uuid.uuid4(), customer_id=CUSTOMER, subscription_id=uuid.uuid4(), amount=1000, currency="EUR",
+        failures=4,
+    )
+    assert plan_email(envelope(exhausted), BASE) is None
+
+
+def test_a_suspension_names_the_unpaid_amount_and_the_day_service_ends() -> None:
+    ends = datetime(2027, 3, 31, tzinfo=UTC)
+    suspended = EVENTS["subscription_suspended"].model_copy(update={"service_ends_at": ends})
+    plan = plan_email(envelope(suspended), BASE)
+
+    assert plan is not None and plan.context == {"amount": 1000, "currency": "EUR", "service_ends_at": ends}
+    text = " ".join(render_email(plan.template, plan.context | {"customer_name": "Ada"}).text.split())
+    assert "payment of €10.00" in text and "Your service continues until March 31, 2027" in text
+
+
+def test_a_suspension_from_an_older_producer_names_no_amount_and_one_ending_now_no_service_date() -> None:
+    older = SubscriptionSuspended(
+        subscription_id=uuid.uuid4(), customer_id=CUSTOMER, status="suspended", at=WHEN, service_ends_at=WHEN
+    )
+    plan = plan_email(envelope(older), BASE)
+
+    assert plan is not None and plan.context == {"amount": None, "currency": None, "service_ends_at": None}
+    text = " ".join(render_email(plan.template, plan.context | {"customer_name": "Ada"}).text.split())
+    assert "could not collect your payment. " in text and "continues" not in text and "None" not in text
 
 
 def test_the_credit_note_email_names_the_refund_not_the_credit() -> None:

@@ -49,7 +49,9 @@ SAMPLE_CONTEXTS: dict[str, dict[str, Any]] = {
         "final_retry_at": datetime(2027, 3, 12, 9, 0, tzinfo=UTC),
         "suspends_subscription": True,
     },
-    "subscription_suspended": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR"},
+    "subscription_suspended": {
+        "customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR", "service_ends_at": None,
+    },
     "payment_uncollected": {"customer_name": "Ada Lovelace", "amount": 1000, "currency": "EUR", "description": None},
     "subscription_canceled": {"customer_name": "Ada Lovelace", "credit_amount": 1234, "currency": "USD"},
     "credit_note_issued": {

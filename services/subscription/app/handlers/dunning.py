@@ -18,4 +18,7 @@ async def handle_dunning_retry_scheduled(envelope: Envelope, uow: UnitOfWork) ->
 async def handle_dunning_exhausted(envelope: Envelope, uow: UnitOfWork) -> None:
     exhausted = envelope.payload_as(DunningExhausted)
     if exhausted.subscription_id is not None:
-        await suspend(uow, exhausted.subscription_id, envelope.occurred_at, exhausted.invoice_id)
+        await suspend(
+            uow, exhausted.subscription_id, envelope.occurred_at, exhausted.invoice_id,
+            owed=(exhausted.amount, exhausted.currency),
+        )

@@ -221,11 +221,17 @@ async def mark_past_due(
 
 
 async def suspend(
-    uow: UnitOfWork, subscription_id: uuid.UUID, at: datetime, invoice_id: uuid.UUID | None = None
+    uow: UnitOfWork,
+    subscription_id: uuid.UUID,
+    at: datetime,
+    invoice_id: uuid.UUID | None = None,
+    owed: tuple[int, str] | None = None,
 ) -> None:
     """Dunning gave up: suspended, but service continues to the end of the period already paid. Not if a payment
     came in since, or the invoice it chased was voided (its void can reach this service first). The invoice stays
-    recorded as overdue until it is paid or voided."""
+    recorded as overdue until it is paid or voided. subscription.suspended names that invoice and what it `owed`
+    (amount, currency): the customer's suspension email is written from it, so it goes out only when this
+    service suspends."""
     sub = await lock_subscription(uow.session, subscription_id)
     if (
         sub is None
@@ -248,6 +254,9 @@ async def suspend(
             status=sub.status,
             at=at,
             service_ends_at=service_ends_at,
+            invoice_id=invoice_id,
+            amount=owed[0] if owed else None,
+            currency=owed[1] if owed else None,
         ),
         occurred_at=at,
     )

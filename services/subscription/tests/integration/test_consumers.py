@@ -218,9 +218,14 @@ async def test_suspension_keeps_service_until_a_paid_period_ends(
         await bus.record("subscription.suspended")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
         # e.g. a failed upgrade charge: the July period itself was paid, so service runs to its end
-        await bus.publish(_dunning(DunningExhausted, sub, failures=4), occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
+        exhausted = _dunning(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4())
+        await bus.publish(exhausted, occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
         (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
     assert suspended.payload["service_ends_at"] == "2024-08-01T00:00:00Z"
+    # The suspension names what it was for: the customer's email about it is written from this event.
+    assert (suspended.payload["invoice_id"], suspended.payload["amount"], suspended.payload["currency"]) == (
+        str(exhausted.invoice_id), 3000, "USD"
+    )
     after = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
     assert after["status"] == "suspended" and after["service_ends_at"] == "2024-08-01T00:00:00Z"
 
