@@ -1,7 +1,10 @@
 """Dead letters: list what a service's DLQ holds and replay it to that service's queue.
 
     python -m billing_shared.dlq list   --service payment [--amqp-url URL]
-    python -m billing_shared.dlq replay --service payment [--event-id ID ...]
+    python -m billing_shared.dlq replay --service payment [--event-id ID ...] [--max-age-days DAYS] [--force]
+
+A replay leaves in the DLQ every letter whose event is older than --max-age-days (by default INBOX_KEEP_DAYS, or
+30: the inbox keep) and exits non-zero naming them; --force replays them too.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ import argparse
 import asyncio
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from . import clock
 from .amqp import DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, OUTAGE_SINCE_HEADER, RETRIES_HEADER, copy_for_another_try
+from .ids import id_time
 
 
 @dataclass
@@ -27,6 +34,13 @@ class DeadLetter:
     queue: str | None
     deaths: int
     body: Any
+
+
+@dataclass
+class TooOld:
+    """A dead letter a replay left in the DLQ: its event may be older than the inbox keeps (age None: unknown)."""
+    event_id: str | None
+    age: timedelta | None
 
 
 def _describe(message: AbstractIncomingMessage) -> DeadLetter:
@@ -85,18 +99,47 @@ async def list_dead_letters(amqp_url: str, service: str, limit: int = 100) -> li
         return letters
 
 
+def _age(event_id: str | None, now: datetime) -> timedelta | None:
+    """How long ago the event was made, read from its UUIDv7 id; None when the id carries no time."""
+    try:
+        made = id_time(uuid.UUID(event_id))
+    except (TypeError, ValueError):
+        return None
+    return None if made is None else now - made
+
+
 async def replay_dead_letters(
-    amqp_url: str, service: str, event_ids: set[str] | None = None, limit: int = 10_000
+    amqp_url: str,
+    service: str,
+    event_ids: set[str] | None = None,
+    limit: int = 10_000,
+    *,
+    max_age: timedelta | None = None,
+    force: bool = False,
+    skipped: list[TooOld] | None = None,
 ) -> int:
-    """Send dead letters back to the service's own queue (only that service sees them again)."""
+    """Send dead letters back to the service's own queue (only that service sees them again); how many were sent.
+
+    With `max_age` (the service's inbox keep), a letter whose event was made longer ago stays in the DLQ unless
+    `force`d, and is appended to `skipped`: the event may have been handled after all (its ack lost on every
+    delivery), and the inbox row that would make a replay change nothing may be purged by now. A letter whose
+    id carries no time (not a UUIDv7, so not made by our outboxes) counts as too old too: its age is unknown.
+    """
     connection = await aio_pika.connect(amqp_url)
     replayed = 0
+    now = clock.wall_now()
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         messages = await _drain(channel, f"{service}.dlq", limit)
         for message in messages:
             if event_ids is not None and message.message_id not in event_ids:
                 await message.nack(requeue=True)
+                continue
+            age = _age(message.message_id, now)
+            if max_age is not None and not force and (age is None or age > max_age):
+                await message.nack(requeue=True)
+                if skipped is not None:
+                    skipped.append(TooOld(message.message_id, age))
                 continue
             # A fresh start: no death records, a full set of tries again, and a later outage waited out anew.
             replay = copy_for_another_try(message, **{"x-replayed": True})
@@ -115,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--event-id", action="append", dest="event_ids")
     parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--max-age-days", type=float, default=float(os.environ.get("INBOX_KEEP_DAYS", 30)))
+    parser.add_argument("--force", action="store_true", help="replay letters older than --max-age-days too")
     args = parser.parse_args(argv)
     if args.command == "list":
         letters = asyncio.run(list_dead_letters(args.amqp_url, args.service, args.limit))
@@ -123,8 +168,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(letters)} dead letter(s) in {args.service}.dlq")
     else:
         ids = set(args.event_ids) if args.event_ids else None
-        count = asyncio.run(replay_dead_letters(args.amqp_url, args.service, ids))
+        max_age, skipped = timedelta(days=args.max_age_days), []
+        count = asyncio.run(
+            replay_dead_letters(args.amqp_url, args.service, ids, max_age=max_age, force=args.force, skipped=skipped)
+        )
         print(f"replayed {count} dead letter(s) to {args.service}")
+        for letter in skipped:
+            age = "unknown (not a UUIDv7)" if letter.age is None else f"{letter.age.total_seconds() / 86_400:.1f} days"
+            print(f"kept {letter.event_id} in {args.service}.dlq, age {age} (--max-age-days {args.max_age_days:g})")
+        if skipped:
+            print(f"The inbox may no longer hold these events. Check {args.service}'s own tables that an event was not "
+                  "applied, then re-run with --force (and --event-id ID) to replay it.")
+            return 1
     return 0
 
 

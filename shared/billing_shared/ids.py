@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -18,6 +18,13 @@ def new_id() -> uuid.UUID:
 def id_made_at(at: datetime) -> uuid.UUID:
     """A UUIDv7 as `new_id` would have made it at `at` (timezone-aware): for data and tests set in the past."""
     return _uuid7(_millis(at))
+
+
+def id_time(value: uuid.UUID) -> datetime | None:
+    """When a UUIDv7 was made (to the millisecond); None for an id of another version, which carries no time."""
+    if value.version != 7 or value.variant != uuid.RFC_4122:
+        return None
+    return _EPOCH + timedelta(milliseconds=value.int >> 80)
 
 
 def _uuid7(ms: int) -> uuid.UUID:

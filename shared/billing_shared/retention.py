@@ -6,8 +6,8 @@ holds skipped):
 - outbox rows published more than `Keep.outbox` ago (an unpublished row is never touched);
 - inbox rows handled more than `Keep.inbox` ago. The inbox only has to outlive every redelivery of an event
   (a relay re-publishing after lost confirms, a broker redelivering unacked messages, the retry queues' few
-  seconds), so the default month is ample; a dead-lettered event was never handled, so it is not in the inbox
-  and replaying it later is unaffected;
+  seconds), so the default month is ample. A dead-lettered event was mostly never handled; one whose ack was
+  lost on every delivery was, so the DLQ replay (billing_shared.dlq) keeps back letters older than this keep;
 - idempotency keys older than `Keep.idempotency`, by default twice the 24 hours a key is promised for
   (idempotency.KEEP_FOR).
 

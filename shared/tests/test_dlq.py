@@ -1,0 +1,117 @@
+"""Replaying dead letters: one older than the inbox keeps handled events stays in the DLQ unless forced."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import aio_pika
+
+from billing_shared import dlq
+from billing_shared.ids import id_made_at, new_id
+
+KEEP = timedelta(days=30)
+
+
+def made_days_ago(days: float) -> str:
+    return str(id_made_at(datetime.now(UTC) - timedelta(days=days)))
+
+
+async def dead_lettered(infra, service: str, *event_ids: str) -> None:
+    """Letters straight in `<service>.dlq`, and the service's queue a replay sends them to."""
+    connection = await aio_pika.connect(infra.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(service, durable=True)
+        await channel.declare_queue(f"{service}.dlq", durable=True)
+        for event_id in event_ids:
+            letter = aio_pika.Message(b"{}", message_id=event_id, type="customer.created")
+            await channel.default_exchange.publish(letter, routing_key=f"{service}.dlq")
+
+
+async def held(infra, queue_name: str) -> list[str]:
+    """The event ids a queue holds (left in it)."""
+    connection = await aio_pika.connect(infra.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        messages = []
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            messages.append(message)
+        for message in messages:
+            await message.nack(requeue=True)
+        return sorted(m.message_id for m in messages)
+
+
+async def test_a_letter_older_than_max_age_stays_in_the_dlq_and_is_reported_while_a_fresh_one_is_replayed(
+    infra, unique
+):
+    service = f"svc-{unique}"
+    old, fresh = made_days_ago(31), str(new_id())
+    await dead_lettered(infra, service, old, fresh)
+
+    skipped: list[dlq.TooOld] = []
+    assert await dlq.replay_dead_letters(infra.amqp_url, service, max_age=KEEP, skipped=skipped) == 1
+
+    assert [letter.event_id for letter in skipped] == [old]
+    assert abs(skipped[0].age - timedelta(days=31)) < timedelta(minutes=1)
+    assert await held(infra, f"{service}.dlq") == [old]
+    assert await held(infra, service) == [fresh]
+
+
+async def test_force_replays_a_letter_older_than_max_age(infra, unique):
+    service = f"svc-{unique}"
+    old = made_days_ago(31)
+    await dead_lettered(infra, service, old)
+
+    skipped: list[dlq.TooOld] = []
+    assert await dlq.replay_dead_letters(infra.amqp_url, service, max_age=KEEP, force=True, skipped=skipped) == 1
+
+    assert skipped == []
+    assert await held(infra, f"{service}.dlq") == []
+    assert await held(infra, service) == [old]
+
+
+async def test_a_letter_whose_id_carries_no_time_counts_as_too_old(infra, unique):
+    service = f"svc-{unique}"
+    timeless = str(uuid.uuid4())
+    await dead_lettered(infra, service, timeless)
+
+    skipped: list[dlq.TooOld] = []
+    assert await dlq.replay_dead_letters(infra.amqp_url, service, max_age=KEEP, skipped=skipped) == 0
+    assert skipped == [dlq.TooOld(timeless, None)]
+    assert await held(infra, f"{service}.dlq") == [timeless]
+
+    assert await dlq.replay_dead_letters(infra.amqp_url, service, max_age=KEEP, force=True) == 1
+    assert await held(infra, service) == [timeless]
+
+
+async def test_the_cli_names_the_letters_it_kept_and_exits_non_zero_until_they_are_forced(
+    infra, unique, capsys, monkeypatch
+):
+    service = f"svc-{unique}"
+    first, second = made_days_ago(31), made_days_ago(31)
+    await dead_lettered(infra, service, first, second)
+
+    async def cli(*args: str) -> int:
+        return await asyncio.to_thread(dlq.main, ["replay", "--service", service, "--amqp-url", infra.amqp_url, *args])
+
+    monkeypatch.delenv("INBOX_KEEP_DAYS", raising=False)
+    assert await cli() == 1
+    out = capsys.readouterr().out
+    assert "replayed 0 dead letter(s)" in out
+    for event_id in (first, second):
+        assert f"kept {event_id} in {service}.dlq, age 31.0 days (--max-age-days 30)" in out
+    assert "re-run with --force" in out
+    assert await held(infra, f"{service}.dlq") == sorted([first, second])
+
+    assert await cli("--force", "--event-id", first) == 0
+    assert "replayed 1 dead letter(s)" in capsys.readouterr().out
+    assert await held(infra, service) == [first]
+
+    monkeypatch.setenv("INBOX_KEEP_DAYS", "32")  # the default --max-age-days: the service's inbox keep
+    assert await cli() == 0
+    assert "replayed 1 dead letter(s)" in capsys.readouterr().out
+    assert await held(infra, f"{service}.dlq") == []
+    assert await held(infra, service) == sorted([first, second])
