@@ -143,6 +143,11 @@ async def still_overdue(session: AsyncSession, subscription_id: uuid.UUID, settl
     """Forget the overdue invoice that was paid or voided; whether dunning still chases another of the
     subscription's invoices."""
     await session.execute(delete(OverdueInvoice).where(OverdueInvoice.invoice_id == settled_invoice_id))
+    return await any_overdue(session, subscription_id)
+
+
+async def any_overdue(session: AsyncSession, subscription_id: uuid.UUID) -> bool:
+    """Whether dunning chases (or gave up on) an invoice of the subscription that is neither paid nor voided."""
     left = await session.scalar(
         select(OverdueInvoice.invoice_id).where(OverdueInvoice.subscription_id == subscription_id).limit(1)
     )

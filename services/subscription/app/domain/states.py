@@ -23,8 +23,11 @@ ALLOWED_TRANSITIONS: Mapping[SubscriptionStatus, frozenset[SubscriptionStatus]] 
         _S.TRIALING: frozenset({_S.ACTIVE, _S.PAUSED, _S.CANCELED}),
         _S.ACTIVE: frozenset({_S.PAST_DUE, _S.PAUSED, _S.SUSPENDED, _S.CANCELED}),
         _S.PAST_DUE: frozenset({_S.ACTIVE, _S.SUSPENDED, _S.CANCELED}),
-        _S.PAUSED: frozenset({_S.TRIALING, _S.ACTIVE, _S.CANCELED}),  # trialing: resumed inside its trial
-        _S.SUSPENDED: frozenset({_S.ACTIVE, _S.CANCELED}),
+        # trialing: resumed inside its trial; past_due: resumed while dunning chases an invoice of before the
+        # pause; suspended: dunning gave up on such an invoice meanwhile.
+        _S.PAUSED: frozenset({_S.TRIALING, _S.ACTIVE, _S.PAST_DUE, _S.SUSPENDED, _S.CANCELED}),
+        # paused: the suspension of a paused subscription ends (its debt paid or voided) back in its pause.
+        _S.SUSPENDED: frozenset({_S.ACTIVE, _S.PAUSED, _S.CANCELED}),
         _S.CANCELED: frozenset(),
     }
 )

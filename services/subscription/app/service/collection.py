@@ -75,8 +75,11 @@ async def _reactivate_if_settled(
     uow: UnitOfWork, sub: Subscription, settled_invoice_id: uuid.UUID, at: datetime
 ) -> None:
     """An invoice was paid or voided: a past-due or suspended subscription is active again if it was the last
-    one dunning chased (one made past due before this release has none on record: any invoice settles it)."""
-    if (
+    one dunning chased (one made past due before this release has none on record: any invoice settles it). A
+    paused one forgets it, so that it resumes active."""
+    if sub.status == S.PAUSED:
+        await still_overdue(uow.session, sub.id, settled_invoice_id)
+    elif (
         sub.status in (S.PAST_DUE, S.SUSPENDED)
         and can_become(sub, S.ACTIVE)
         and not await still_overdue(uow.session, sub.id, settled_invoice_id)
@@ -166,8 +169,16 @@ def credit_late_payment(uow: UnitOfWork, sub: Subscription, row: SubscriptionPer
 async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
     """Back to active. A suspension that outlived its period restarts billing from now (like a resume),
     rather than billing the months the customer had no service; or, if it was to cancel at that period's
-    end, the subscription ends there instead."""
+    end, the subscription ends there instead. A subscription suspended while paused goes back to its pause
+    (it resumes as any paused one does)."""
     was_suspended = sub.status == S.SUSPENDED
+    if was_suspended and sub.paused_at is not None:
+        sub.status, sub.service_ends_at, sub.updated_at = S.PAUSED.value, None, at
+        uow.emit(
+            SubscriptionReactivated(subscription_id=sub.id, customer_id=sub.customer_id, status=sub.status, at=at),
+            occurred_at=at,
+        )
+        return
     if was_suspended and sub.cancel_at_period_end and at >= sub.current_period_end:
         # It was to end with the period that is over (the billing run had not ended it yet): end it there,
         # rather than restart billing for a period the customer canceled.
@@ -207,11 +218,11 @@ async def mark_past_due(
 ) -> None:
     """A payment failed and dunning retries it: active becomes past_due (unless a payment came in since, or the
     invoice it retries was voided). The invoice is recorded as overdue, also when the subscription already was
-    past due or suspended for another one."""
+    past due or suspended for another one, or paused (a charge of before the pause: it resumes past due)."""
     sub = await lock_subscription(uow.session, subscription_id)
     if (
         sub is None
-        or sub.status not in (S.ACTIVE, S.PAST_DUE, S.SUSPENDED)
+        or sub.status not in (S.ACTIVE, S.PAST_DUE, S.SUSPENDED, S.PAUSED)
         or await _chase_is_stale(uow, sub, at, invoice_id)
     ):
         return
@@ -229,7 +240,8 @@ async def suspend(
 ) -> None:
     """Dunning gave up: suspended, but service continues to the end of the period already paid. Not if a payment
     came in since, or the invoice it chased was voided (its void can reach this service first). The invoice stays
-    recorded as overdue until it is paid or voided. subscription.suspended names that invoice and what it `owed`
+    recorded as overdue until it is paid or voided. A paused subscription is suspended too (it has no service to
+    continue) and keeps its paused_at: once its debt is settled it is back in its pause, not billed anew. subscription.suspended names that invoice and what it `owed`
     (amount, currency): the customer's suspension email is written from it, so it goes out only when this
     service suspends."""
     sub = await lock_subscription(uow.session, subscription_id)
@@ -244,7 +256,7 @@ async def suspend(
     await remember_overdue_invoice(uow.session, invoice_id, sub.id, at)
     if sub.status == S.SUSPENDED:  # already, for another invoice
         return
-    paid_until = await end_of_paid_service(uow.session, sub.id)
+    paid_until = None if sub.status == S.PAUSED else await end_of_paid_service(uow.session, sub.id)
     service_ends_at = paid_until if paid_until is not None and paid_until > at else at
     sub.status, sub.service_ends_at, sub.updated_at = S.SUSPENDED.value, service_ends_at, at
     uow.emit(

@@ -24,7 +24,7 @@ from billing_shared.errors import ApiError
 from billing_shared.ids import new_id
 
 from ..db.models import Plan, Subscription, SubscriptionPeriod
-from ..db.repository import lock_period
+from ..db.repository import any_overdue, lock_period
 from ..domain.periods import Period
 from ..domain.proration import plan_change_lines, prorate, unused_credit
 from ..domain.schedule import Schedule, resumed_schedule
@@ -270,11 +270,14 @@ async def start_period(uow: UnitOfWork, sub: Subscription, plan: Plan, schedule:
 async def resume(uow: UnitOfWork, sub: Subscription, *, at: datetime) -> None:
     """Resume at `at`. Inside the paused period, that (already billed) period simply continues, a trial as a
     trial; after it ended, a fresh period starts at `at` and is billed as a renewal, so paused time is never
-    billed."""
+    billed. A charge of before the pause that failed meanwhile, still chased by dunning, resumes it past due."""
     if sub.status != S.PAUSED:
         raise _conflict("not_paused", f"only a paused subscription can be resumed; this one is {sub.status}")
     in_trial = sub.trial_end is not None and at < min(sub.trial_end, sub.current_period_end)
-    _move(sub, S.TRIALING if in_trial else S.ACTIVE)
+    if await any_overdue(uow.session, sub.id):
+        _move(sub, S.PAST_DUE)
+    else:
+        _move(sub, S.TRIALING if in_trial else S.ACTIVE)
     sub.paused_at, sub.resumes_at, sub.updated_at = None, None, at
     if at >= sub.current_period_end:
         await restart_period(uow, sub, await next_plan(uow, sub), at)

@@ -14,6 +14,18 @@ def idem() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
 
+def dunning_event(cls, sub: dict, **extra: Any):
+    """A dunning event of class `cls` about the subscription's 30.00 USD."""
+    return cls(
+        case_id=uuid.uuid4(),
+        customer_id=uuid.UUID(sub["customer_id"]),
+        subscription_id=uuid.UUID(sub["id"]),
+        amount=3000,
+        currency="USD",
+        **extra,
+    )
+
+
 async def create_plan(client, admin_headers, **overrides: Any) -> dict[str, Any]:
     body = {"name": f"Plan {uuid.uuid4().hex[:6]}", "amount": 3000, "currency": "USD", "interval": "month"}
     response = await client.post("/api/plans", json={**body, **overrides}, headers=admin_headers)

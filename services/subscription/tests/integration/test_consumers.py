@@ -11,6 +11,7 @@ from billing_shared.testing import EventBus, wait_for
 from tests.integration.helpers import (
     bill,
     create_plan,
+    dunning_event,
     events_for,
     handled_since,
     handled_so_far,
@@ -18,17 +19,6 @@ from tests.integration.helpers import (
     subscribe,
 )
 from tests.integration.test_cancel import pay_period
-
-
-def _dunning(cls, sub: dict, **extra):
-    return cls(
-        case_id=uuid.uuid4(),
-        customer_id=uuid.UUID(sub["customer_id"]),
-        subscription_id=uuid.UUID(sub["id"]),
-        amount=3000,
-        currency="USD",
-        **extra,
-    )
 
 
 async def publish_late_payment(bus, sub: dict, period_start: datetime, paid_at: datetime) -> None:
@@ -76,7 +66,7 @@ async def test_a_redelivered_invoice_paid_counts_once(client, admin_headers, ser
 async def past_due(bus, client, admin_headers, test_clock, customer_id, user_headers) -> dict:
     """A subscription of July 2024 whose first payment failed on the 2nd: dunning retries it, so it is past due."""
     sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
-    await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
+    await bus.publish(dunning_event(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
     await wait_for(lambda: status_of(client, sub, user_headers, "past_due"), message="past_due")
     return sub
 
@@ -125,8 +115,8 @@ async def test_dunning_events_of_a_voided_invoice_arriving_after_its_void_change
         await wait_for(lambda: status_of(client, sub, user_headers, "active"), message="active after the void")
         handled = handled_so_far("dunning.exhausted")
         stale = [
-            (_dunning(DunningRetryScheduled, sub, failures=2, invoice_id=invoice_id), datetime(2024, 7, 8, tzinfo=UTC)),
-            (_dunning(DunningExhausted, sub, failures=4, invoice_id=invoice_id), datetime(2024, 7, 9, 1, tzinfo=UTC)),
+            (dunning_event(DunningRetryScheduled, sub, failures=2, invoice_id=invoice_id), datetime(2024, 7, 8, tzinfo=UTC)),
+            (dunning_event(DunningExhausted, sub, failures=4, invoice_id=invoice_id), datetime(2024, 7, 9, 1, tzinfo=UTC)),
         ]
         for event, at in stale:
             await bus.publish(event, occurred_at=at)
@@ -141,7 +131,7 @@ async def chase_two_invoices(bus, client, admin_headers, test_clock, customer_id
     sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
     handled = handled_so_far(cls.type)
     for n, invoice_id in enumerate((first, second)):
-        await bus.publish(_dunning(cls, sub, invoice_id=invoice_id, **facts),
+        await bus.publish(dunning_event(cls, sub, invoice_id=invoice_id, **facts),
                           occurred_at=datetime(2024, 7, day + n, tzinfo=UTC))
     await wait_for(lambda: handled_since(handled + 1, cls.type), message=f"both {cls.type}")
     return sub, first, second
@@ -195,7 +185,7 @@ async def test_exhausted_dunning_suspends_but_service_lasts_to_the_end_of_the_pa
         await bus.record("subscription.suspended", "subscription.reactivated", "subscription.renewed")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
         await bill(client, admin_headers, "2024-08-01T00:00:00Z")  # period 1, never paid
-        await bus.publish(_dunning(DunningExhausted, sub, failures=4), occurred_at=datetime(2024, 8, 10, tzinfo=UTC))
+        await bus.publish(dunning_event(DunningExhausted, sub, failures=4), occurred_at=datetime(2024, 8, 10, tzinfo=UTC))
         (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
         assert suspended.payload["service_ends_at"] == "2024-08-10T00:00:00Z"  # the paid July period is over
         summary = await bill(client, admin_headers, "2024-09-02T00:00:00Z")
@@ -218,7 +208,7 @@ async def test_suspension_keeps_service_until_a_paid_period_ends(
         await bus.record("subscription.suspended")
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 1, 1, tzinfo=UTC))
         # e.g. a failed upgrade charge: the July period itself was paid, so service runs to its end
-        exhausted = _dunning(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4())
+        exhausted = dunning_event(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4())
         await bus.publish(exhausted, occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
         (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
     assert suspended.payload["service_ends_at"] == "2024-08-01T00:00:00Z"
@@ -237,7 +227,7 @@ async def test_a_dunning_event_older_than_a_payment_is_ignored(
     async with EventBus(service_env.amqp_url) as bus:
         await pay_period(bus, db, sub, 3000, datetime(2024, 7, 3, tzinfo=UTC))
         handled = handled_so_far("dunning.retry_scheduled")
-        await bus.publish(_dunning(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
+        await bus.publish(dunning_event(DunningRetryScheduled, sub, failures=1), occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
         await wait_for(
             lambda: handled_since(handled, "dunning.retry_scheduled"), message="the older dunning event to be handled"
         )
@@ -261,7 +251,7 @@ async def test_a_dunning_event_is_not_stale_for_a_payment_of_a_period_that_began
             return [r.amount_paid for r in await period_rows(db, sub["id"])] == [3000, 0, 3000]
 
         await wait_for(september_paid, message="September's payment recorded")
-        await bus.publish(_dunning(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4()),
+        await bus.publish(dunning_event(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4()),
                           occurred_at=datetime(2024, 8, 10, tzinfo=UTC))
         (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
     assert suspended.payload["at"] == "2024-08-10T00:00:00Z"
@@ -271,7 +261,7 @@ async def test_a_dunning_event_is_not_stale_for_a_payment_of_a_period_that_began
 async def test_events_about_unknown_subscriptions_are_ignored(service_env, db):
     stranger = {"id": str(uuid.uuid4()), "customer_id": str(uuid.uuid4()), "current_period_start": "2024-07-01T00:00:00+00:00"}
     async with EventBus(service_env.amqp_url) as bus:
-        await bus.publish(_dunning(DunningExhausted, stranger, failures=4))
+        await bus.publish(dunning_event(DunningExhausted, stranger, failures=4))
         envelope = await bus.publish(
             InvoicePaid(
                 invoice_id=uuid.uuid4(), customer_id=uuid.uuid4(), subscription_id=uuid.UUID(stranger["id"]),
@@ -304,7 +294,7 @@ async def test_a_suspended_subscription_that_was_to_cancel_at_period_end_ends_th
         await bus.record("subscription.suspended", "subscription.canceled", "subscription.renewed",
                          "subscription.reactivated")
         for sub in (ended_by_run, ended_by_payment):
-            await bus.publish(_dunning(DunningExhausted, sub, failures=3), occurred_at=datetime(2024, 7, 10, tzinfo=UTC))
+            await bus.publish(dunning_event(DunningExhausted, sub, failures=3), occurred_at=datetime(2024, 7, 10, tzinfo=UTC))
             await events_for(bus, "subscription.suspended", sub["id"])
         # A late payment before any run has ended it: it ends at its period end, no new period.
         await publish_late_payment(

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from billing_shared.testing import EventBus
+import uuid
+from datetime import UTC, datetime
 
-from tests.integration.helpers import bill, create_plan, events_for, period_rows, subscribe
+from billing_shared.contracts import DunningExhausted, DunningRetryScheduled
+from billing_shared.testing import EventBus, wait_for
+
+from tests.integration.helpers import (
+    bill,
+    create_plan,
+    dunning_event,
+    events_for,
+    handled_since,
+    handled_so_far,
+    period_rows,
+    subscribe,
+)
+from tests.integration.test_cancel import pay_period
+from tests.integration.test_consumers import july_subscription, status_of
 
 
 async def test_nothing_is_billed_while_paused_and_resuming_late_starts_a_fresh_period(
@@ -92,3 +107,79 @@ async def test_resume_of_an_active_subscription_and_a_past_resume_date_are_refus
     past = await client.post(f"/api/subscriptions/{sub['id']}/pause", json={"resumes_at": "2025-01-01T00:00:00Z"}, headers=user_headers)
     assert past.status_code == 422 and past.json()["error"]["field"] == "resumes_at"
     assert (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()["status"] == "active"
+
+
+async def _paused_with_a_failed_charge(bus, client, admin_headers, test_clock, customer_id, user_headers):
+    """A July 2024 subscription paused on the 1st while its first charge was pending; the charge failed on the 2nd
+    and dunning retries it. Returns the subscription and the overdue invoice's id."""
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
+    paused = await client.post(f"/api/subscriptions/{sub['id']}/pause", headers=user_headers)
+    assert paused.json()["status"] == "paused", paused.text
+    invoice_id = uuid.uuid4()
+    seen = handled_so_far("dunning.retry_scheduled")
+    failed = dunning_event(DunningRetryScheduled, sub, failures=1, invoice_id=invoice_id)
+    await bus.publish(failed, occurred_at=datetime(2024, 7, 2, tzinfo=UTC))
+    await wait_for(lambda: handled_since(seen, "dunning.retry_scheduled"), message="dunning.retry_scheduled handled")
+    assert await status_of(client, sub, user_headers, "paused")  # a pause is not interrupted by dunning's retries
+    return sub, invoice_id
+
+
+async def _resume(client, sub, user_headers) -> dict:
+    response = await client.post(f"/api/subscriptions/{sub['id']}/resume", headers=user_headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_charge_that_failed_while_paused_resumes_it_past_due_until_paid(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    async with EventBus(service_env.amqp_url) as bus:
+        sub, invoice_id = await _paused_with_a_failed_charge(
+            bus, client, admin_headers, test_clock, customer_id, user_headers
+        )
+        test_clock.set(2024, 7, 10)
+        assert (await _resume(client, sub, user_headers))["status"] == "past_due"
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 11, tzinfo=UTC), invoice_id=invoice_id)
+        await wait_for(lambda: status_of(client, sub, user_headers, "active"), message="active once paid")
+
+
+async def test_a_charge_paid_while_paused_resumes_it_active(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    async with EventBus(service_env.amqp_url) as bus:
+        sub, invoice_id = await _paused_with_a_failed_charge(
+            bus, client, admin_headers, test_clock, customer_id, user_headers
+        )
+        await pay_period(bus, db, sub, 3000, datetime(2024, 7, 5, tzinfo=UTC), invoice_id=invoice_id)
+        assert await status_of(client, sub, user_headers, "paused")
+        test_clock.set(2024, 7, 10)
+        assert (await _resume(client, sub, user_headers))["status"] == "active"
+
+
+async def test_dunning_giving_up_while_paused_suspends_and_settling_the_debt_returns_it_to_its_pause(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended", "subscription.reactivated", "subscription.renewed")
+        sub, invoice_id = await _paused_with_a_failed_charge(
+            bus, client, admin_headers, test_clock, customer_id, user_headers
+        )
+        exhausted = dunning_event(DunningExhausted, sub, failures=4, invoice_id=invoice_id)
+        await bus.publish(exhausted, occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
+        (suspended,) = await events_for(bus, "subscription.suspended", sub["id"])
+        # A paused subscription has no service left to run on; the suspension email is written from this event.
+        assert suspended.payload["service_ends_at"] == "2024-07-20T00:00:00Z"
+        assert (suspended.payload["amount"], suspended.payload["invoice_id"]) == (3000, str(invoice_id))
+        refused = await client.post(f"/api/subscriptions/{sub['id']}/resume", headers=user_headers)
+        assert refused.status_code == 409  # suspended: it resumes only once its debt is settled
+        test_clock.set(2024, 8, 15)
+        await pay_period(bus, db, sub, 3000, datetime(2024, 8, 15, tzinfo=UTC), invoice_id=invoice_id)
+        (back,) = await events_for(bus, "subscription.reactivated", sub["id"])
+        assert back.payload["status"] == "paused"
+        assert await status_of(client, sub, user_headers, "paused")
+        # Back in its pause, it is not billed; resumed, it starts a fresh period then.
+        await bill(client, admin_headers, "2024-08-20T00:00:00Z")
+        assert not [e for e in bus.of_type("subscription.renewed") if e.payload["subscription_id"] == sub["id"]]
+        test_clock.set(2024, 8, 21)
+        resumed = await _resume(client, sub, user_headers)
+        assert (resumed["status"], resumed["current_period_start"]) == ("active", "2024-08-21T00:00:00Z")

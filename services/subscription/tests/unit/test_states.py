@@ -17,8 +17,8 @@ EXPECTED_TABLE = {
     S.TRIALING: {S.ACTIVE, S.PAUSED, S.CANCELED},
     S.ACTIVE: {S.PAST_DUE, S.PAUSED, S.SUSPENDED, S.CANCELED},
     S.PAST_DUE: {S.ACTIVE, S.SUSPENDED, S.CANCELED},
-    S.PAUSED: {S.TRIALING, S.ACTIVE, S.CANCELED},
-    S.SUSPENDED: {S.ACTIVE, S.CANCELED},
+    S.PAUSED: {S.TRIALING, S.ACTIVE, S.PAST_DUE, S.SUSPENDED, S.CANCELED},
+    S.SUSPENDED: {S.ACTIVE, S.PAUSED, S.CANCELED},
     S.CANCELED: set(),
 }
 
@@ -65,9 +65,9 @@ def test_canceled_is_final_and_says_so() -> None:
 
 
 def test_error_lists_what_is_allowed() -> None:
-    expected = "a paused subscription cannot become past_due; it can become active, canceled"
+    expected = "a suspended subscription cannot become past_due; it can become active, canceled, paused"
     with pytest.raises(InvalidTransition, match=expected):
-        transition("paused", "past_due")
+        transition("suspended", "past_due")
 
 
 def test_invalid_transition_is_a_value_error() -> None:
