@@ -422,9 +422,27 @@ def dead_letter_router(settings: ServiceSettings) -> APIRouter:
         letters = await dlq.list_dead_letters(settings.amqp_url, service, limit)
         return {"data": [letter.__dict__ for letter in letters]}
 
-    @router.post("/replay", summary=f"Replay dead letters of the {service} service (admin)")
-    async def replay_dead_letters(admin: AdminPrincipal, event_id: list[str] | None = None) -> dict[str, int]:
-        count = await dlq.replay_dead_letters(settings.amqp_url, service, set(event_id) if event_id else None)
-        return {"replayed": count}
+    @router.post(
+        "/replay",
+        summary=f"Replay dead letters of the {service} service (admin)",
+        description="Letters older than the inbox keeps (INBOX_KEEP_DAYS) are kept back and listed in `kept`: "
+        "one handled after all would be applied twice. Check the service's own tables that its event was not "
+        "applied, then replay it with force=true.",
+    )
+    async def replay_dead_letters(
+        admin: AdminPrincipal, event_id: list[str] | None = None, force: bool = False
+    ) -> dict[str, Any]:
+        kept: list[dlq.TooOld] = []
+        count = await dlq.replay_dead_letters(
+            settings.amqp_url, service, set(event_id) if event_id else None,
+            max_age=timedelta(days=settings.inbox_keep_days), force=force, skipped=kept,
+        )
+        return {
+            "replayed": count,
+            "kept": [
+                {"event_id": k.event_id, "age_days": None if k.age is None else round(k.age / timedelta(days=1), 1)}
+                for k in kept
+            ],
+        }
 
     return router

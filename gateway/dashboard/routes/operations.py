@@ -62,6 +62,7 @@ async def list_dead_letters(
     request: Request,
     admin: Admin,
     replayed: Annotated[int | None, Query(ge=0)] = None,
+    kept: Annotated[int | None, Query(ge=0)] = None,
     service: Annotated[str | None, Query(max_length=40)] = None,
     failed: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
@@ -78,6 +79,12 @@ async def list_dead_letters(
     notice = None
     if service in SERVICES and replayed is not None:
         notice = f"Replayed {replayed} message{'s' if replayed != 1 else ''} from the {service} dead-letter queue."
+        if kept:
+            notice += (
+                f" Kept back {kept}: older than the service's inbox keeps, so one handled after all would be"
+                f" applied twice. Check the {service} service's records, then replay it by its event id with"
+                f" POST /api/{service}/dead-letters/replay?force=true."
+            )
     elif service in SERVICES and failed:
         notice = f"Replay from the {service} dead-letter queue failed: the service is unavailable."
     context = {
@@ -101,4 +108,6 @@ async def replay_dead_letters(request: Request, admin: Admin, form: CheckedForm,
     except UpstreamError:
         return RedirectResponse(with_query(back, service=service, failed="1") + f"#{service}", status_code=303)
     count = body.get("replayed") if isinstance(body, dict) and isinstance(body.get("replayed"), int) else 0
-    return RedirectResponse(with_query(back, service=service, replayed=count) + f"#{service}", status_code=303)
+    kept = len(body["kept"]) if isinstance(body, dict) and isinstance(body.get("kept"), list) else 0
+    query = {"service": service, "replayed": count} | ({"kept": kept} if kept else {})
+    return RedirectResponse(with_query(back, **query) + f"#{service}", status_code=303)

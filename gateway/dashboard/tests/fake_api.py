@@ -40,6 +40,7 @@ class FakeApi:
     correlation_ids: list[str] = field(default_factory=list)
     calls: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     replays: list[tuple[str, Any]] = field(default_factory=list)
+    too_old: dict[str, list[str]] = field(default_factory=dict)  # event ids a replay keeps back, by service
     admin_id: uuid.UUID = field(default_factory=uuid.uuid4)
     user_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
@@ -209,9 +210,10 @@ def create_fake_api(fake: FakeApi) -> FastAPI:
             async def replay(request: Request):
                 body = await request.body()
                 fake.replays.append((service, body.decode() or None))
-                count = len(fake.dead_letters[service])
-                fake.dead_letters[service] = []
-                return {"replayed": count}
+                letters, too_old = fake.dead_letters[service], fake.too_old.get(service, [])
+                fake.dead_letters[service] = [letter for letter in letters if letter["event_id"] in too_old]
+                kept = [{"event_id": event_id, "age_days": 31.0} for event_id in too_old]
+                return {"replayed": len(letters) - len(kept), "kept": kept}
 
             app.add_api_route(f"/api/{service}/dead-letters", list_letters, methods=["GET"])
             app.add_api_route(f"/api/{service}/dead-letters/replay", replay, methods=["POST"])

@@ -30,6 +30,18 @@ async def test_replay_all_posts_to_the_service_and_reports_the_count(admin: http
     assert "Replayed 1 message from the payment dead-letter queue." in after.text
 
 
+async def test_a_replay_that_kept_letters_back_says_so_and_how_to_replay_them(
+    admin: httpx.AsyncClient, fake: FakeApi
+):
+    fake.too_old["payment"] = [fake.dead_letters["payment"][0]["event_id"]]
+    page = await admin.get("/dashboard/dead-letters")
+    response = await admin.post("/dashboard/dead-letters/payment/replay", data={"csrf_token": csrf_of(page.text)})
+    assert response.headers["location"] == "/dashboard/dead-letters?service=payment&replayed=0&kept=1#payment"
+    after = " ".join((await admin.get(response.headers["location"])).text.split())
+    assert "Replayed 0 messages from the payment dead-letter queue. Kept back 1: older than" in after
+    assert "POST /api/payment/dead-letters/replay?force=true" in after
+
+
 async def test_replay_one_event_sends_its_id(admin: httpx.AsyncClient, fake: FakeApi):
     event_id = fake.dead_letters["payment"][0]["event_id"]
     page = await admin.get("/dashboard/dead-letters")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import gc
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import aio_pika
+
+from billing_shared.ids import id_made_at
 from billing_shared.testing import EventBus, running, wait_for
 
 
@@ -49,7 +53,37 @@ async def test_dead_letters_of_a_service_without_consumers_are_an_empty_list(cli
     assert response.status_code == 200
     assert response.json() == {"data": []}
     replay = await client.post("/api/customer/dead-letters/replay", headers=admin_headers)
-    assert replay.json() == {"replayed": 0}
+    assert replay.json() == {"replayed": 0, "kept": []}
+
+
+async def test_a_dead_letter_older_than_the_inbox_keeps_is_replayed_only_when_forced(
+    client, admin_headers, service_env
+):
+    # The customer service consumes nothing: its queue and DLQ here stand in for any consumer's.
+    old = str(id_made_at(datetime.now(UTC) - timedelta(days=31)))  # INBOX_KEEP_DAYS: 30 by default
+    connection = await aio_pika.connect(service_env.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue("customer", durable=True)
+        dead = await channel.declare_queue("customer.dlq", durable=True)
+        await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id=old), routing_key="customer.dlq")
+        try:
+            kept = (await client.post("/api/customer/dead-letters/replay", headers=admin_headers)).json()
+            assert kept["replayed"] == 0 and [k["event_id"] for k in kept["kept"]] == [old]
+            assert 30.9 < kept["kept"][0]["age_days"] < 31.1
+            still_dead = await channel.declare_queue("customer.dlq", passive=True)
+            assert still_dead.declaration_result.message_count == 1  # kept in the DLQ
+
+            forced = await client.post(
+                "/api/customer/dead-letters/replay", params={"force": "true"}, headers=admin_headers
+            )
+            assert forced.json() == {"replayed": 1, "kept": []}
+            letter = await queue.get(timeout=5)
+            assert letter.message_id == old
+            await letter.ack()
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+            await dead.delete(if_unused=False, if_empty=False)
 
 
 async def test_request_metrics_are_labelled_by_route_template(client, admin_headers):
