@@ -23,6 +23,8 @@ from typing import Any
 import aio_pika
 import httpx
 
+from billing_shared.ids import new_id
+
 from billing_api import TEST_CARDS, BillingApi, gateway_delta, idempotency_key
 from sink_mail import distinct_kinds, kinds, wait_mail
 
@@ -108,8 +110,8 @@ def publish_raw(stack: Any, routing_key: str, body: bytes, message_id: str, cont
 
 
 def publish_event(stack: Any, event_type: str, payload: dict[str, Any], event_id: str | None = None) -> str:
-    """Publish a well-formed envelope (as some producer's relay would); its event id."""
-    event_id = event_id or str(uuid.uuid4())
+    """Publish a well-formed envelope (as some producer's relay would, with a UUIDv7 id); its event id."""
+    event_id = event_id or str(new_id())
     envelope = {"event_id": event_id, "type": event_type, "version": 1, "producer": "e2e-test",
                 "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "payload": payload}
     publish_raw(stack, event_type, json.dumps(envelope).encode(), event_id)
