@@ -170,9 +170,10 @@ async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
     """Back to active. A suspension that outlived its period restarts billing from now (like a resume),
     rather than billing the months the customer had no service; or, if it was to cancel at that period's
     end, the subscription ends there instead. A subscription suspended while paused goes back to its pause
-    (it resumes as any paused one does)."""
+    (it resumes as any paused one does), unless the pause was to end before now: then it resumes now, never
+    at that past instant (the months it was suspended are not billed)."""
     was_suspended = sub.status == S.SUSPENDED
-    if was_suspended and sub.paused_at is not None:
+    if was_suspended and sub.paused_at is not None and (sub.resumes_at is None or sub.resumes_at > at):
         sub.status, sub.service_ends_at, sub.updated_at = S.PAUSED.value, None, at
         uow.emit(
             SubscriptionReactivated(subscription_id=sub.id, customer_id=sub.customer_id, status=sub.status, at=at),
@@ -187,6 +188,7 @@ async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
         uow.emit(ended_event(sub, sub.plan.currency), occurred_at=sub.current_period_end)
         return
     sub.status, sub.service_ends_at, sub.updated_at = S.ACTIVE.value, None, at
+    sub.paused_at, sub.resumes_at = None, None
     if was_suspended and at >= sub.current_period_end:
         await restart_period(uow, sub, await next_plan(uow, sub), at)
     uow.emit(

@@ -217,6 +217,8 @@ def pause(uow: UnitOfWork, sub: Subscription, *, resumes_at: datetime | None, no
         raise _conflict("already_paused", "this subscription is already paused")
     if sub.cancel_at_period_end:
         raise _conflict("cancel_scheduled", "this subscription cancels at the end of its period and cannot be paused")
+    if sub.status == S.SUSPENDED:  # the table lets a suspension end in a pause it began in, not a pause begin
+        raise _conflict("invalid_status", "a suspended subscription cannot be paused; pay its overdue invoice first")
     if resumes_at is not None and resumes_at <= now:
         raise ApiError(422, "invalid_request", "resumes_at must be in the future", field="resumes_at")
     _move(sub, S.PAUSED)

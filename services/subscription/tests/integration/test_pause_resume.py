@@ -109,11 +109,14 @@ async def test_resume_of_an_active_subscription_and_a_past_resume_date_are_refus
     assert (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()["status"] == "active"
 
 
-async def _paused_with_a_failed_charge(bus, client, admin_headers, test_clock, customer_id, user_headers):
+async def _paused_with_a_failed_charge(
+    bus, client, admin_headers, test_clock, customer_id, user_headers, resumes_at: str | None = None
+):
     """A July 2024 subscription paused on the 1st while its first charge was pending; the charge failed on the 2nd
     and dunning retries it. Returns the subscription and the overdue invoice's id."""
     sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
-    paused = await client.post(f"/api/subscriptions/{sub['id']}/pause", headers=user_headers)
+    body = {"resumes_at": resumes_at} if resumes_at else None
+    paused = await client.post(f"/api/subscriptions/{sub['id']}/pause", json=body, headers=user_headers)
     assert paused.json()["status"] == "paused", paused.text
     invoice_id = uuid.uuid4()
     seen = handled_so_far("dunning.retry_scheduled")
@@ -183,3 +186,45 @@ async def test_dunning_giving_up_while_paused_suspends_and_settling_the_debt_ret
         test_clock.set(2024, 8, 21)
         resumed = await _resume(client, sub, user_headers)
         assert (resumed["status"], resumed["current_period_start"]) == ("active", "2024-08-21T00:00:00Z")
+
+
+async def test_a_pause_due_to_end_during_the_suspension_ends_when_the_debt_is_paid_and_bills_no_suspended_month(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended", "subscription.reactivated")
+        sub, invoice_id = await _paused_with_a_failed_charge(
+            bus, client, admin_headers, test_clock, customer_id, user_headers, resumes_at="2024-08-15T00:00:00Z"
+        )
+        await bus.publish(dunning_event(DunningExhausted, sub, failures=4, invoice_id=invoice_id),
+                          occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
+        await events_for(bus, "subscription.suspended", sub["id"])
+        await bill(client, admin_headers, "2024-08-20T00:00:00Z")
+        assert await status_of(client, sub, user_headers, "suspended")  # not resumed: it is no longer paused
+        test_clock.set(2024, 11, 20)
+        await pay_period(bus, db, sub, 3000, datetime(2024, 11, 20, tzinfo=UTC), invoice_id=invoice_id)
+        (back,) = await events_for(bus, "subscription.reactivated", sub["id"])
+    # Its pause was to end on August 15: it is active from the payment on, not resumed back then.
+    assert back.payload["status"] == "active"
+    after = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
+    assert (after["current_period_start"], after["paused_at"], after["resumes_at"]) == (
+        "2024-11-20T00:00:00Z", None, None
+    )
+    await bill(client, admin_headers, "2024-11-20T00:00:00Z")
+    starts = [r.period_start.isoformat() for r in await period_rows(db, sub["id"])]
+    assert starts == ["2024-07-01T00:00:00+00:00", "2024-11-20T00:00:00+00:00"]
+
+
+async def test_a_suspended_subscription_cannot_be_paused(
+    client, admin_headers, service_env, test_clock, customer_id, user_headers
+):
+    sub = await july_subscription(client, admin_headers, test_clock, customer_id, user_headers)
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.suspended")
+        await bus.publish(dunning_event(DunningExhausted, sub, failures=4, invoice_id=uuid.uuid4()),
+                          occurred_at=datetime(2024, 7, 20, tzinfo=UTC))
+        await events_for(bus, "subscription.suspended", sub["id"])
+    test_clock.set(2024, 8, 10)
+    refused = await client.post(f"/api/subscriptions/{sub['id']}/pause", headers=user_headers)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "invalid_status"
+    assert await status_of(client, sub, user_headers, "suspended")
