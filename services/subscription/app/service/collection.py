@@ -243,9 +243,9 @@ async def suspend(
     """Dunning gave up: suspended, but service continues to the end of the period already paid. Not if a payment
     came in since, or the invoice it chased was voided (its void can reach this service first). The invoice stays
     recorded as overdue until it is paid or voided. A paused subscription is suspended too (it has no service to
-    continue) and keeps its paused_at: once its debt is settled it is back in its pause, not billed anew. subscription.suspended names that invoice and what it `owed`
-    (amount, currency): the customer's suspension email is written from it, so it goes out only when this
-    service suspends."""
+    continue) and keeps its paused_at: once its debt is settled it is back in its pause (see `reactivate`).
+    subscription.suspended names that invoice and what it `owed` (amount, currency): the customer's suspension
+    email is written from it, so it goes out only when this service suspends."""
     sub = await lock_subscription(uow.session, subscription_id)
     if (
         sub is None
