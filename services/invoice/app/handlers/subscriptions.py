@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from billing_shared.consumer import Retryable
 from billing_shared.contracts import (
     SubscriptionCanceled,
@@ -98,17 +100,36 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
 
 
 async def handle_subscription_canceled(envelope: Envelope, uow: UnitOfWork, *, terms: Terms) -> None:
-    """An immediate cancellation with a credit for unused time -> credit notes on that period's invoices."""
+    """An immediate cancellation with a credit for unused time -> credit notes on the credited periods' invoices:
+    the period the cancel fell in, and any a billing run ahead of it had billed already."""
     event = envelope.payload_as(SubscriptionCanceled)
     if event.credit_amount <= 0:
         return
-    invoices = await period_invoices(uow.session, event.subscription_id, event.period_start, before=event.canceled_at)
-    if not invoices:
-        raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
-    await credit_invoices(
-        uow, terms, invoices, amount=event.credit_amount, currency=event.currency, reason="cancellation",
-        source_key=_cancellation_key(envelope, event), at=envelope.occurred_at,
-    )
+    for period_start, amount in credits_by_period(event):
+        invoices = await period_invoices(uow.session, event.subscription_id, period_start, before=event.canceled_at)
+        if not invoices:
+            raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {period_start}")
+        key = _cancellation_key(envelope, event)
+        if period_start != event.period_start:
+            key = f"{key}:period:{period_start.isoformat()}"
+        await credit_invoices(
+            uow, terms, invoices, amount=amount, currency=event.currency, reason="cancellation",
+            source_key=key, at=envelope.occurred_at,
+        )
+
+
+def credits_by_period(event: SubscriptionCanceled) -> list[tuple[datetime | None, int]]:
+    """What a cancellation credits on each period's invoices, by its credit lines' periods: the event's own
+    period first. All of it on the event's period when its lines do not account for it by period (a producer
+    older than credits of several periods)."""
+    by_period: dict[datetime, int] = {}
+    for line in event.lines:
+        if line.amount < 0 and line.period_start is not None:
+            by_period[line.period_start] = by_period.get(line.period_start, 0) - line.amount
+    if event.period_start is None or sum(by_period.values()) != event.credit_amount:
+        return [(event.period_start, event.credit_amount)]
+    own = by_period.pop(event.period_start, 0)
+    return [(event.period_start, own)] * (own > 0) + sorted(by_period.items())
 
 
 def _cancellation_key(envelope: Envelope, event: SubscriptionCanceled) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from billing_shared.contracts import SubscriptionCanceled
+from billing_shared.contracts import ProrationLine, SubscriptionCanceled
 from billing_shared.testing import wait_for
 
 from conftest import START, plan_change
@@ -59,6 +59,35 @@ async def test_the_same_cancellation_twice_credits_once(billing):
 
     assert (await billing.invoice(invoice["id"]))["amount_credited"] == 1000
     assert len(billing.events_for("credit_note.issued", invoice["id"])) == 1
+
+
+async def test_a_cancel_after_a_billing_run_ahead_credits_each_period_on_its_own_invoices_once(billing):
+    created, first = await billing.subscribe()
+    await billing.pay(first)
+    renewed = billing.renewal(created)
+    await billing.publish(renewed, at=renewed.period_start - timedelta(days=3))  # billed three days ahead
+    [second] = [i for i in await billing.invoices_of(created.subscription_id, count=2) if i["id"] != first["id"]]
+    await billing.pay(second)
+    await billing.invoice_when(second["id"], lambda i: i["status"] == "paid")
+    canceled_at = renewed.period_start - timedelta(days=2)
+    event = cancellation(
+        created, credit=300 + 4999, canceled_at=canceled_at, ends_at=canceled_at,
+        lines=[
+            ProrationLine(description="Unused time: 2 of 30 days of Pro", amount=-300, currency="USD",
+                          period_start=created.period_start, period_end=created.period_end),
+            ProrationLine(description="Unused time: 30 of 30 days of Pro", amount=-4999, currency="USD",
+                          period_start=renewed.period_start, period_end=renewed.period_end),
+        ],
+    )
+    envelopes = [await billing.publish(event, at=canceled_at) for _ in range(2)]  # the second: a replay
+    for envelope in envelopes:
+        await billing.handled(envelope)
+
+    assert (await billing.invoice(first["id"]))["amount_credited"] == 300
+    assert (await billing.invoice(second["id"]))["amount_credited"] == 4999
+    [on_first] = billing.events_for("credit_note.issued", first["id"])
+    [on_second] = billing.events_for("credit_note.issued", second["id"])
+    assert (on_first.payload["refund_amount"], on_second.payload["refund_amount"]) == (300, 4999)
 
 
 async def test_a_credit_never_refunds_more_than_was_paid(billing):

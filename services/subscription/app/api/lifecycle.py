@@ -81,7 +81,9 @@ async def cancel_subscription(
     async def work(uow: UnitOfWork) -> SubscriptionChangeOut:
         sub = await _locked(uow, subscription_id, principal)
         now = clock.now(sub.customer_id)
-        at = now if body.at_period_end else lifecycle.proration_instant(sub, body.proration_date, now)
+        at = now if body.at_period_end else lifecycle.proration_instant(
+            sub, body.proration_date, now, before_period=True
+        )
         proration = await lifecycle.cancel(uow, sub, at_period_end=body.at_period_end, at=at, now=now)
         return change_out(sub, proration)
 

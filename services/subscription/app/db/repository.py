@@ -67,6 +67,24 @@ async def lock_period(session: AsyncSession, subscription_id: uuid.UUID, index: 
     return await session.get(SubscriptionPeriod, (subscription_id, index), with_for_update=True)
 
 
+async def lock_periods_ending_after(
+    session: AsyncSession, subscription_id: uuid.UUID, at: datetime, up_to_index: int
+) -> list[SubscriptionPeriod]:
+    """The (locked) periods up to `up_to_index` that end after `at`, oldest first: the one `at` falls in, and those
+    a billing run ahead of now has billed after it."""
+    rows = await session.scalars(
+        select(SubscriptionPeriod)
+        .where(
+            SubscriptionPeriod.subscription_id == subscription_id,
+            SubscriptionPeriod.period_end > at,
+            SubscriptionPeriod.period_index <= up_to_index,
+        )
+        .order_by(SubscriptionPeriod.period_index)
+        .with_for_update()
+    )
+    return list(rows)
+
+
 async def lock_paid_period(
     session: AsyncSession, subscription_id: uuid.UUID, period_start: datetime | None, paid_at: datetime
 ) -> SubscriptionPeriod | None:

@@ -24,7 +24,7 @@ from billing_shared.errors import ApiError
 from billing_shared.ids import new_id
 
 from ..db.models import Plan, Subscription, SubscriptionPeriod
-from ..db.repository import any_overdue, lock_period
+from ..db.repository import any_overdue, lock_period, lock_periods_ending_after
 from ..domain.periods import Period
 from ..domain.proration import plan_change_lines, prorate, unused_credit
 from ..domain.schedule import Schedule, resumed_schedule
@@ -62,14 +62,17 @@ def current_period(sub: Subscription) -> Period:
     return Period(sub.current_period_start, sub.current_period_end, sub.current_period_index)
 
 
-def proration_instant(sub: Subscription, requested: datetime | None, now: datetime) -> datetime:
+def proration_instant(
+    sub: Subscription, requested: datetime | None, now: datetime, *, before_period: bool = False
+) -> datetime:
     """Where to prorate: the admin's proration_date, which must fall inside the current period, or now.
 
     A billing run with an as_of ahead of now may have started the current period already billed: before
-    that period begins, now prorates at its start (all of it unused), not outside it (nothing credited or
-    charged)."""
+    that period begins, now prorates a plan change at its start (all of it unused), not outside it (nothing
+    credited or charged). A cancel (`before_period`) prorates at now itself: the period now falls in is
+    credited its unused days, and the periods billed ahead all of theirs."""
     if requested is None:
-        return max(now, sub.current_period_start)
+        return now if before_period else max(now, sub.current_period_start)
     if not sub.current_period_start <= requested < sub.current_period_end:
         raise ApiError(
             422,
@@ -91,7 +94,8 @@ async def _period_row(uow: UnitOfWork, sub: Subscription) -> SubscriptionPeriod:
 async def cancel(
     uow: UnitOfWork, sub: Subscription, *, at_period_end: bool, at: datetime, now: datetime
 ) -> Proration:
-    """End now with a credit for the paid, unused part of the period, or flag the end of the period."""
+    """End now with a credit for the paid, unused part of the period (and of any period a billing run ahead of
+    now has billed after it), or flag the end of the period."""
     currency = sub.plan.currency
     if sub.status == S.CANCELED:
         raise _conflict("already_canceled", "this subscription is already canceled")
@@ -107,16 +111,22 @@ async def cancel(
         return Proration(currency)
     _move(sub, S.CANCELED)
     period = current_period(sub)
-    row = await _period_row(uow, sub)
-    proration = Proration(row.currency)
-    if at in period:
-        row.cancel_prorated_at = at  # a payment for this period recorded later is credited then
+    proration = Proration(sub.plan.currency)
+    # The period `at` falls in, and every period a billing run ahead of now has billed after it (all unused).
+    for row in await lock_periods_ending_after(uow.session, sub.id, at, sub.current_period_index):
+        row_period = Period(row.period_start, row.period_end, row.period_index)
+        if at in row_period:
+            period = row_period
+        prorated_at = max(at, row.period_start)
+        row.cancel_prorated_at = prorated_at  # a payment for this period recorded later is credited then
         if row.creditable > 0:
-            line = unused_credit(row.amount, row.creditable, row.currency, period, at, sub.plan.name)
+            plan = sub.plan if row.plan_id == sub.plan_id else await uow.session.get(Plan, row.plan_id)
+            name = plan.name if plan is not None else sub.plan.name
+            line = unused_credit(row.amount, row.creditable, row.currency, row_period, prorated_at, name)
             if line.amount:
                 row.amount_credited += -line.amount
                 row.cancel_credited += -line.amount
-                proration.lines = events.proration_lines([line], period)
+                proration.lines += events.proration_lines([line], row_period)
     sub.canceled_at, sub.ended_at, sub.updated_at = now, now, now
     sub.cancel_at_period_end, sub.pending_plan_id = False, None
     uow.emit(
@@ -129,7 +139,7 @@ async def cancel(
             period_start=period.start,
             period_end=period.end,
             credit_amount=proration.credit_amount,
-            currency=row.currency,
+            currency=proration.currency,
             lines=proration.lines,
         ),
         occurred_at=now,

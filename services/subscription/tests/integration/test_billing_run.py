@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 
-from billing_shared.testing import EventBus
+from billing_shared.testing import EventBus, wait_for
 
 from app.bench_support import seed_due
 from app.db.models import SubscriptionPeriod
@@ -196,7 +196,7 @@ async def test_a_due_subscription_held_by_a_short_transaction_is_renewed_once_it
     # "nothing due" and leave the renewal to some later run.
     as_of = datetime(1995, 3, 1, tzinfo=UTC)
     seeded = await seed_due(service_env.database_url("subscription"), 3, as_of)
-    released = asyncio.Event()
+    claims: list[int] = []
     try:
         async with db.uow() as holder:
             held = await holder.session.scalar(
@@ -204,14 +204,20 @@ async def test_a_due_subscription_held_by_a_short_transaction_is_renewed_once_it
                 {"p": seeded.plan_id},
             )
 
-            async def release_soon() -> None:
-                await asyncio.sleep(0.5)
-                await holder.rollback()
-                released.set()
+            async def release_once_skipped() -> None:
+                # The claim skips locked rows (SKIP LOCKED: the run never waits on the lock). Once the other two
+                # are renewed and committed, a claim has passed over the held one: release it only then, so the
+                # run has to notice that it is still due and come back for it.
+                async def others_renewed() -> bool:
+                    return sum(claims) == 2
 
-            summary, _ = await asyncio.gather(run_billing(db, as_of, batch_size=10), release_soon())
-        assert released.is_set()
-        assert (summary.renewed, summary.failed) == (3, 0)
+                await wait_for(others_renewed, message="the run to renew the two subscriptions not held")
+                await holder.rollback()
+
+            summary, _ = await asyncio.gather(
+                run_billing(db, as_of, batch_size=10, on_progress=claims.append), release_once_skipped()
+            )
+        assert (summary.renewed, summary.failed, sum(claims)) == (3, 0, 3)
         async with db.sessions() as session:
             held_periods = await session.scalar(select(func.count()).where(SubscriptionPeriod.subscription_id == held))
         assert held_periods == 2

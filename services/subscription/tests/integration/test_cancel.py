@@ -183,6 +183,53 @@ async def test_cancel_body_fields_are_checked(client, admin_headers, test_clock,
     assert (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()["status"] == "active"
 
 
+async def test_cancel_after_a_billing_run_ahead_credits_the_rest_of_this_period_and_all_of_the_next(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    plan = await create_plan(client, admin_headers, name="Pro", amount=3000)
+    april = await subscribe(client, user_headers, customer_id, plan["id"])
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.canceled")
+        await pay_period(bus, db, april, 3000, datetime(2024, 4, 1, 1, tzinfo=UTC))
+        test_clock.set(2024, 4, 28)
+        await bill(client, admin_headers, "2024-05-01T00:00:00Z")  # May billed three days ahead
+        may = (await client.get(f"/api/subscriptions/{april['id']}", headers=user_headers)).json()
+        await pay_period(bus, db, may, 3000, datetime(2024, 4, 28, 1, tzinfo=UTC))
+        test_clock.set(2024, 4, 28, 12)  # 27 whole days of April used, 3 unused
+        canceled = await client.post(f"/api/subscriptions/{april['id']}/cancel", headers=user_headers)
+        (event,) = await events_for(bus, "subscription.canceled", april["id"])
+
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["credit_amount"] == 300 + 3000
+    lines = [(line["amount"], line["description"], line["period_start"]) for line in event.payload["lines"]]
+    assert lines == [
+        (-300, "Unused time: 3 of 30 days of Pro", "2024-04-01T00:00:00Z"),
+        (-3000, "Unused time: 31 of 31 days of Pro", "2024-05-01T00:00:00Z"),
+    ]
+    # The event names the period the cancel fell in; each line names the period whose invoices it credits.
+    assert (event.payload["period_start"], event.payload["credit_amount"]) == ("2024-04-01T00:00:00Z", 3300)
+    assert [r.amount_credited for r in await period_rows(db, april["id"])] == [300, 3000]
+
+
+async def test_a_period_paid_after_a_cancel_ahead_of_its_billing_earns_its_unused_days_then(
+    client, admin_headers, service_env, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2024, 4, 1)
+    plan = await create_plan(client, admin_headers, name="Pro", amount=3000)
+    april = await subscribe(client, user_headers, customer_id, plan["id"])
+    test_clock.set(2024, 4, 28)
+    await bill(client, admin_headers, "2024-05-01T00:00:00Z")
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("subscription.canceled")
+        canceled = await client.post(f"/api/subscriptions/{april['id']}/cancel", headers=user_headers)
+        assert canceled.json()["credit_amount"] == 0  # neither period paid yet
+        await pay_period(bus, db, april, 3000, datetime(2024, 4, 29, tzinfo=UTC))  # April's invoice, late
+        _, correction = await events_for(bus, "subscription.canceled", april["id"], count=2)
+    assert correction.payload["correction"] is True and correction.payload["credit_amount"] == 300
+    assert correction.payload["period_start"] == "2024-04-01T00:00:00Z"
+
+
 async def test_cancel_before_a_period_billed_ahead_begins_credits_all_of_it(
     client, admin_headers, service_env, db, test_clock, customer_id, user_headers
 ):
