@@ -55,7 +55,7 @@ def mail() -> Iterator[SmtpSink]:
 async def invoice_api() -> AsyncIterator[FakeInvoiceApi]:
     fake = FakeInvoiceApi()
     server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=fake.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[fake.socket]))
     while not server.started:
         if task.done():
             task.result()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import socket
+import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Annotated, Any
@@ -16,10 +18,42 @@ INVOICE_API_KEY = "bk_test_notifier_admin"
 PDF_BYTES = b"%PDF-1.7\n% a stand-in invoice\n%%EOF\n"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def listening_socket(host: str, port: int = 0, *, attempts: int = 8) -> socket.socket:
+    """A socket bound to host:port (0: a port the OS picks, bound from then on) and listening.
+
+    Binding a known port again (a server restarted on its port) is retried a few times while the port is in use:
+    another process may have bound it, or connected from it, while the server was stopped.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    attempt = 1
+    while True:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen()
+            return sock
+        except OSError as error:
+            sock.close()
+            if port == 0 or error.errno != errno.EADDRINUSE or attempt == attempts:
+                if port:
+                    error.add_note(f"binding {host}:{port} again, attempt {attempt} of {attempts}")
+                raise
+        time.sleep(0.05 * attempt)  # a retry's backoff, not a wait for another step of the test
+        attempt += 1
+
+
+class _SocketController(Controller):
+    """aiosmtpd's threaded controller, serving on a socket bound beforehand: a bind error is raised at once by the
+    caller rather than after the controller's ready timeout, and port 0 is bound by the server itself."""
+
+    def __init__(self, handler: Any, sock: socket.socket, **kwargs: Any) -> None:
+        host, port = sock.getsockname()[:2]
+        super().__init__(handler, hostname=host, port=port, **kwargs)
+        self._sock = sock
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, sock=self._sock, ssl=self.ssl_context)
 
 
 class _CollectingHandler:
@@ -55,11 +89,15 @@ class _CollectingHandler:
 
 
 class SmtpSink:
-    """An SMTP server that can be started and stopped on a fixed port; messages survive restarts."""
+    """An SMTP server that can be started and stopped; messages survive restarts.
+
+    The first start binds the port given, or else one the OS picks (`port` is known from then on); a start after
+    stop() binds that same port again (the client under test is configured with it).
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, smtputf8: bool = False) -> None:
         self.host = host
-        self.port = port or free_port()
+        self.port = port or 0
         self.smtputf8 = smtputf8  # offer the SMTPUTF8 extension (RFC 6531) for non-ASCII addresses
         self.messages: list[EmailMessage] = []
         self.raw: list[bytes] = []  # each message's bytes as received
@@ -80,10 +118,14 @@ class SmtpSink:
     def start(self) -> None:
         """Blocks until the server accepts connections (aiosmtpd runs it in its own thread)."""
         if self._controller is None:
-            controller = Controller(
-                _CollectingHandler(self), hostname=self.host, port=self.port, enable_SMTPUTF8=self.smtputf8
-            )
-            controller.start()
+            sock = listening_socket(self.host, self.port)
+            try:
+                controller = _SocketController(_CollectingHandler(self), sock, enable_SMTPUTF8=self.smtputf8)
+                controller.start()
+            except BaseException:
+                sock.close()
+                raise
+            self.port = controller.port
             self._controller = controller
 
     def stop(self) -> None:
@@ -96,7 +138,9 @@ class FakeInvoiceApi:
     """The invoice service's two endpoints the notifier calls, and what it was asked."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        # Bound (to a port the OS picks) until the server given it stops: serve it with `sockets=[fake.socket]`.
+        self.socket = listening_socket("127.0.0.1")
+        self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.pdf_invoice_ids: set[str] = set()
         self.token_exchanges = 0
