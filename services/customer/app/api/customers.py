@@ -155,17 +155,22 @@ async def create_api_key(
 
 
 @router.get("/{customer_id}/api_keys", response_model=ApiKeyList, summary="List API keys (never the keys themselves)")
-async def list_api_keys(customer_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> ApiKeyList:
+async def list_api_keys(
+    customer_id: uuid.UUID,
+    request: Request,
+    principal: CurrentPrincipal,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> ApiKeyList:
     _check_access(principal, customer_id)
     async with _db(request).reads() as session:
         if await session.get(Customer, customer_id) is None:
             raise not_found("customer")
-        keys = (
-            await session.scalars(
-                select(ApiKey).where(ApiKey.customer_id == customer_id).order_by(ApiKey.id).limit(MAX_LIMIT)
-            )
-        ).all()
-    return ApiKeyList(data=[ApiKeyOut.model_validate(k) for k in keys])
+        stmt = select(ApiKey).where(ApiKey.customer_id == customer_id)
+        keys, next_cursor = await fetch_page(session, stmt, ApiKey.id, cursor, limit)
+    return ApiKeyList(
+        data=[ApiKeyOut.model_validate(k) for k in keys], has_more=next_cursor is not None, next_cursor=next_cursor
+    )
 
 
 @router.delete("/{customer_id}/api_keys/{key_id}", status_code=204, summary="Revoke an API key")

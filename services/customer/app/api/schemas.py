@@ -71,6 +71,8 @@ class ApiKeyCreated(ApiKeyOut):
 
 class ApiKeyList(BaseModel):
     data: list[ApiKeyOut]
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 class AccessToken(BaseModel):

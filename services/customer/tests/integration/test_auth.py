@@ -34,6 +34,25 @@ async def test_api_key_is_shown_once_and_stored_only_as_a_hash(client, customer,
     assert key not in dump
 
 
+async def test_api_keys_are_listed_page_by_page_so_every_key_can_be_found_and_revoked(client, customer, service_env):
+    user = service_env.auth(customer["id"])
+    made = [
+        (await client.post(f"/api/customers/{customer['id']}/api_keys", json={"name": f"k{i}"}, headers=user)).json()
+        for i in range(5)
+    ]
+    listed, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get(f"/api/customers/{customer['id']}/api_keys", params=params, headers=user)).json()
+        listed += [k["id"] for k in page["data"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        assert page["has_more"] is (cursor is not None)
+        if cursor is None:
+            break
+    assert (listed, pages) == ([k["id"] for k in made], 3)
+
+
 async def test_token_exchange_carries_customer_and_role(client, customer, service_env):
     key = (await client.post(f"/api/customers/{customer['id']}/api_keys", headers=service_env.auth(customer["id"]))).json()["key"]
     response = await client.post("/api/auth/token", headers={"Authorization": f"Bearer {key}"})

@@ -155,12 +155,23 @@ async def pause_subscription(
     summary="Resume a paused subscription",
     description="Resumed inside the period it was paused in, that period (already billed) continues. "
     "Resumed after that period ended, a fresh period starts at the resume instant and is billed as a "
-    "renewal (subscription.renewed), so the paused time is never billed.",
+    "renewal (subscription.renewed), so the paused time is never billed. With an Idempotency-Key, a retry "
+    "replays the first answer (a resume may start a billed period).",
 )
-async def resume_subscription(subscription_id: uuid.UUID, request: Request, principal: CurrentPrincipal) -> SubscriptionOut:
-    async with database(request).uow() as uow:
+async def resume_subscription(
+    subscription_id: uuid.UUID, request: Request, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
+) -> SubscriptionOut:
+    async def work(uow: UnitOfWork) -> SubscriptionOut:
         sub = await _locked(uow, subscription_id, principal)
         await lifecycle.resume(uow, sub, at=clock.now(sub.customer_id))
-        out = subscription_out(sub)
-        await uow.commit()
-    return out
+        return subscription_out(sub)
+
+    return await respond_idempotently(  # type: ignore[return-value]
+        request,
+        scope=f"resume:{principal.customer_id}:{subscription_id}",  # the caller's: a replay skips the owner check
+        key=idempotency_key,
+        fingerprint={},
+        status=200,
+        work=work,
+        required=False,
+    )

@@ -228,3 +228,19 @@ async def test_a_suspended_subscription_cannot_be_paused(
     refused = await client.post(f"/api/subscriptions/{sub['id']}/pause", headers=user_headers)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "invalid_status"
     assert await status_of(client, sub, user_headers, "suspended")
+
+
+async def test_a_retried_resume_with_the_same_key_replays_its_answer_and_bills_once(
+    client, admin_headers, db, test_clock, customer_id, user_headers
+):
+    test_clock.set(2025, 1, 10)
+    plan = await create_plan(client, admin_headers)
+    sub = await subscribe(client, user_headers, customer_id, plan["id"])
+    await client.post(f"/api/subscriptions/{sub['id']}/pause", headers=user_headers)
+    test_clock.set(2025, 3, 1)  # past the paused period: the resume starts a billed period
+    headers = {**user_headers, "Idempotency-Key": uuid.uuid4().hex}
+    first = await client.post(f"/api/subscriptions/{sub['id']}/resume", headers=headers)
+    second = await client.post(f"/api/subscriptions/{sub['id']}/resume", headers=headers)
+    assert first.status_code == second.status_code == 200 and first.json() == second.json()
+    assert second.headers.get("Idempotent-Replayed") == "true"
+    assert len(await period_rows(db, sub["id"])) == 2
