@@ -241,6 +241,17 @@ class TestLimitsAndFailures:
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "request_too_large"
 
+    def test_headers_or_uri_too_large_get_the_json_error_shape(self, gateway_url: str) -> None:
+        too_long_token = {"Authorization": "Bearer " + "x" * 9000}
+        header = httpx.get(f"{gateway_url}/api/plans", headers=too_long_token)
+        uri = httpx.get(f"{gateway_url}/api/plans?q={'x' * 9000}")
+
+        assert (header.status_code, header.headers["content-type"]) == (400, "application/json")
+        assert header.json()["error"]["code"] == "bad_request"
+        assert (uri.status_code, uri.headers["content-type"]) == (414, "application/json")
+        assert uri.json()["error"]["code"] == "uri_too_long"
+        assert httpx.get(f"{gateway_url}/_errors/uri_too_long").status_code == 404  # internal only
+
     def test_body_just_under_one_megabyte_reaches_the_service(self, gateway_url: str) -> None:
         # Larger than nginx's in-memory body buffer, so it also proves the temp paths are writable.
         response = httpx.post(f"{gateway_url}/api/customers", content=b"x" * 1_000_000)
