@@ -68,8 +68,28 @@ class TestInfra:
         return {"Authorization": f"Bearer {self.token(customer_id, role)}"}
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class RabbitmqctlError(subprocess.CalledProcessError):
+    """A rabbitmqctl command that failed on every try; says what the CLI said."""
+
+    def __str__(self) -> str:
+        said = (self.stderr or self.stdout or "").strip()
+        return f"{super().__str__()} It said: {said}" if said else super().__str__()
+
+
+def _rabbitmqctl(*args: str, tries: int = 4, backoff_s: float = 0.5, timeout_s: float = 60) -> None:
+    """Run a rabbitmqctl command, trying again after a short wait when it fails (the CLI may fail to reach the node
+    for a moment): one glitch should not error the whole session."""
+    command = ["rabbitmqctl", "-q", *args]
+    for attempt in range(1, tries + 1):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            done = subprocess.CompletedProcess(command, -1, "", f"timed out after {timeout_s}s")
+        if done.returncode == 0:
+            return
+        if attempt == tries:
+            raise RabbitmqctlError(done.returncode, command, done.stdout, done.stderr)
+        time.sleep(backoff_s * attempt)
 
 
 def vhost_url(name: str) -> str:
@@ -81,6 +101,16 @@ def create_vhost(name: str) -> str:
     _rabbitmqctl("add_vhost", name)
     _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     return vhost_url(name)
+
+
+async def delete_queues(amqp_url: str, *names: str) -> None:
+    """Delete these queues (with what they hold; one that is not there is no error): a durable queue a test
+    declared outlives it, and every later test's events bound to it are copied into it for the rest of the session."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
 
 
 @pytest.fixture(scope="session")

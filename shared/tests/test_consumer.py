@@ -7,26 +7,49 @@ import subprocess
 import time
 import uuid
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
 from billing_shared import dlq
-from billing_shared.amqp import envelope_message
+from billing_shared.amqp import envelope_message, retry_queue_name
 from billing_shared.consumer import HANDLED, EventConsumer, Outage, Retryable, batchable
 from billing_shared.db import Database
 from billing_shared.contracts import CustomerCreated, CustomerUpdated, PaymentSucceeded
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
-from billing_shared.testing import EventBus, wait_for
+from billing_shared.testing import EventBus, delete_queues, wait_for
 
 from conftest import SCHEMA, effects
+
+made: list[EventConsumer] = []  # by the test running: their queues are deleted after it
+
+
+@pytest.fixture(autouse=True)
+async def delete_the_consumers_queues(infra):
+    """A consumer's queues are durable, and bound to customer.created.# and the like: left behind, they would get
+    a copy of every such event later tests publish (tens of thousands), for the rest of the session."""
+    yield
+    queues = {
+        name
+        for consumer in made
+        for name in (
+            consumer.service,
+            f"{consumer.service}.dlq",
+            # its delay queues, as EventConsumer.start declares them
+            *(retry_queue_name(consumer.service, delay)
+              for delay in [*consumer._retry_delays, consumer.redelivery_backoff_max_s]),
+        )
+    }
+    made.clear()
+    await delete_queues(infra.amqp_url, *sorted(queues))
 
 
 def consumer_for(db, infra, service: str, handlers, **kw) -> EventConsumer:
     options = dict(prefetch=16, delivery_limit=2, retry_attempts=2, retry_initial_s=0.01, retry_max_s=0.02,
                    redelivery_backoff_s=0.05, redelivery_backoff_max_s=0.1)
     options.update(kw)
-    return EventConsumer(
+    consumer = EventConsumer(
         db,
         service=service,
         amqp_url=infra.amqp_url,
@@ -35,6 +58,8 @@ def consumer_for(db, infra, service: str, handlers, **kw) -> EventConsumer:
         handlers=handlers,
         **options,
     )
+    made.append(consumer)
+    return consumer
 
 
 async def record_effect(envelope: Envelope, uow) -> None:

@@ -7,11 +7,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
+import pytest
 
 from billing_shared import dlq
 from billing_shared.ids import id_made_at, new_id
+from billing_shared.testing import delete_queues
 
 KEEP = timedelta(days=30)
+
+
+@pytest.fixture(autouse=True)
+async def delete_the_services_queues(infra, unique):
+    """The durable queues a test made (see dead_lettered) go with it."""
+    yield
+    await delete_queues(infra.amqp_url, f"svc-{unique}", f"svc-{unique}.dlq")
 
 
 def made_days_ago(days: float) -> str:
