@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
 from billing_shared.errors import ApiError
 from billing_shared.idempotency import IdempotencyKeys
+from billing_shared.testing import wait_for
 
 
 async def test_same_key_same_body_replays_the_first_response(db, unique):
@@ -34,18 +36,41 @@ async def test_keys_are_scoped_per_caller(db, unique):
     assert not (await keys.claim("bob", unique, {"amount": 2})).is_replay
 
 
+class LooksCounted:
+    """The database, counting the sessions each task opens: a claim opens one for each look at its key."""
+
+    def __init__(self, db):
+        self.db = db
+        self.opened: Counter[asyncio.Task] = Counter()
+
+    def __getattr__(self, name: str):
+        return getattr(self.db, name)
+
+    def sessions(self):
+        self.opened[asyncio.current_task()] += 1
+        return self.db.sessions()
+
+
 async def test_concurrent_requests_wait_for_the_first_and_replay_it(db, unique):
     keys = IdempotencyKeys(db, wait_s=5)
     first = await keys.claim("cust", unique, {"n": 1})
+    # The first claim has committed its key, in progress: the others do not block on a lock, they look again
+    # every poll_s until it is completed.
+    keys.db = looks = LooksCounted(db)
+    claims = [asyncio.create_task(keys.claim("cust", unique, {"n": 1})) for _ in range(10)]
 
-    async def finish_later():
-        await asyncio.sleep(0.3)
+    async def every_claim_found_the_key_in_progress_and_waits() -> bool:
+        return all(looks.opened[claim] >= 2 and not claim.done() for claim in claims)
+
+    try:
+        await wait_for(every_claim_found_the_key_in_progress_and_waits, message="the claims waiting on the first")
         async with db.sessions() as s, s.begin():
             await keys.complete(s, first, 201, {"id": "done"})
-
-    finisher = asyncio.create_task(finish_later())
-    replays = await asyncio.gather(*(keys.claim("cust", unique, {"n": 1}) for _ in range(10)))
-    await finisher
+        replays = await asyncio.gather(*claims)
+    finally:
+        for claim in claims:
+            claim.cancel()  # those still waiting, if the test failed
+        await asyncio.gather(*claims, return_exceptions=True)
     assert all(r.is_replay and r.replay_body == {"id": "done"} for r in replays)
 
 

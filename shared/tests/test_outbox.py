@@ -6,18 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from billing_shared import relay as relay_module
 from billing_shared.contracts import CustomerCreated, PaymentSucceeded
 from billing_shared.db import driver_connection
 from billing_shared.outbox import RESENT_NOTE, list_unroutable, resend_unroutable
 from billing_shared.outbox import main as outbox_cli
 from billing_shared.plumbing_tables import outbox_table
 from billing_shared.relay import UNROUTABLE_ERROR, OutboxRelay
-from billing_shared.testing import EventBus, wait_for
+from billing_shared.testing import EventBus, delete_queues, wait_for
 
 from conftest import SCHEMA, effects
 
@@ -71,7 +75,8 @@ async def test_many_events_of_one_unit_of_work_are_written_with_their_routing_ke
         envelopes = [uow.emit(created(n)) for n in range(3)]
         await uow.commit()
     async with db.sessions() as s:
-        rows = (await s.execute(select(outbox.c.event_id, outbox.c.routing_key, outbox.c.body).order_by(outbox.c.id))).all()
+        columns = select(outbox.c.event_id, outbox.c.routing_key, outbox.c.body)
+        rows = (await s.execute(columns.order_by(outbox.c.id))).all()
     assert [r.event_id for r in rows] == [e.event_id for e in envelopes]
     assert {r.routing_key for r in rows} == {"customer.created"}
     assert [r.body["payload"]["email"] for r in rows] == ["c0@example.com", "c1@example.com", "c2@example.com"]
@@ -108,57 +113,104 @@ async def test_two_relays_publish_each_row_exactly_once(db, clean, infra, databa
         for relay in relays:
             await relay.start()
         try:
-            await bus.wait_for_type("customer.created", count=len(ids), timeout=60)
-            await asyncio.sleep(0.3)  # room for a duplicate to show up, if there were one
+
+            async def all_received_and_marked() -> bool:
+                # Stopping a relay cancels its batch under way: wait until the last one is marked sent too.
+                got = {str(e.event_id) for e in bus.of_type("customer.created")}
+                return set(ids) <= got and await count(db, outbox, outbox.c.published_at.is_(None)) == 0
+
+            await wait_for(all_received_and_marked, timeout=60, message="every event received and marked sent")
         finally:
             for relay in relays:
                 await relay.stop()
-        received = [str(e.event_id) for e in bus.of_type("customer.created")]
+        # Published after every relay's last confirm, into the same queue: once it is in, so is any duplicate.
+        marker = await bus.publish(created())
+        await bus.wait_for_type("customer.created", where=lambda e: e.event_id == marker.event_id)
+        received = [str(e.event_id) for e in bus.of_type("customer.created") if e.event_id != marker.event_id]
         assert sorted(received) == sorted(ids)
         assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0
+
+
+class CountedWake(asyncio.Event):
+    """A relay's wake event that counts how often it was set (only its listener sets it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times_set = 0
+
+    def set(self) -> None:
+        self.times_set += 1
+        super().set()
+
+
+def watch(relay: OutboxRelay) -> Callable[[], Awaitable[bool]]:
+    """Before the relay starts: a probe true once it sleeps out its poll interval with its listener on, that is once
+    the wake its listener sets after LISTEN was taken by a batch that has finished. From then on only a NOTIFY (or
+    the poll) wakes it."""
+    wake = relay._wake = CountedWake()
+    real_publish_batch, running = relay.publish_batch, [0]
+
+    async def publish_batch() -> int:
+        running[0] += 1
+        try:
+            return await real_publish_batch()
+        finally:
+            running[0] -= 1
+
+    relay.publish_batch = publish_batch
+
+    async def idle_and_listening() -> bool:
+        return wake.times_set >= 1 and not wake.is_set() and running[0] == 0
+
+    return idle_and_listening
 
 
 async def test_relay_wakes_on_commit_within_milliseconds(db, clean, infra, database_url):
     async with EventBus(infra.amqp_url) as bus:
         await bus.record("customer.created")
         relay = relay_for(db, infra, database_url, poll_interval_s=30)  # only NOTIFY can wake it in time
+        idle_and_listening = watch(relay)
         await relay.start()
         try:
-            await asyncio.sleep(0.3)
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            await _emit_many(db, 1)
-            await bus.wait_for_type("customer.created", timeout=5)
-            assert loop.time() - started < 2.0
+            await wait_for(idle_and_listening, message="the relay idle, its listener on")
+            [event_id] = await _emit_many(db, 1)
+            # Far within the poll interval: its NOTIFY woke the relay.
+            await bus.wait_for_type("customer.created", timeout=5, where=lambda e: str(e.event_id) == event_id)
         finally:
             await relay.stop()
 
 
 async def test_relay_survives_broker_connection_loss_and_loses_nothing(db, clean, infra, database_url):
-    async with EventBus(infra.amqp_url) as bus:
-        await bus.record("customer.created", durable_queue=f"recorder-{uuid.uuid4().hex[:6]}")
-        relay = relay_for(db, infra, database_url, batch_size=50)
-        await relay.start()
-        try:
-            ids = await _emit_many(db, 300, batch=10)
-            subprocess.run(
-                ["rabbitmqctl", "-q", "close_all_connections", "--vhost", infra.vhost, "test: broker loss"],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            ids += await _emit_many(db, 300, batch=10)
+    recorder = f"recorder-{uuid.uuid4().hex[:6]}"
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            await bus.record("customer.created", durable_queue=recorder)
+            relay = relay_for(db, infra, database_url, batch_size=50)
+            await relay.start()
+            try:
+                ids = await _emit_many(db, 300, batch=10)
+                subprocess.run(
+                    ["rabbitmqctl", "-q", "close_all_connections", "--vhost", infra.vhost, "test: broker loss"],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                ids += await _emit_many(db, 300, batch=10)
 
-            async def all_received_and_marked():
-                # A batch whose confirms died with the connection reaches consumers but stays unmarked
-                # until the relay's channel is restored and re-publishes it: wait for both.
-                got = {str(e.event_id) for e in bus.of_type("customer.created")}
-                unsent = await count(db, outbox, outbox.c.published_at.is_(None))
-                return set(ids) <= got and unsent == 0
+                async def all_received_and_marked():
+                    # A batch whose confirms died with the connection reaches consumers but stays unmarked
+                    # until the relay's channel is restored and re-publishes it: wait for both.
+                    got = {str(e.event_id) for e in bus.of_type("customer.created")}
+                    unsent = await count(db, outbox, outbox.c.published_at.is_(None))
+                    return set(ids) <= got and unsent == 0
 
-            await wait_for(all_received_and_marked, timeout=60, message="every event sent and marked after reconnecting")
-        finally:
-            await relay.stop()
-        assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0
+                await wait_for(all_received_and_marked, timeout=60,
+                               message="every event sent and marked after reconnecting")
+            finally:
+                await relay.stop()
+    finally:
+        # Durable and bound to customer.created.#: left behind, it would get a copy of every later test's event.
+        await delete_queues(infra.amqp_url, recorder)
+    assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0
 
 
 async def test_a_commit_while_a_batch_is_under_way_wakes_the_next_batch(db, clean, infra, database_url):
@@ -166,27 +218,31 @@ async def test_a_commit_while_a_batch_is_under_way_wakes_the_next_batch(db, clea
     async with EventBus(infra.amqp_url) as bus:
         await bus.record("customer.created")
         relay = relay_for(db, infra, database_url, poll_interval_s=30)  # only NOTIFY can wake it in time
-        real_publish_batch, armed = relay.publish_batch, asyncio.Event()
+        idle_and_listening = watch(relay)
+        real_publish_batch, armed, during = relay.publish_batch, asyncio.Event(), []
 
         async def commit_during_the_batch() -> int:
             published = await real_publish_batch()
             if armed.is_set() and published:
                 armed.clear()
-                await _emit_many(db, 1)
-                await asyncio.sleep(0.2)  # its NOTIFY is in before this batch ends
+                woken_before = relay._wake.times_set
+
+                async def woken() -> bool:
+                    return relay._wake.times_set > woken_before
+
+                during.extend(await _emit_many(db, 1))
+                await wait_for(woken, timeout=5, message="its NOTIFY, in before this batch ends")
             return published
 
         relay.publish_batch = commit_during_the_batch
         await relay.start()
         try:
-            await asyncio.sleep(0.3)
+            await wait_for(idle_and_listening, message="the relay idle, its listener on")
             armed.set()
-            await _emit_many(db, 1)
-            await bus.wait_for_type("customer.created", timeout=5)
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            await bus.wait_for_type("customer.created", count=2, timeout=5)
-            assert loop.time() - started < 2.0
+            first = await _emit_many(db, 1)
+            await bus.wait_for_type("customer.created", timeout=5, where=lambda e: str(e.event_id) in first)
+            # Made by the batch that published the first: far within the poll interval, it is published too.
+            await bus.wait_for_type("customer.created", timeout=5, where=lambda e: str(e.event_id) in during)
         finally:
             await relay.stop()
 
@@ -267,29 +323,29 @@ async def test_a_claim_starts_near_the_rows_last_published_not_at_every_row_ever
 
 
 async def test_a_row_committed_late_below_the_floor_is_published_by_the_next_claim_from_the_start(
-    db, clean, infra, database_url
+    db, clean, infra, database_url, monkeypatch
 ):
     async with EventBus(infra.amqp_url) as bus:
         await bus.record("customer.created")
-        relay = relay_for(db, infra, database_url, poll_interval_s=0.5)
-        await relay.start()
+        # Its loop is not started: the test makes each claim, and moves the relay's clock past the poll interval.
+        relay = relay_for(db, infra, database_url, poll_interval_s=3600)
         try:
             ids = await _emit_many(db, 3_000)
-            await bus.wait_for_type("customer.created", count=len(ids), timeout=30)
+            await _drain(relay)  # the first claim from the start, the others from the floor
             async with db.sessions() as session:
                 first = await session.scalar(select(outbox.c.id).where(outbox.c.event_id == uuid.UUID(ids[0])))
-
-            async def floor_above_the_first_row() -> bool:
-                return relay.floor > first
-
-            await wait_for(floor_above_the_first_row, message="the relay's floor above the first row")
+            assert relay.floor > first
             # As if the first row's transaction had committed only now, long after the others.
             async with db.sessions() as session:
-                await session.execute(
-                    update(outbox).where(outbox.c.event_id == uuid.UUID(ids[0])).values(published_at=None)
-                )
+                await session.execute(update(outbox).where(outbox.c.id == first).values(published_at=None))
                 await session.commit()
-            await bus.wait_for_type("customer.created", count=len(ids) + 1, timeout=10)
+
+            assert await relay.publish_batch() == 0  # a claim from the floor, above the late row
+            later = time.monotonic() + relay.poll_interval_s
+            monkeypatch.setattr(relay_module, "time", SimpleNamespace(monotonic=lambda: later))
+            assert await relay.publish_batch() == 1  # a poll interval on: a claim from the start, which finds it
+            assert await count(db, outbox, outbox.c.published_at.is_(None)) == 0
+            # Its second copy (the first went with the others).
+            await bus.wait_for_type("customer.created", count=2, where=lambda e: str(e.event_id) == ids[0])
         finally:
             await relay.stop()
-    assert [str(e.event_id) for e in bus.of_type("customer.created")].count(ids[0]) == 2
