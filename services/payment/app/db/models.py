@@ -128,3 +128,15 @@ class Refund(Base):
     next_reconcile_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class InvoiceCredit(Base):
+    """A credit note on an invoice: it lowers what the invoice owes, so a payment of the rest pays it (see
+    service_layer.charges.KnownInvoice)."""
+
+    __tablename__ = "invoice_credits"
+    __table_args__ = (Index("ix_invoice_credits_invoice", "invoice_id"),)
+
+    credit_note_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    amount: Mapped[int] = mapped_column(BigInteger)

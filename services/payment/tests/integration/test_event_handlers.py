@@ -201,6 +201,32 @@ async def test_a_dunning_retry_of_an_invoice_paid_by_hand_meanwhile_charges_noth
     ]
 
 
+async def test_an_invoice_a_credit_note_lowered_is_paid_by_the_rest_and_then_charged_no_more(
+    customer, add_card, client, service_env, db, gateway_stats
+):
+    _, headers = customer
+    async with EventBus(service_env.amqp_url) as bus:
+        invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)  # 2500 due, its charge failed
+        notes = handled("credit_note.issued")
+        await bus.publish(CreditNoteIssued(
+            credit_note_id=uuid.uuid4(), number="CN-7", invoice_id=invoice.invoice_id, customer_id=invoice.customer_id,
+            amount=1000, currency="USD", refund_due=False, amount_due=1500,
+        ))
+        await wait_for(handled_at_least("credit_note.issued", notes + 1), message="the credit note handled")
+        rest = await client.post("/api/payments", json=pay_by_hand(invoice) | {"amount": 1500}, headers=idem(headers))
+        assert rest.json()["status"] == "succeeded", rest.text
+        charges_before, retries = gateway_stats()["charges"], handled("dunning.retry_due")
+        again = await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))
+        await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
+                                          invoice_id=invoice.invoice_id, amount=1500, currency="USD", attempt=2))
+        await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invoice_paid"
+    assert gateway_stats()["charges"] == charges_before
+    assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [
+        ("invoice", "failed"), ("api", "succeeded")
+    ]
+
+
 async def test_a_charge_found_never_made_after_its_invoice_was_paid_by_hand_says_the_invoice_is_paid(
     customer, add_card, client, admin_headers, service_env, start_replica
 ):
