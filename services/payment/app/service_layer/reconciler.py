@@ -3,8 +3,9 @@
 Due payments are claimed with FOR UPDATE SKIP LOCKED and leased (next check pushed out) in one short
 transaction, so any number of replicas can run it; each is then looked up with `retrieve(idempotency key)`
 outside any transaction and settled in its own, with the same events as a live charge. It never charges:
-a charge the gateway has no trace of is only declared failed after the whole schedule has passed (a request
-cannot still be in flight by then), so dunning may retry it under a new attempt key. An open refund is
+a charge the gateway has no trace of is only declared failed after the whole schedule has passed and, for a
+pending one, once in real time the request that made it cannot still be in flight, so dunning may retry it under
+a new attempt key. An open refund is
 looked up by its key first and re-sent under that key only if the gateway has none: a provider forgets its
 idempotency keys after a while (Stripe: 24 h), and a refund re-sent after that would be made twice.
 """
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from billing_shared import clock
+from billing_shared.ids import id_time
 
 from ..adapters.gateway import ChargeResult, GatewayUnavailable, RefundResult
 from ..context import PaymentContext
@@ -107,7 +109,13 @@ async def _reconcile_payment(ctx: PaymentContext, payment_id: uuid.UUID, as_of: 
                 if payment.status == "pending":
                     payment.status = "unknown"  # pending → unknown → settled keeps to the allowed transitions
                 event = apply_charge_result(payment, found, at=as_of, now=as_of, schedule=schedule)
-        if event is None:
+        in_flight_for = _may_still_be_in_flight(ctx, payment) if event is None and found is None else None
+        if in_flight_for:
+            # A run with an as_of ahead of now (a simulated week) would go through the whole schedule in no real
+            # time, while the request that made this payment may still be waiting for the gateway: it stays that
+            # request's, and counts no check, until it cannot be.
+            payment.next_reconcile_at = as_of + in_flight_for
+        elif event is None:
             checks = payment.reconcile_checks + 1
             if found is None and schedule_exhausted(schedule, checks):
                 if payment.status == "pending":
@@ -125,6 +133,17 @@ async def _reconcile_payment(ctx: PaymentContext, payment_id: uuid.UUID, as_of: 
             uow.emit(await as_announced(uow.session, event), occurred_at=as_of)
         await uow.commit()
         return event is not None
+
+
+def _may_still_be_in_flight(ctx: PaymentContext, payment: Payment) -> timedelta | None:
+    """How much longer, in real time, the request that made this pending payment may still be waiting for the
+    gateway (its id is a UUIDv7: the instant it was made); None once it cannot be, or once that request gave up
+    (unknown: it asked no more)."""
+    made = id_time(payment.id)
+    if payment.status != "pending" or made is None:  # its request gave up (unknown), or a settled one
+        return None
+    left = made + timedelta(seconds=ctx.settings.payment_pending_reconcile_after_s) - clock.wall_now()
+    return left if left > timedelta(0) else None
 
 
 async def _reconcile_refund(ctx: PaymentContext, refund_id: uuid.UUID, as_of: datetime) -> bool:

@@ -6,6 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.db.models import Payment
+from app.service_layer.charges import ChargeTarget, insert_payment, new_payment
+from billing_shared import clock
+from billing_shared.ids import id_made_at, new_id
 from billing_shared.testing import EventBus, wait_for
 from tests.conftest import TIMEOUT_CARD, events_about, idem
 
@@ -81,3 +85,34 @@ async def test_a_reconcile_as_of_out_of_range_or_without_zone_is_422(client, adm
     response = await client.post("/api/payments/reconcile", json={"as_of": as_of}, headers=admin_headers)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "as_of"
+
+
+async def _pending_charge(db, customer_id, payment_id) -> None:
+    """A payment as a request that is still waiting for the gateway leaves it: pending, never found there."""
+    target = ChargeTarget(customer_id=customer_id, amount=2500, currency="USD", source="api", attempt=1,
+                          gateway_key=f"test-never-sent-{payment_id}")
+    async with db.uow() as uow:
+        now = clock.now()
+        await insert_payment(uow.session, new_payment(target, None, at=now, now=now, pending_grace_s=120,
+                                                      payment_id=payment_id))
+        await uow.commit()
+
+
+async def test_a_run_far_ahead_does_not_fail_a_charge_whose_request_may_still_be_waiting_for_the_gateway(
+    client, customer, admin_headers, db
+):
+    """A simulated week goes through the whole schedule in no real time: a payment made a moment ago may still
+    be charged by the request that made it. One made longer ago than any request can wait is failed."""
+    customer_id, headers = customer
+    in_flight, abandoned = new_id(), id_made_at(datetime.now(UTC) - timedelta(minutes=10))
+    for payment_id in (in_flight, abandoned):
+        await _pending_charge(db, customer_id, payment_id)
+    for days in (2, 4, 7):
+        response = await client.post("/api/payments/reconcile", json={"as_of": later(days * 86_400)},
+                                     headers=admin_headers)
+        assert response.status_code == 200, response.text
+
+    async with db.sessions() as session:
+        still, failed = [await session.get(Payment, payment_id) for payment_id in (in_flight, abandoned)]
+    assert still.status in ("pending", "unknown") and still.failure_code is None
+    assert (failed.status, failed.failure_code) == ("failed", "charge_not_found")
