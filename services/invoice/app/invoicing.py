@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_shared.consumer import Retryable
 from billing_shared.contracts import (
     InvoiceFinalized,
     InvoiceOverpaid,
@@ -48,6 +49,11 @@ _BILL_TO = f"SELECT name, email FROM {sql_name(Customer.__table__)} WHERE id = $
 
 class UnknownInvoice(LookupError):
     pass
+
+
+class CustomerNotYetKnown(Retryable):
+    """The customer's customer.created has not reached this service yet: an invoice is not numbered and issued
+    without its bill-to. The event comes back later (after its last try, the DLQ: a customer that does not exist)."""
 
 
 @dataclass(frozen=True)
@@ -150,16 +156,18 @@ async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Inv
 
 
 async def finalize(uow: UnitOfWork, terms: Terms, invoice: Invoice, at: datetime) -> None:
-    """Draft -> open: bill-to snapshot, due date, the next gapless number; invoice.finalized.
+    """Draft -> open: bill-to snapshot, due date, the next gapless number; invoice.finalized. Not before the
+    customer is known here (CustomerNotYetKnown: the whole event is tried again later).
 
     An invoice with nothing due is settled at once (paid, with no payment) and says so (invoice.paid).
     """
     session = uow.session
     status = transition(invoice.status, InvoiceStatus.OPEN)
     bill_to = await (await uow.driver_connection()).fetchrow(_BILL_TO, invoice.customer_id)
+    if bill_to is None:
+        raise CustomerNotYetKnown(f"customer {invoice.customer_id} is not known here yet: invoice not issued")
     invoice.status = status.value
-    if bill_to is not None:
-        invoice.customer_name, invoice.customer_email = bill_to["name"], bill_to["email"]
+    invoice.customer_name, invoice.customer_email = bill_to["name"], bill_to["email"]
     invoice.finalized_at = at
     invoice.due_at = calc.due_at(at, terms.net_days)
     invoice.amount_due = balance_of(invoice).due

@@ -89,8 +89,10 @@ class Billing:
             envelope["occurred_at"] = at
         return await self.bus.publish(event, **envelope)
 
-    async def customer(self, name: str = "Ada Lovelace", email: str | None = None) -> uuid.UUID:
-        customer_id = uuid.uuid4()
+    async def customer(
+        self, name: str = "Ada Lovelace", email: str | None = None, customer_id: uuid.UUID | None = None
+    ) -> uuid.UUID:
+        customer_id = customer_id or uuid.uuid4()
         email = email or f"ada-{customer_id.hex[:8]}@example.com"
         await self.publish(CustomerCreated(customer_id=customer_id, email=email, name=name), at=START - timedelta(days=1))
         await wait_for(lambda: self.scalar("SELECT 1 FROM customers WHERE id = :id", id=customer_id), message="projection")
@@ -112,9 +114,16 @@ class Billing:
         }
         return kind(**(values | fields))
 
+    async def known(self, customer_id: uuid.UUID) -> None:
+        """Make sure the service knows this customer (an invoice is not issued before its customer.created)."""
+        if not await self.scalar("SELECT 1 FROM customers WHERE id = :id", id=customer_id):
+            await self.customer(customer_id=customer_id)
+
     async def subscribe(self, at: datetime = START, **fields: Any) -> tuple[Event, dict[str, Any]]:
-        """Publish subscription.created and return it with the finalized invoice (as the API shows it)."""
+        """Publish subscription.created (for a customer the service knows) and return it with the finalized
+        invoice (as the API shows it)."""
         event = self.period_event(SubscriptionCreated, **fields)
+        await self.known(event.customer_id)
         await self.publish(event, at=at)
         [invoice] = await self.invoices_of(event.subscription_id)
         return event, invoice

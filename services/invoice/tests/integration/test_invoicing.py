@@ -36,6 +36,27 @@ async def test_subscription_created_opens_one_finalized_numbered_invoice(billing
     assert finalized.occurred_at == START
 
 
+async def test_a_subscription_heard_of_before_its_customer_is_invoiced_with_the_bill_to_once_the_customer_is_known(
+    billing, db
+):
+    customer_id = uuid.uuid4()
+    event = billing.period_event(customer_id=customer_id)
+    tries = events_handled("invoice", "subscription.created", "failed")
+    await billing.publish(event, at=START)
+    async def tried() -> bool:
+        return events_handled("invoice", "subscription.created", "failed") > tries
+
+    await wait_for(tried, message="subscription.created tried before its customer is known")
+    # Nothing issued meanwhile: no invoice without a bill-to, and no number taken from the gapless series.
+    assert await billing.scalar("SELECT count(*) FROM invoices WHERE subscription_id = :id",
+                                id=event.subscription_id) == 0
+
+    await billing.customer("Grace Hopper", customer_id=customer_id)
+    [invoice] = await billing.invoices_of(event.subscription_id)
+    assert (invoice["status"], invoice["customer_name"]) == ("open", "Grace Hopper")
+    assert re.fullmatch(r"INV-\d{6}", invoice["number"])
+
+
 async def test_renewed_delivered_three_times_and_replayed_makes_one_invoice(billing):
     created, _ = await billing.subscribe()
     renewed = billing.renewal(created)

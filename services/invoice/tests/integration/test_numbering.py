@@ -8,7 +8,7 @@ import uuid
 
 from sqlalchemy import select
 
-from app.db.models import Invoice
+from app.db.models import Customer, Invoice
 from app.domain.invoices import LineItem
 from app.invoicing import Draft, finalize, lock_invoice, open_invoice
 from billing_shared.contracts import SubscriptionCreated
@@ -18,11 +18,13 @@ from conftest import START
 
 
 async def drafts(db, count: int) -> list[uuid.UUID]:
-    ids = []
+    """Draft invoices of one customer the service knows (an invoice is finalized only with its bill-to)."""
+    ids, customer_id = [], uuid.uuid4()
     async with db.uow() as uow:
+        uow.session.add(Customer(id=customer_id, email=f"n-{customer_id.hex[:8]}@example.com", updated_at=START))
         for _ in range(count):
             draft = Draft(
-                kind="period", billing_reason="manual", customer_id=uuid.uuid4(), currency="USD",
+                kind="period", billing_reason="manual", customer_id=customer_id, currency="USD",
                 lines=[LineItem("Pro", 1000, "USD", kind="subscription")],
                 subscription_id=uuid.uuid4(), period_start=START, effective_at=START,
             )
@@ -80,7 +82,8 @@ async def test_concurrent_finalizations_with_rollbacks_among_them_stay_gapless(a
 
 
 async def test_50_concurrent_subscriptions_get_distinct_gapless_invoice_numbers(billing, db):
-    events = [billing.period_event(SubscriptionCreated) for _ in range(50)]
+    customer_id = await billing.customer()
+    events = [billing.period_event(SubscriptionCreated, customer_id=customer_id) for _ in range(50)]
     await asyncio.gather(*(billing.publish(event, at=START) for event in events))
     subscription_ids = [e.subscription_id for e in events]
 
