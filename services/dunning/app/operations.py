@@ -120,12 +120,17 @@ async def record_failure(
         # it had come after this failure. No retry, so no charge, and no event: no "next try on ..." or suspension
         # email.
         return cancel(case, max(at, chase_ended_at))
+    if failed.invoice_already_paid:
+        # Another payment paid the invoice while this attempt was under way (its invoice.paid, a hop longer, may
+        # still be on the way and closes the case): no retry, no "payment failed" email, no exhaustion.
+        return True
     step = next_step(case.failures, schedule, at, failed.decline_type)
-    if isinstance(step, Exhausted):
-        exhaust(uow, case, at)
-    elif new_method is not None and new_method != failed.payment_method_id:
-        # A method added while this attempt was under way was not tried yet: try it now, as its arrival asked.
+    if new_method is not None and new_method != failed.payment_method_id:
+        # A method added while this attempt was under way was not tried yet: try it now, as its arrival asked, even
+        # after the last scheduled attempt (the final notice asked for just that).
         await dispatch_retry(uow, case, at, trigger="payment_method", payment_method_id=new_method)
+    elif isinstance(step, Exhausted):
+        exhaust(uow, case, at)
     elif isinstance(step, AwaitPaymentMethod):
         case.waiting_for_payment_method = True
         case.wait_until = step.until

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -84,9 +84,15 @@ def next_step(
     if failures > len(schedule):
         return Exhausted(failures)
     if decline_type == "hard":
-        # Wait as long as the remaining schedule would have taken.
-        return AwaitPaymentMethod(until=failed_at + sum(schedule[failures - 1 :], timedelta()))
+        # Wait as long as the remaining schedule would have taken, to the end of that (UTC) day: the customer is
+        # asked for a new card "by" that date, and has all of it.
+        return AwaitPaymentMethod(until=end_of_day(failed_at + sum(schedule[failures - 1 :], timedelta())))
     return Retry(at=failed_at + schedule[failures - 1], final=failures == len(schedule))
+
+
+def end_of_day(instant: datetime) -> datetime:
+    """The last microsecond of the UTC calendar day `instant` falls in."""
+    return datetime.combine(instant.astimezone(UTC).date(), time.max, tzinfo=UTC)
 
 
 def is_new_failure(reported_attempt: int, failures_so_far: int) -> bool:

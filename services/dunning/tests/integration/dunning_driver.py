@@ -56,6 +56,7 @@ class Dunning:
         decline_type: str = "soft",
         event_id: uuid.UUID | None = None,
         payment_id: uuid.UUID | None = None,
+        invoice_already_paid: bool = False,
     ) -> Envelope:
         event = PaymentFailed(
             **debt.facts(),
@@ -64,6 +65,7 @@ class Dunning:
             attempt=attempt,
             failure_code="card_declined" if decline_type == "soft" else "stolen_card",
             decline_type=decline_type,  # type: ignore[arg-type]
+            invoice_already_paid=invoice_already_paid,
         )
         return await self.bus.publish(event, event_id=event_id, occurred_at=at)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from app.domain.cases import end_of_day
 from dunning_driver import Debt
 
 from billing_shared.contracts import InvoicePaid, PaymentSucceeded
@@ -203,6 +204,53 @@ async def test_a_card_added_while_a_retry_is_under_way_is_tried_when_that_retry_
     assert dunning.events("dunning.final_notice", debt) == []
 
 
+async def _at_the_last_retry(dunning, debt: Debt, epoch: datetime) -> tuple[str, datetime]:
+    """Fail the first two attempts; the third (the last the schedule has) is under way. The case id and when."""
+    await dunning.fail(debt, epoch)
+    case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
+    assert (await dunning.run(epoch + 2 * DAY))["retries_due"] == 1
+    await dunning.fail(debt, epoch + 2 * DAY, attempt=2, case_id=uuid.UUID(case_id))
+    await dunning.wait_event("dunning.final_notice", debt)
+    last = epoch + 5 * DAY
+    assert (await dunning.run(last))["retries_due"] == 1
+    return case_id, last
+
+
+async def test_a_card_added_while_the_last_retry_is_under_way_is_tried_before_the_case_gives_up(dunning, epoch):
+    debt = Debt()
+    case_id, last = await _at_the_last_retry(dunning, debt, epoch)
+    added_before = events_handled("dunning", "payment_method.added", "handled")
+    method_id = await dunning.add_card(debt, last + SECOND)
+
+    async def card_taken_in() -> bool:
+        return events_handled("dunning", "payment_method.added", "handled") > added_before
+
+    await wait_for(card_taken_in, message="the new card taken in")
+    await dunning.fail(debt, last + 2 * SECOND, attempt=3, case_id=uuid.UUID(case_id))
+
+    retries = await dunning.wait_event("dunning.retry_due", debt, count=3)
+    assert [(r.payload["attempt"], r.payload["payment_method_id"]) for r in retries][-1] == (4, str(method_id))
+    assert dunning.events("dunning.exhausted", debt) == []
+    assert (await dunning.case(case_id))["status"] == "open"
+
+
+async def test_the_last_retry_failing_after_the_invoice_was_paid_otherwise_exhausts_nothing(dunning, epoch):
+    debt = Debt()
+    case_id, last = await _at_the_last_retry(dunning, debt, epoch)
+    failures_before = events_handled("dunning", "payment.failed", "handled")
+    await dunning.fail(debt, last + SECOND, attempt=3, case_id=uuid.UUID(case_id), invoice_already_paid=True)
+
+    async def failure_taken_in() -> bool:
+        return events_handled("dunning", "payment.failed", "handled") > failures_before
+
+    await wait_for(failure_taken_in, message="the last failure taken in")
+    # Paid by hand meanwhile: its invoice.paid closes the case. No suspension, no "payment failed" email.
+    case = await dunning.case(case_id)
+    assert (case["status"], case["failures"], case["next_retry_at"]) == ("open", 3, None)
+    assert dunning.events("dunning.exhausted", debt) == []
+    assert len(dunning.events("dunning.retry_scheduled", debt)) == 2
+
+
 async def test_a_hard_decline_waits_for_a_new_payment_method_instead_of_retrying(dunning, epoch):
     debt = Debt()
     await dunning.fail(debt, epoch, decline_type="hard")
@@ -225,12 +273,14 @@ async def test_a_hard_decline_without_a_new_method_is_exhausted_when_the_schedul
     debt = Debt()
     await dunning.fail(debt, epoch, decline_type="hard")
     [waiting] = await dunning.wait_event("dunning.retry_scheduled", debt)
-    assert same_time(waiting.payload["wait_until"], epoch + 5 * DAY)  # the customer is told this deadline
+    # The customer is told the day: the case waits to its end.
+    deadline = end_of_day(epoch + 5 * DAY)
+    assert same_time(waiting.payload["wait_until"], deadline)
 
-    assert (await dunning.run(epoch + 5 * DAY - SECOND))["exhausted"] == 0
-    assert (await dunning.run(epoch + 5 * DAY))["exhausted"] == 1
+    assert (await dunning.run(deadline - SECOND))["exhausted"] == 0
+    assert (await dunning.run(deadline))["exhausted"] == 1
     exhausted = (await dunning.wait_event("dunning.exhausted", debt))[0]
-    assert at(exhausted) == epoch + 5 * DAY
+    assert at(exhausted) == deadline
     assert dunning.events("dunning.retry_due", debt) == []
 
 

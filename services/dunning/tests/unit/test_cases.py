@@ -14,6 +14,7 @@ from app.domain.cases import (
     Exhausted,
     IllegalTransition,
     Retry,
+    end_of_day,
     is_new_failure,
     next_step,
     recovery_rate,
@@ -36,9 +37,17 @@ class TestNextStep:
         assert next_step(3, DEFAULT, T0) == Exhausted(failures=3)
         assert total_attempts(DEFAULT) == 3
 
-    def test_a_hard_decline_waits_as_long_as_the_rest_of_the_schedule(self) -> None:
-        assert next_step(1, DEFAULT, T0, "hard") == AwaitPaymentMethod(until=T0 + timedelta(days=5))
-        assert next_step(2, DEFAULT, T0, "hard") == AwaitPaymentMethod(until=T0 + timedelta(days=3))
+    def test_a_hard_decline_waits_as_long_as_the_rest_of_the_schedule_to_the_end_of_that_day(self) -> None:
+        # T0 is 2030-01-31 09:30 UTC: "add a new card by February 5" gives all of February 5.
+        last_moment = timedelta(hours=23, minutes=59, seconds=59, microseconds=999_999)
+        feb_5, feb_3 = datetime(2030, 2, 5, tzinfo=UTC), datetime(2030, 2, 3, tzinfo=UTC)
+        assert next_step(1, DEFAULT, T0, "hard") == AwaitPaymentMethod(until=feb_5 + last_moment)
+        assert next_step(2, DEFAULT, T0, "hard") == AwaitPaymentMethod(until=feb_3 + last_moment)
+
+    def test_the_end_of_a_day_is_its_last_microsecond_in_utc(self) -> None:
+        assert end_of_day(datetime(2030, 2, 5, tzinfo=UTC)).isoformat() == "2030-02-05T23:59:59.999999+00:00"
+        tokyo_morning = datetime.fromisoformat("2030-02-06T08:00:00+09:00")  # 2030-02-05 23:00 UTC
+        assert end_of_day(tokyo_morning).isoformat() == "2030-02-05T23:59:59.999999+00:00"
 
     def test_a_hard_decline_on_the_last_attempt_exhausts(self) -> None:
         assert next_step(3, DEFAULT, T0, "hard") == Exhausted(failures=3)
