@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import ClassVar
 
 from pydantic import model_validator
 
 from billing_shared.settings import ServiceSettings
+
+
+LOCAL_SENDER = "billing@example.com"
+# Reserved for examples (RFC 2606): customers' mail servers reject or junk mail sent from it.
+EXAMPLE_DOMAIN = "example.com"
 
 
 class Settings(ServiceSettings):
@@ -28,7 +34,8 @@ class Settings(ServiceSettings):
     smtp_backoff_initial_s: float = 0.5
     smtp_backoff_max_s: float = 4.0
 
-    notifier_sender: str = "billing@example.com"
+    # The From address; a bare address or "Name <address>". The default's domain is refused in production.
+    notifier_sender: str = LOCAL_SENDER
     public_base_url: str = "http://localhost:8080"
     # Optional: attach invoice PDFs, fetched from here (the gateway as the notifier reaches it) with the signed
     # link each invoice event carries. The API key (of an admin service account) is only for events from an
@@ -43,6 +50,23 @@ class Settings(ServiceSettings):
             raise ValueError("SMTP_USE_TLS and SMTP_START_TLS are exclusive: pick implicit TLS or STARTTLS")
         if self.smtp_attempts < 1:
             raise ValueError("SMTP_ATTEMPTS must be at least 1")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_local_mail_settings_in_production(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        if (self.smtp_username or self.smtp_password) and not (self.smtp_use_tls or self.smtp_start_tls):
+            raise ValueError(
+                "SMTP_USERNAME / SMTP_PASSWORD need SMTP_USE_TLS or SMTP_START_TLS in production: "
+                "without TLS the SMTP login crosses the network in clear"
+            )
+        domain = parseaddr(self.notifier_sender)[1].rpartition("@")[2].lower().rstrip(".")
+        if domain == EXAMPLE_DOMAIN or domain.endswith("." + EXAMPLE_DOMAIN):
+            raise ValueError(
+                f"NOTIFIER_SENDER must be set in production: {self.notifier_sender!r} is at {EXAMPLE_DOMAIN}, "
+                "a domain reserved for examples, whose mail customers' servers reject or junk"
+            )
         return self
 
     @model_validator(mode="after")
