@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from compose_env import resolved_environment
 from gateway_harness import REPO_ROOT, UPSTREAM_NAMES, service_folders
 
 SERVICES = ("customer", "payment", "subscription", "invoice", "dunning", "notifier")
@@ -135,11 +136,13 @@ def test_keygen_writes_the_private_and_the_public_key_into_separate_volumes(comp
 
 def test_service_specific_settings_point_at_compose_neighbours(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    payment, notifier = _environment(services["payment"]), _environment(services["notifier"])
+    payment, notifier = _environment(services["payment"]), resolved_environment(services["notifier"])
 
     assert payment["PAYMENT_GATEWAY_URL"] == "http://mock-gateway:8090"
     assert payment["PAYMENT_FINGERPRINT_KEY"]
-    assert (notifier["SMTP_HOST"], str(notifier["SMTP_PORT"])) == ("mailpit", "1025")
+    # By default (a real server can be set with SMTP_HOST etc.), mail goes to Mailpit, with no login and no TLS.
+    assert (notifier["SMTP_HOST"], notifier["SMTP_PORT"]) == ("mailpit", "1025")
+    assert (notifier["SMTP_USERNAME"], notifier["SMTP_USE_TLS"], notifier["SMTP_START_TLS"]) == ("", "false", "false")
     assert notifier["PUBLIC_BASE_URL"] and _environment(services["invoice"])["PUBLIC_BASE_URL"]
     # PDFs come by the invoice events' signed links: the notifier holds no admin credential.
     assert notifier["NOTIFIER_INVOICE_API_URL"] == "http://gateway:8080" and "NOTIFIER_API_KEY" not in notifier
