@@ -199,3 +199,18 @@ def test_rabbitmq_keeps_a_stable_node_name_for_its_queues(compose: dict[str, Any
     assert rabbitmq["hostname"] == "rabbitmq"
     assert "rabbitmq-diagnostics" in rabbitmq["healthcheck"]["test"]
 
+
+
+def test_postgres_has_connections_for_three_replicas_of_every_service(compose: dict[str, Any]) -> None:
+    from billing_shared.settings import ServiceSettings
+
+    command = compose["services"]["postgres"]["command"]
+    # The image's entrypoint initialises a new data directory (init.sql included) only when it runs `postgres`.
+    assert command[0] == "postgres"
+    options = dict(value.split("=", 1) for flag, value in zip(command[1::2], command[2::2]) if flag == "-c")
+    max_connections = int(options["max_connections"])
+    # Each replica: its pool, and its outbox relay's LISTEN connection. Postgres keeps 3 for superusers;
+    # leave 10 for migrations and the CLIs (admin-key, billing-run) run beside the services.
+    fields = ServiceSettings.model_fields
+    per_replica = fields["db_pool_size"].default + fields["db_max_overflow"].default + 1
+    assert (max_connections - 3 - 10) // per_replica >= 3 * len(SERVICES), (max_connections, per_replica)
