@@ -113,6 +113,11 @@ async def record_failure(
     case.wait_until = None
     case.waiting_for_payment_method = False
     new_method, case.retry_payment_method_id = case.retry_payment_method_id, None
+    if new_method is None and not failed.invoice_already_paid:
+        # A card added after this attempt failed, whose payment_method.added dunning heard first.
+        new_method = await repository.payment_method_added_since(
+            uow.session, case.customer_id, at, other_than=failed.payment_method_id
+        )
     _touch(case)
 
     if chase_ended_at is not None:

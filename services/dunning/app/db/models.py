@@ -96,3 +96,15 @@ class VoidedInvoice(Base):
 
     invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     voided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AddedPaymentMethod(Base):
+    """A payment method a customer added, and when: a failure it came after is retried on it, whichever of the two
+    events dunning hears first."""
+
+    __tablename__ = "added_payment_methods"
+    __table_args__ = (Index("ix_added_payment_methods_customer", "customer_id", "added_at"),)
+
+    payment_method_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

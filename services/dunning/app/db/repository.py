@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.cases import CaseStatus
-from .models import Attempt, CanceledSubscription, DunningCase, VoidedInvoice
+from .models import AddedPaymentMethod, Attempt, CanceledSubscription, DunningCase, VoidedInvoice
 
 
 def case_key(invoice_id: uuid.UUID | None, payment_id: uuid.UUID | None) -> str:
@@ -215,3 +215,32 @@ async def count_by_status(session: AsyncSession) -> dict[str, int]:
     counts = {s.value: 0 for s in CaseStatus}
     counts.update({status: n for status, n in rows})
     return counts
+
+
+async def remember_payment_method(
+    session: AsyncSession, payment_method_id: uuid.UUID, customer_id: uuid.UUID, added_at: datetime
+) -> None:
+    await session.execute(
+        insert(AddedPaymentMethod)
+        .values(payment_method_id=payment_method_id, customer_id=customer_id, added_at=added_at)
+        .on_conflict_do_nothing(index_elements=[AddedPaymentMethod.payment_method_id])
+    )
+
+
+async def payment_method_added_since(
+    session: AsyncSession, customer_id: uuid.UUID, since: datetime, other_than: uuid.UUID | None
+) -> uuid.UUID | None:
+    """The newest payment method the customer added at or after `since`, other than `other_than`."""
+    stmt = select(AddedPaymentMethod.payment_method_id).where(
+        AddedPaymentMethod.customer_id == customer_id, AddedPaymentMethod.added_at >= since
+    )
+    if other_than is not None:
+        stmt = stmt.where(AddedPaymentMethod.payment_method_id != other_than)
+    return await session.scalar(stmt.order_by(AddedPaymentMethod.added_at.desc()).limit(1))
+
+
+async def last_failure_at(session: AsyncSession, case_id: uuid.UUID) -> datetime | None:
+    """When the case's latest failed attempt failed."""
+    return await session.scalar(
+        select(func.max(Attempt.failed_at)).where(Attempt.case_id == case_id, Attempt.outcome == "failed")
+    )

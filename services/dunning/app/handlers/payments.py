@@ -48,7 +48,12 @@ async def handle_payment_succeeded(envelope: Envelope, uow: UnitOfWork) -> None:
 async def handle_payment_method_added(envelope: Envelope, uow: UnitOfWork) -> None:
     added = envelope.payload_as(PaymentMethodAdded)
     at = ensure_utc(envelope.occurred_at)
+    # Remembered: a failure this card came after, heard only later, is retried on it then (see record_failure).
+    await repository.remember_payment_method(uow.session, added.payment_method_id, added.customer_id, at)
     for case in await repository.lock_open_cases_of_customer(uow.session, added.customer_id):
+        failed_at = await repository.last_failure_at(uow.session, case.id)
+        if failed_at is not None and at < failed_at:
+            continue  # the card was there when the case's latest attempt failed (maybe charged in it): not new
         if not await operations.dispatch_retry(
             uow, case, at, trigger="payment_method", payment_method_id=added.payment_method_id
         ):

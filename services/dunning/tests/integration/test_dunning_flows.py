@@ -251,6 +251,39 @@ async def test_the_last_retry_failing_after_the_invoice_was_paid_otherwise_exhau
     assert len(dunning.events("dunning.retry_scheduled", debt)) == 2
 
 
+async def _card_taken_in(dunning, debt: Debt, at: datetime) -> uuid.UUID:
+    added_before = events_handled("dunning", "payment_method.added", "handled")
+    method_id = await dunning.add_card(debt, at)
+
+    async def taken_in() -> bool:
+        return events_handled("dunning", "payment_method.added", "handled") > added_before
+
+    await wait_for(taken_in, message="the new card taken in")
+    return method_id
+
+
+async def test_a_card_added_after_a_hard_decline_is_tried_even_when_dunning_hears_of_it_before_the_failure(
+    dunning, epoch
+):
+    debt = Debt()
+    method_id = await _card_taken_in(dunning, debt, epoch + SECOND)  # no case yet: it is remembered
+    await dunning.fail(debt, epoch, decline_type="hard")
+
+    [retry] = await dunning.wait_event("dunning.retry_due", debt)
+    assert (retry.payload["attempt"], retry.payload["payment_method_id"]) == (2, str(method_id))
+    assert dunning.events("dunning.retry_scheduled", debt) == []  # no "add a new card" email: it was added
+
+
+async def test_a_card_added_before_the_failure_heard_of_after_it_is_no_reason_to_retry_now(dunning, epoch):
+    debt = Debt()
+    await dunning.fail(debt, epoch)
+    await dunning.wait_event("dunning.retry_scheduled", debt)
+    await _card_taken_in(dunning, debt, epoch - SECOND)  # there when the charge failed, maybe the card it used
+
+    assert dunning.events("dunning.retry_due", debt) == []
+    assert (await dunning.run(epoch + 2 * DAY))["retries_due"] == 1  # the schedule goes on as it was
+
+
 async def test_a_hard_decline_waits_for_a_new_payment_method_instead_of_retrying(dunning, epoch):
     debt = Debt()
     await dunning.fail(debt, epoch, decline_type="hard")
