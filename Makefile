@@ -6,11 +6,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-REQS := shared/pyproject.toml requirements-dev.txt $(wildcard services/*/requirements.txt) $(wildcard gateway/dashboard/requirements.txt)
+CONSTRAINTS := constraints.txt
+REQUIREMENT_FILES := requirements-dev.txt $(wildcard services/*/requirements.txt gateway/dashboard/requirements.txt)
+REQS := $(CONSTRAINTS) shared/pyproject.toml $(REQUIREMENT_FILES)
+# What the venv installs: the shared package (editable) and every requirements file; the releases come from
+# $(CONSTRAINTS).
+REQUIREMENT_ARGS := -e shared $(foreach r,$(REQUIREMENT_FILES),-r $(r))
 SYSTEM_PACKAGES := nginx-light poppler-utils libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium \
 	jq uuid-runtime
 
-.PHONY: help run test admin-key bench bench-smoke fuzz system-deps infra venv clean
+.PHONY: help run test admin-key bench bench-smoke fuzz system-deps infra venv constraints clean
 
 help:
 	@echo "make run        start the whole system on http://localhost:8080"
@@ -18,15 +23,24 @@ help:
 	@echo "make admin-key  print a fresh admin API key"
 	@echo "make bench      the benchmark (make bench-smoke for a quick pass)"
 	@echo "make fuzz       the long API fuzzing profile"
+	@echo "make constraints  re-pin constraints.txt to the newest releases the requirements allow"
 
 $(VENV)/.installed: $(REQS)
 	@test -x $(PY) || python3 -m venv $(VENV) >&2
 	@$(PY) -m pip install -q --disable-pip-version-check -U pip wheel >&2
-	@$(PY) -m pip install -q --disable-pip-version-check -e shared -r requirements-dev.txt \
-		$(foreach r,$(wildcard services/*/requirements.txt gateway/dashboard/requirements.txt),-r $(r)) >&2
+	@$(PY) -m pip install -q --disable-pip-version-check -c $(CONSTRAINTS) $(REQUIREMENT_ARGS) >&2
 	@touch $@
 
 venv: $(VENV)/.installed
+
+# The requirements installed without the pins into a throwaway venv; its freeze replaces the pins below the
+# file's header comment. Then `make test` (the venv reinstalls to the new pins) and commit constraints.txt.
+constraints:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && python3 -m venv "$$tmp/venv" >&2 \
+		&& "$$tmp/venv/bin/pip" install -q --disable-pip-version-check -U pip wheel >&2 \
+		&& "$$tmp/venv/bin/pip" install -q --disable-pip-version-check $(REQUIREMENT_ARGS) >&2 \
+		&& { sed -n '/^#/!q;p' $(CONSTRAINTS); "$$tmp/venv/bin/pip" freeze --exclude-editable; } > $(CONSTRAINTS).new \
+		&& mv $(CONSTRAINTS).new $(CONSTRAINTS) && echo "constraints.txt re-pinned; now run make test" >&2
 
 # Debian packages: nginx (the gateway), WeasyPrint's libraries, pdftotext, Chromium (browser tests), and jq and
 # uuidgen for the README's walkthrough.

@@ -46,8 +46,22 @@ def test_image_installs_the_shared_package_and_its_own_requirements(dockerfile: 
     runs = " ".join(args for name, args in _instructions(dockerfile) if name == "RUN")
     folder = dockerfile.parent.relative_to(REPO_ROOT)
 
-    assert "pip install /srv/shared" in runs
-    assert f"pip install --requirement /srv/{folder}/requirements.txt" in runs
+    assert "pip install --constraint /srv/constraints.txt /srv/shared" in runs
+    assert f"pip install --constraint /srv/constraints.txt --requirement /srv/{folder}/requirements.txt" in runs
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
+def test_every_pip_install_in_an_image_takes_the_pinned_releases(dockerfile: Path) -> None:
+    instructions = _instructions(dockerfile)
+    installs = [index for index, (name, args) in enumerate(instructions) if name == "RUN" and "pip install" in args]
+    copied = [index for index, (name, args) in enumerate(instructions)
+              if name == "COPY" and args.split() == ["constraints.txt", "/srv/constraints.txt"]]
+
+    assert installs and copied and copied[0] < installs[0], "constraints.txt must be copied before the first install"
+    for index in installs:
+        for command in re.split(r"&&|;", instructions[index][1]):
+            if "pip install" in command:
+                assert "--constraint /srv/constraints.txt" in command, command
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: str(path.relative_to(REPO_ROOT)))
@@ -90,6 +104,8 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -
 
     assert {".git", ".venv", ".env", ".run", "**/__pycache__"} <= ignored
     assert not ignored & {"shared", "services", "gateway", "shared/", "services/", "gateway/"}
+    # Every image copies the pins from the root of the context.
+    assert not ignored & {"constraints.txt", "*.txt", "*", "/constraints.txt"}
 
 
 def _nginx_upstream_keepalive_timeouts(config_text: str) -> list[int]:
