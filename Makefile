@@ -54,13 +54,17 @@ system-deps:
 		else echo "missing Debian packages:$$missing (run as root or install them)" >&2; exit 1; fi; \
 	fi
 
-# Postgres and RabbitMQ: use what runs; start the local ones if they are down.
+# Postgres and RabbitMQ: use what runs; start the local ones if they are down. A RabbitMQ node that runs with its
+# app stopped (`rabbitmqctl stop_app`, as make test's broker-restart test does for a moment) gets its app started:
+# a second node under the same name would not start.
 infra:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "starting PostgreSQL" >&2; \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start >&2; }
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
-	@rabbitmqctl -q await_startup --timeout 2 >/dev/null 2>&1 || { echo "starting RabbitMQ" >&2; \
-		rabbitmq-server -detached >&2; rabbitmqctl -q await_startup --timeout 120 >&2; }
+	@rabbitmqctl -q await_startup --timeout 2 >/dev/null 2>&1 \
+		|| { rabbitmqctl -q start_app >/dev/null 2>&1 && echo "started the RabbitMQ app (its node was running)" >&2 \
+			&& rabbitmqctl -q await_startup --timeout 60 >&2; } \
+		|| { echo "starting RabbitMQ" >&2; rabbitmq-server -detached >&2; rabbitmqctl -q await_startup --timeout 120 >&2; }
 
 run: system-deps venv infra
 	@$(PY) -m billing_shared.devstack run
