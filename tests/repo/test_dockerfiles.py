@@ -37,7 +37,9 @@ def test_service_image_runs_migrations_then_uvicorn_on_8000_from_its_folder(name
     command = _last(dockerfile, "CMD")
 
     assert _last(dockerfile, "WORKDIR") == f"/srv/services/{name}"
-    assert re.search(r"alembic upgrade head && exec uvicorn --factory app\.main:create_app .*--port 8000", command), command
+    assert re.search(
+        r"alembic upgrade head && exec uvicorn --factory app\.main:create_app .*--port 8000", command
+    ), command
     assert "/health" in _last(dockerfile, "HEALTHCHECK")
 
 
@@ -129,6 +131,7 @@ def test_services_keep_idle_connections_open_longer_than_the_gateway_reuses_them
 def test_the_local_stack_keeps_the_same_order_of_keep_alive_timeouts(tmp_path: Path) -> None:
     from billing_shared.devstack import KEEP_ALIVE
 
-    config = run_render_local(tmp_path, 18080, {"customer": "127.0.0.1:18001", "payment": "127.0.0.1:18002"}).read_text()
+    upstreams = {"customer": "127.0.0.1:18001", "payment": "127.0.0.1:18002"}
+    config = run_render_local(tmp_path, 18080, upstreams).read_text()
     gateway = max(_nginx_upstream_keepalive_timeouts(config))
     assert KEEP_ALIVE[0] == "--timeout-keep-alive" and int(KEEP_ALIVE[1]) > gateway + 5
