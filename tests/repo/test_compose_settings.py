@@ -31,6 +31,8 @@ SETTINGS_FILES = {
 APPS = sorted(SETTINGS_FILES)
 # Values tried, in order, for a variable production refuses: a flag, then a secret long enough for any check.
 CANDIDATES = ("true", "production-check-" + "x" * 48)
+# Values that the stack makes itself and that production accepts as they are (keygen writes the private key).
+STACK_PROVIDED = {"JWT_PRIVATE_KEY_FILE"}
 ENV_NAME = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
 
 
@@ -138,10 +140,6 @@ def test_every_setting_refused_in_production_is_passed_through_by_compose(compos
         assert not literal or set(literal) <= STACK_PROVIDED, (
             f"{app}: {literal} must be passed through as ${{NAME:-local default}} to be set for production"
         )
-
-
-# Values that the stack makes itself and that production accepts as they are.
-STACK_PROVIDED = {"JWT_PRIVATE_KEY_FILE"}
 
 
 @pytest.mark.parametrize("app", APPS)

@@ -7,7 +7,6 @@ import re
 import shlex
 import subprocess
 import tomllib
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -101,7 +100,7 @@ def test_make_constraints_refreshes_the_pins_below_the_header_without_them() -> 
     assert "freeze --exclude-editable" in recipe and "constraints.txt" in recipe
 
 
-def test_the_constraints_header_is_a_comment_block_the_refresh_keeps(tmp_path: Path) -> None:
+def test_the_constraints_header_is_a_comment_block_the_refresh_keeps() -> None:
     # `make constraints` keeps the leading comment lines (sed -n '/^#/!q;p') and replaces everything after.
     header = subprocess.run(["sed", "-n", "/^#/!q;p", str(CONSTRAINTS)], capture_output=True, text=True,
                             check=True).stdout
