@@ -158,7 +158,7 @@ async def _new_pending_payment(
 
 async def _payable_invoice(session: AsyncSession, body: PaymentCreate) -> uuid.UUID | None:
     """Check that the invoice a payment by hand names may be paid so: one this service charged when it was
-    finalized, of this customer, in this currency, not paid yet. A payment the invoice service could not apply
+    finalized, of this customer, in this currency, not void nor paid yet. A payment the invoice service could not apply
     (another customer's invoice, another currency, no such invoice) would take the money and leave the invoice
     open; one of a paid invoice would be refunded, or, declined, would have dunning chase a paid invoice.
 
@@ -171,6 +171,8 @@ async def _payable_invoice(session: AsyncSession, body: PaymentCreate) -> uuid.U
                        "be paid once it is finalized with an amount due)", field="invoice_id")
     if invoice.currency != body.currency:
         raise ApiError(422, "currency_mismatch", f"the invoice is in {invoice.currency}", field="currency")
+    if invoice.voided:
+        raise ApiError(409, "invoice_void", "the invoice is void: nothing is owed on it", field="invoice_id")
     if invoice.paid:
         raise ApiError(409, "invoice_paid", "the invoice is already paid", field="invoice_id")
     return invoice.subscription_id

@@ -140,3 +140,12 @@ class InvoiceCredit(Base):
     credit_note_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class VoidedInvoice(Base):
+    """An invoice the invoice service voided: nothing is owed on it, so nothing is charged for it any more."""
+
+    __tablename__ = "voided_invoices"
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    voided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

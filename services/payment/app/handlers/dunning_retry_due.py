@@ -24,9 +24,11 @@ async def handle_dunning_retry_due(envelope: Envelope, uow: UnitOfWork, *, ctx: 
     session = uow.session
     if retry.invoice_id is not None:
         invoice = await known_invoice(session, retry.invoice_id)
-        if invoice is not None and invoice.paid:
-            # Paid by hand meanwhile: that payment's invoice.paid ends the case; a charge now would be refunded.
-            log.info("dunning retry of an invoice already paid; nothing charged", extra={"case_id": str(retry.case_id)})
+        if invoice is not None and (invoice.paid or invoice.voided):
+            # Paid by hand (or voided) meanwhile: that invoice.paid (invoice.voided) ends the case; a charge now
+            # would be refunded.
+            log.info("dunning retry of an invoice already paid or void; nothing charged",
+                     extra={"case_id": str(retry.case_id)})
             return
         # The retry asks for what dunning knows is still due (a credit note may have lowered it), never more
         # than the invoice's first system charge asked.

@@ -23,7 +23,7 @@ from billing_shared.events import Event
 from billing_shared.ids import new_id
 
 from ..adapters.gateway import ChargeResult, PaymentGateway
-from ..db.models import InvoiceCredit, Payment, PaymentMethod
+from ..db.models import InvoiceCredit, Payment, PaymentMethod, VoidedInvoice
 from ..domain.payments import OPEN, check_transition, next_check_at
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,13 @@ _USABLE_METHOD = (
 _DEFAULT_METHOD = f"{_USABLE_METHOD} AND is_default"
 _ATTACHED_METHOD = f"{_USABLE_METHOD} AND id = $2"
 # An invoice as its automatic charge (attempt 1 of invoice.finalized) recorded it, with what its succeeded
-# payments hold net of refunds, and what its credit notes took off.
+# payments hold net of refunds, what its credit notes took off, and whether it was voided.
 _KNOWN_INVOICE = (
     f"SELECT customer_id, currency, subscription_id, amount, "
     f"(SELECT coalesce(sum(amount - refunded_amount), 0) FROM {_TABLE} "
     f"WHERE invoice_id = $1 AND status = 'succeeded'), "
-    f"(SELECT coalesce(sum(amount), 0) FROM {sql_name(InvoiceCredit.__table__)} WHERE invoice_id = $1) "
+    f"(SELECT coalesce(sum(amount), 0) FROM {sql_name(InvoiceCredit.__table__)} WHERE invoice_id = $1), "
+    f"EXISTS (SELECT 1 FROM {sql_name(VoidedInvoice.__table__)} WHERE invoice_id = $1) "
     f"FROM {_TABLE} WHERE invoice_id = $1 AND source = 'invoice' AND attempt = 1 LIMIT 1"
 )
 
@@ -108,6 +109,7 @@ class KnownInvoice:
     amount_due: int  # when it was finalized
     collected: int  # by its succeeded payments, net of their refunds
     credited: int = 0  # by its credit notes since (a credit note's refund is in `collected`)
+    voided: bool = False  # nothing is owed on it any more
 
     @property
     def paid(self) -> bool:

@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import select
 
 from app.db.models import Payment
-from billing_shared.contracts import CreditNoteIssued, DunningRetryDue, InvoiceFinalized, InvoiceOverpaid, RefundShare
+from billing_shared.contracts import (
+    CreditNoteIssued,
+    DunningRetryDue,
+    InvoiceFinalized,
+    InvoiceOverpaid,
+    InvoiceVoided,
+    RefundShare,
+)
 from billing_shared.events import Envelope
 from billing_shared.plumbing_tables import outbox_table
 from billing_shared.testing import EventBus, events_handled, wait_for
@@ -225,6 +232,26 @@ async def test_an_invoice_a_credit_note_lowered_is_paid_by_the_rest_and_then_cha
     assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [
         ("invoice", "failed"), ("api", "succeeded")
     ]
+
+
+async def test_a_voided_invoice_is_charged_neither_by_hand_nor_by_a_dunning_retry(
+    customer, add_card, client, service_env, db, gateway_stats
+):
+    _, headers = customer
+    async with EventBus(service_env.amqp_url) as bus:
+        invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)
+        voids = handled("invoice.voided")
+        await bus.publish(InvoiceVoided(invoice_id=invoice.invoice_id, customer_id=invoice.customer_id,
+                                        currency="USD", total=invoice.amount_due))
+        await wait_for(handled_at_least("invoice.voided", voids + 1), message="the void handled")
+        charges_before, retries = gateway_stats()["charges"], handled("dunning.retry_due")
+        by_hand = await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))
+        await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
+                                          invoice_id=invoice.invoice_id, amount=2500, currency="USD", attempt=2))
+        await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+    assert by_hand.status_code == 409 and by_hand.json()["error"]["code"] == "invoice_void"
+    assert gateway_stats()["charges"] == charges_before
+    assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [("invoice", "failed")]
 
 
 async def test_a_charge_found_never_made_after_its_invoice_was_paid_by_hand_says_the_invoice_is_paid(
