@@ -190,6 +190,14 @@ def pay_by_hand(invoice: InvoiceFinalized) -> dict:
             "invoice_id": str(invoice.invoice_id)}
 
 
+async def retried_by_dunning(bus: EventBus, invoice: InvoiceFinalized, amount: int) -> None:
+    """Publish dunning.retry_due (attempt 2) of the invoice for `amount` and wait until it is handled."""
+    retries = handled("dunning.retry_due")
+    await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
+                                      invoice_id=invoice.invoice_id, amount=amount, currency="USD", attempt=2))
+    await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+
+
 async def test_a_dunning_retry_of_an_invoice_paid_by_hand_meanwhile_charges_nothing(
     customer, add_card, client, service_env, db, gateway_stats
 ):
@@ -198,10 +206,8 @@ async def test_a_dunning_retry_of_an_invoice_paid_by_hand_meanwhile_charges_noth
         invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)
         response = await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))
         assert response.json()["status"] == "succeeded", response.text
-        charges_before, retries = gateway_stats()["charges"], handled("dunning.retry_due")
-        await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
-                                          invoice_id=invoice.invoice_id, amount=2500, currency="USD", attempt=2))
-        await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+        charges_before = gateway_stats()["charges"]
+        await retried_by_dunning(bus, invoice, 2500)
     assert gateway_stats()["charges"] == charges_before
     assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [
         ("invoice", "failed"), ("api", "succeeded")
@@ -222,11 +228,9 @@ async def test_an_invoice_a_credit_note_lowered_is_paid_by_the_rest_and_then_cha
         await wait_for(handled_at_least("credit_note.issued", notes + 1), message="the credit note handled")
         rest = await client.post("/api/payments", json=pay_by_hand(invoice) | {"amount": 1500}, headers=idem(headers))
         assert rest.json()["status"] == "succeeded", rest.text
-        charges_before, retries = gateway_stats()["charges"], handled("dunning.retry_due")
+        charges_before = gateway_stats()["charges"]
         again = await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))
-        await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
-                                          invoice_id=invoice.invoice_id, amount=1500, currency="USD", attempt=2))
-        await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+        await retried_by_dunning(bus, invoice, 1500)
     assert again.status_code == 409 and again.json()["error"]["code"] == "invoice_paid"
     assert gateway_stats()["charges"] == charges_before
     assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [
@@ -244,11 +248,9 @@ async def test_a_voided_invoice_is_charged_neither_by_hand_nor_by_a_dunning_retr
         await bus.publish(InvoiceVoided(invoice_id=invoice.invoice_id, customer_id=invoice.customer_id,
                                         currency="USD", total=invoice.amount_due))
         await wait_for(handled_at_least("invoice.voided", voids + 1), message="the void handled")
-        charges_before, retries = gateway_stats()["charges"], handled("dunning.retry_due")
+        charges_before = gateway_stats()["charges"]
         by_hand = await client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers))
-        await bus.publish(DunningRetryDue(case_id=uuid.uuid4(), customer_id=invoice.customer_id,
-                                          invoice_id=invoice.invoice_id, amount=2500, currency="USD", attempt=2))
-        await wait_for(handled_at_least("dunning.retry_due", retries + 1), message="the retry handled")
+        await retried_by_dunning(bus, invoice, 2500)
     assert by_hand.status_code == 409 and by_hand.json()["error"]["code"] == "invoice_void"
     assert gateway_stats()["charges"] == charges_before
     assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [("invoice", "failed")]
