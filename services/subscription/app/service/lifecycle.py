@@ -111,7 +111,7 @@ async def cancel(
         return Proration(currency)
     _move(sub, S.CANCELED)
     period = current_period(sub)
-    proration = Proration(sub.plan.currency)
+    proration = Proration(currency)
     # The period `at` falls in, and every period a billing run ahead of now has billed after it (all unused).
     for row in await lock_periods_ending_after(uow.session, sub.id, at, sub.current_period_index):
         row_period = Period(row.period_start, row.period_end, row.period_index)
