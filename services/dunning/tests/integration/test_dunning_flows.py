@@ -182,19 +182,25 @@ async def test_a_new_card_during_dunning_triggers_an_immediate_retry_with_it(dun
     assert case["attempts"][1]["outcome"] == "pending"
 
 
+async def _card_taken_in(dunning, debt: Debt, at: datetime) -> uuid.UUID:
+    """Publish payment_method.added (a new default card) at `at` and wait until dunning handled it."""
+    added_before = events_handled("dunning", "payment_method.added", "handled")
+    method_id = await dunning.add_card(debt, at)
+
+    async def taken_in() -> bool:
+        return events_handled("dunning", "payment_method.added", "handled") > added_before
+
+    await wait_for(taken_in, message="the new card taken in")
+    return method_id
+
+
 async def test_a_card_added_while_a_retry_is_under_way_is_tried_when_that_retry_fails(dunning, epoch):
     debt = Debt()
     await dunning.fail(debt, epoch)
     case_id = (await dunning.wait_event("dunning.retry_scheduled", debt))[0].payload["case_id"]
     assert (await dunning.run(epoch + 2 * DAY))["retries_due"] == 1  # attempt 2, on the old card, under way
 
-    added_before = events_handled("dunning", "payment_method.added", "handled")
-    method_id = await dunning.add_card(debt, epoch + 2 * DAY + SECOND)
-
-    async def card_taken_in() -> bool:
-        return events_handled("dunning", "payment_method.added", "handled") > added_before
-
-    await wait_for(card_taken_in, message="the new card taken in")
+    method_id = await _card_taken_in(dunning, debt, epoch + 2 * DAY + SECOND)
     await dunning.fail(debt, epoch + 2 * DAY + 2 * SECOND, attempt=2, case_id=uuid.UUID(case_id))
 
     retries = await dunning.wait_event("dunning.retry_due", debt, count=2)
@@ -219,13 +225,7 @@ async def _at_the_last_retry(dunning, debt: Debt, epoch: datetime) -> tuple[str,
 async def test_a_card_added_while_the_last_retry_is_under_way_is_tried_before_the_case_gives_up(dunning, epoch):
     debt = Debt()
     case_id, last = await _at_the_last_retry(dunning, debt, epoch)
-    added_before = events_handled("dunning", "payment_method.added", "handled")
-    method_id = await dunning.add_card(debt, last + SECOND)
-
-    async def card_taken_in() -> bool:
-        return events_handled("dunning", "payment_method.added", "handled") > added_before
-
-    await wait_for(card_taken_in, message="the new card taken in")
+    method_id = await _card_taken_in(dunning, debt, last + SECOND)
     await dunning.fail(debt, last + 2 * SECOND, attempt=3, case_id=uuid.UUID(case_id))
 
     retries = await dunning.wait_event("dunning.retry_due", debt, count=3)
@@ -249,17 +249,6 @@ async def test_the_last_retry_failing_after_the_invoice_was_paid_otherwise_exhau
     assert (case["status"], case["failures"], case["next_retry_at"]) == ("open", 3, None)
     assert dunning.events("dunning.exhausted", debt) == []
     assert len(dunning.events("dunning.retry_scheduled", debt)) == 2
-
-
-async def _card_taken_in(dunning, debt: Debt, at: datetime) -> uuid.UUID:
-    added_before = events_handled("dunning", "payment_method.added", "handled")
-    method_id = await dunning.add_card(debt, at)
-
-    async def taken_in() -> bool:
-        return events_handled("dunning", "payment_method.added", "handled") > added_before
-
-    await wait_for(taken_in, message="the new card taken in")
-    return method_id
 
 
 async def test_a_card_added_after_a_hard_decline_is_tried_even_when_dunning_hears_of_it_before_the_failure(
