@@ -173,24 +173,21 @@ async def reactivate(uow: UnitOfWork, sub: Subscription, at: datetime) -> None:
     (it resumes as any paused one does), unless the pause was to end before now: then it resumes now, never
     at that past instant (the months it was suspended are not billed)."""
     was_suspended = sub.status == S.SUSPENDED
-    if was_suspended and sub.paused_at is not None and (sub.resumes_at is None or sub.resumes_at > at):
-        sub.status, sub.service_ends_at, sub.updated_at = S.PAUSED.value, None, at
-        uow.emit(
-            SubscriptionReactivated(subscription_id=sub.id, customer_id=sub.customer_id, status=sub.status, at=at),
-            occurred_at=at,
-        )
-        return
-    if was_suspended and sub.cancel_at_period_end and at >= sub.current_period_end:
+    back_to_pause = was_suspended and sub.paused_at is not None and (sub.resumes_at is None or sub.resumes_at > at)
+    if not back_to_pause and was_suspended and sub.cancel_at_period_end and at >= sub.current_period_end:
         # It was to end with the period that is over (the billing run had not ended it yet): end it there,
         # rather than restart billing for a period the customer canceled.
         sub.status, sub.ended_at, sub.updated_at = S.CANCELED.value, sub.current_period_end, at
         sub.cancel_at_period_end, sub.pending_plan_id = False, None
         uow.emit(ended_event(sub, sub.plan.currency), occurred_at=sub.current_period_end)
         return
-    sub.status, sub.service_ends_at, sub.updated_at = S.ACTIVE.value, None, at
-    sub.paused_at, sub.resumes_at = None, None
-    if was_suspended and at >= sub.current_period_end:
-        await restart_period(uow, sub, await next_plan(uow, sub), at)
+    if back_to_pause:
+        sub.status, sub.service_ends_at, sub.updated_at = S.PAUSED.value, None, at
+    else:
+        sub.status, sub.service_ends_at, sub.updated_at = S.ACTIVE.value, None, at
+        sub.paused_at, sub.resumes_at = None, None
+        if was_suspended and at >= sub.current_period_end:
+            await restart_period(uow, sub, await next_plan(uow, sub), at)
     uow.emit(
         SubscriptionReactivated(subscription_id=sub.id, customer_id=sub.customer_id, status=sub.status, at=at),
         occurred_at=at,
