@@ -4,6 +4,10 @@ part of a payment an invoice did not owe. Each is made once, by a gateway key de
 Same shape as charging from an event (see collect.py): every refund is claimed, with its reservation on its
 payment, in one short transaction of its own; the gateway is asked; the outcomes and payment.refunded are
 written in the handler's unit of work. A crash between the two leaves pending refunds for the reconciler.
+
+An owed refund is capped at what is left of its payment. What an unsettled refund of that payment holds
+reserved may come back (if that refund fails), so while one is open and the cap would bite, the owed refund
+waits for it (the event is tried again later) rather than being cut short for good.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from billing_shared import clock
-from billing_shared.consumer import Retryable
+from billing_shared.consumer import Outage
 from billing_shared.db import UnitOfWork
 
 from ..context import PaymentContext
@@ -27,6 +31,12 @@ from ..domain.payments import OPEN, refundable
 from .refunds import apply_refund_result, refund_at_gateway, reserve_refund
 
 log = logging.getLogger(__name__)
+
+
+class AwaitingGateway(Outage):
+    """An owed refund depends on a charge or refund whose outcome the gateway has not given yet. The reconciler
+    learns it within its schedule (a day at most by default), so the event waits as for an outage, not
+    counting tries toward the dead-letter queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,14 @@ async def refund_owed(
                 )
             )
         )
+        reserved_open = {
+            payment_id: amount
+            for payment_id, amount in await claim.session.execute(
+                select(Refund.payment_id, func.sum(Refund.amount))
+                .where(Refund.payment_id.in_(payments), Refund.status.in_(OPEN))
+                .group_by(Refund.payment_id)
+            )
+        }
         for asked in owed:
             if asked.key in made:
                 continue  # refunded (or being refunded) by an earlier delivery; open ones are the reconciler's
@@ -78,9 +96,14 @@ async def refund_owed(
                 log.error("a refund is owed from no payment of its customer; nothing refunded", extra=context)
                 continue
             if payment.status in OPEN:
-                raise Retryable(f"payment {payment.id} is still {payment.status}; refund once it is settled")
+                raise AwaitingGateway(f"payment {payment.id} is still {payment.status}; refund once it is settled")
             left = refundable(payment.amount, payment.refunded_amount) if payment.status == "succeeded" else 0
             amount = min(asked.amount, left)
+            if amount < asked.amount and reserved_open.get(payment.id, 0) > 0:
+                raise AwaitingGateway(
+                    f"payment {payment.id} has an unsettled refund holding what this one needs; refund once it is"
+                    " settled"
+                )
             if amount <= 0:
                 log.warning("a refund is owed but nothing is left of the payment to refund", extra=context)
                 continue

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.db.models import Payment
+from app.adapters.gateway import RefundResult
+from app.db.models import Payment, Refund
+from app.service_layer.refunds import apply_refund_result, reserve_refund
 from billing_shared.contracts import (
     CreditNoteIssued,
     DunningRetryDue,
@@ -404,6 +406,48 @@ async def test_a_credit_note_refunds_from_each_payment_it_names_once(customer, a
                 for p in (first, second)]
     assert refunded == [501, 3999]
     assert gateway_stats()["refunds"] - before == 2
+
+
+async def test_a_refund_owed_while_an_earlier_refund_is_unsettled_waits_and_is_made_in_full_if_that_one_fails(
+    customer, add_card, client, service_env, gateway_stats, db
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    payment = (await client.post(
+        "/api/payments", json={"customer_id": str(customer_id), "amount": 3000, "currency": "USD"}, headers=idem(headers)
+    )).json()
+    payment_id = uuid.UUID(payment["id"])
+    # A refund of all of it whose gateway answer was lost: its 3000 stay reserved until the reconciler settles it.
+    async with db.uow() as uow:
+        paid = await uow.session.get(Payment, payment_id, with_for_update=True)
+        earlier = reserve_refund(paid, 3000, now=datetime.now(UTC), pending_grace_s=3600)
+        earlier.status = "unknown"
+        uow.session.add(earlier)
+        await uow.commit()
+    note = CreditNoteIssued(
+        credit_note_id=uuid.uuid4(), number="CN-9", invoice_id=uuid.uuid4(), customer_id=customer_id, amount=1200,
+        currency="USD", refund_due=True, refund_amount=1200, payment_id=payment_id,
+    )
+    refunds_before, waits_before = gateway_stats()["refunds"], events_handled("payment", note.type, "failed")
+
+    async def waited_twice() -> bool:
+        return events_handled("payment", note.type, "failed") >= waits_before + 2
+
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("payment.refunded")
+        await bus.publish(note)
+        await wait_for(waited_twice, message="the credit note tried twice while the earlier refund is open")
+        assert gateway_stats()["refunds"] == refunds_before  # neither skipped nor cut to what is left (nothing)
+        async with db.uow() as uow:  # the gateway says the earlier refund failed: its 3000 are free again
+            paid = await uow.session.get(Payment, payment_id, with_for_update=True)
+            earlier = await uow.session.get(Refund, earlier.id, with_for_update=True)
+            apply_refund_result(paid, earlier, RefundResult("failed", failure_code="expired_card"),
+                                now=datetime.now(UTC), schedule=[60])
+            await uow.commit()
+        [event] = await events_about(bus, "payment.refunded", credit_note_id=note.credit_note_id)
+    assert event.payload["amount"] == 1200
+    assert (await client.get(f"/api/payments/{payment_id}", headers=headers)).json()["refunded_amount"] == 1200
+    assert gateway_stats()["refunds"] - refunds_before == 1
 
 
 async def test_what_an_invoice_did_not_owe_is_refunded_once_as_an_overpayment(customer, add_card, client, service_env,
