@@ -212,6 +212,22 @@ async def test_a_plan_changes_late_credits_are_each_a_credit_note_on_the_newest_
     assert (await billing.invoice(change["id"]))["amount_due"] == 0
 
 
+async def test_a_late_plan_change_credit_lowers_the_unpaid_period_invoice_before_refunding_the_paid_change(billing):
+    created, invoice = await billing.subscribe()  # the period's charge failed: its invoice stays open
+    at = START + timedelta(days=10)
+    await billing.publish(plan_change(created, at, "Max", 0, 6666), at=at)  # nothing paid yet: nothing credited
+    _, change = await billing.invoices_of(created.subscription_id, count=2)
+    await billing.pay(change)
+    await billing.invoice_when(change["id"], lambda i: i["status"] == "paid")
+    owed = plan_change(created, at + timedelta(days=1), "Max", -3333, 0)  # released by the change's payment
+    await billing.publish(owed.model_copy(update={"correction": True, "lines": owed.lines[:1]}))
+
+    note = await billing.event_for("credit_note.issued", invoice["id"])
+    assert (note.payload["amount"], note.payload["refund_amount"]) == (3333, 0)
+    assert (await billing.invoice(invoice["id"]))["amount_due"] == 4999 - 3333
+    assert billing.events_for("credit_note.issued", change["id"]) == []  # nothing refunded from the change
+
+
 async def test_a_credit_settling_a_partly_paid_invoice_refunds_from_the_payment_received(billing):
     created, invoice = await billing.subscribe()
     partial = await billing.pay(invoice, amount=400)
