@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billing_shared.consumer import Retryable
 from billing_shared.contracts import (
     SubscriptionCanceled,
     SubscriptionCreated,
@@ -17,7 +16,15 @@ from billing_shared.events import Envelope
 from ..crediting import credit_invoices
 from ..domain.invoices import totals
 from ..domain.lines import period_line, proration_lines
-from ..invoicing import Draft, Terms, finalize, latest_payment_method, open_invoice, period_invoices
+from ..invoicing import (
+    AwaitingEarlierEvent,
+    Draft,
+    Terms,
+    finalize,
+    latest_payment_method,
+    open_invoice,
+    period_invoices,
+)
 
 
 async def _bill_period(
@@ -70,7 +77,7 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
     if net < 0:
         invoices = await period_invoices(uow.session, event.subscription_id, event.period_start)
         if not invoices:
-            raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
+            raise AwaitingEarlierEvent(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
         key = f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}"
         if event.change_id is not None:
             key = f"plan_change:{event.change_id}"
@@ -108,7 +115,7 @@ async def handle_subscription_canceled(envelope: Envelope, uow: UnitOfWork, *, t
     for period_start, amount in credits_by_period(event):
         invoices = await period_invoices(uow.session, event.subscription_id, period_start, before=event.canceled_at)
         if not invoices:
-            raise Retryable(f"no invoice yet for subscription {event.subscription_id} period {period_start}")
+            raise AwaitingEarlierEvent(f"no invoice yet for subscription {event.subscription_id} period {period_start}")
         key = _cancellation_key(envelope, event)
         if period_start != event.period_start:
             key = f"{key}:period:{period_start.isoformat()}"
