@@ -55,6 +55,7 @@ _KNOWN_INVOICE = (
     f"EXISTS (SELECT 1 FROM {sql_name(VoidedInvoice.__table__)} WHERE invoice_id = $1) "
     f"FROM {_TABLE} WHERE invoice_id = $1 AND source = 'invoice' AND attempt = 1 LIMIT 1"
 )
+_VOIDED = f"SELECT EXISTS (SELECT 1 FROM {sql_name(VoidedInvoice.__table__)} WHERE invoice_id = $1)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,11 @@ async def known_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> KnownIn
     """The invoice this service charged under this id (None if it never did)."""
     row = await (await driver_connection(session)).fetchrow(_KNOWN_INVOICE, invoice_id)
     return KnownInvoice(*row) if row else None
+
+
+async def invoice_voided(session: AsyncSession, invoice_id: uuid.UUID) -> bool:
+    """Whether invoice.voided has told this service that nothing is owed on the invoice."""
+    return bool(await (await driver_connection(session)).fetchval(_VOIDED, invoice_id))
 
 
 async def as_announced(session: AsyncSession, event: Event) -> Event:

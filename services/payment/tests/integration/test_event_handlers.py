@@ -258,6 +258,24 @@ async def test_a_voided_invoice_is_charged_neither_by_hand_nor_by_a_dunning_retr
     assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [("invoice", "failed")]
 
 
+async def test_an_invoice_voided_before_its_finalization_is_heard_of_is_not_charged(
+    customer, add_card, service_env, db, gateway_stats
+):
+    customer_id, headers = customer
+    await add_card(customer_id, headers)
+    invoice = finalized(customer_id)
+    async with EventBus(service_env.amqp_url) as bus:
+        voids, finalizations = handled("invoice.voided"), handled("invoice.finalized")
+        await bus.publish(InvoiceVoided(invoice_id=invoice.invoice_id, customer_id=customer_id, currency="USD",
+                                        total=invoice.amount_due))
+        await wait_for(handled_at_least("invoice.voided", voids + 1), message="the void handled")
+        charges_before = gateway_stats()["charges"]
+        await bus.publish(invoice)  # invoice.finalized, back from the delay queues after the void
+        await wait_for(handled_at_least("invoice.finalized", finalizations + 1), message="the finalization handled")
+    assert gateway_stats()["charges"] == charges_before
+    assert await invoice_payments(db, invoice.invoice_id) == []
+
+
 async def test_a_charge_found_never_made_after_its_invoice_was_paid_by_hand_says_the_invoice_is_paid(
     customer, add_card, client, admin_headers, service_env, start_replica
 ):
