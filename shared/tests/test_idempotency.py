@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from billing_shared import clock
 from billing_shared.errors import ApiError
 from billing_shared.idempotency import IdempotencyKeys
 from billing_shared.testing import wait_for
@@ -93,3 +96,66 @@ async def test_released_claim_can_be_retried(db, unique):
     claim = await keys.claim("cust", unique, {"n": 1})
     await keys.release(claim)
     assert not (await keys.claim("cust", unique, {"n": 2})).is_replay
+
+
+def five_minutes_later(monkeypatch) -> None:
+    """From now on the wall clock reads five minutes on: every claim in progress so far is stale."""
+    monkeypatch.setattr(clock, "wall_now", lambda: datetime.now(UTC) + timedelta(minutes=5))
+
+
+async def test_a_takeover_survives_the_first_owner_releasing_the_key(db, unique, monkeypatch):
+    keys = IdempotencyKeys(db, wait_s=0.2)
+    slow = await keys.claim("cust", unique, {"n": 1})
+    five_minutes_later(monkeypatch)
+    taken = await keys.claim("cust", unique, {"n": 1})  # the slow request looks dead: this one takes over
+    assert not taken.is_replay
+    # The slow request fails at last: its release must not free the key the new owner is working under.
+    await keys.release(slow)
+    with pytest.raises(ApiError) as err:
+        await keys.claim("cust", unique, {"n": 1})
+    assert err.value.status == 409  # still the new owner's, in progress: a third request does not run again
+    async with db.sessions() as s, s.begin():
+        await keys.complete(s, taken, 201, {"id": "new owner"})
+    replay = await keys.claim("cust", unique, {"n": 1})
+    assert replay.is_replay and replay.replay_body == {"id": "new owner"}
+
+
+async def test_the_first_owner_cannot_complete_a_key_taken_over(db, unique, monkeypatch):
+    keys = IdempotencyKeys(db)
+    async with db.sessions() as s, s.begin():  # claimed on the hot path, in the request's own transaction
+        slow = await keys.try_claim(s, "cust", unique, {"n": 1}, resource_id=None)
+    assert slow is not None
+    five_minutes_later(monkeypatch)
+    taken = await keys.claim("cust", unique, {"n": 1})
+    assert not taken.is_replay
+    # The slow request finishes while the new owner is still working: it may neither attach nor complete.
+    for settle in (
+        lambda s: keys.attach_resource(s, slow, uuid.uuid4()),
+        lambda s: keys.complete_json(s, slow, 201, '{"id": "first owner"}'),
+    ):
+        with pytest.raises(ApiError) as err:
+            async with db.sessions() as s, s.begin():
+                await settle(s)
+        assert err.value.status == 409 and err.value.code == "idempotency_conflict"
+    resource_id = uuid.uuid4()
+    async with db.sessions() as s, s.begin():
+        await keys.attach_resource(s, taken, resource_id)
+    async with db.sessions() as s, s.begin():
+        await keys.complete(s, taken, 201, {"id": "new owner"})
+    replay = await keys.claim("cust", unique, {"n": 1})
+    assert replay.is_replay and replay.replay_body == {"id": "new owner"} and replay.resource_id == resource_id
+
+
+async def test_the_first_owner_cannot_overwrite_the_new_owners_response(db, unique, monkeypatch):
+    keys = IdempotencyKeys(db)
+    slow = await keys.claim("cust", unique, {"n": 1})
+    five_minutes_later(monkeypatch)
+    taken = await keys.claim("cust", unique, {"n": 1})
+    async with db.sessions() as s, s.begin():
+        await keys.complete(s, taken, 201, {"id": "new owner"})
+    with pytest.raises(ApiError):
+        async with db.sessions() as s, s.begin():
+            await keys.complete(s, slow, 201, {"id": "first owner"})
+    assert await keys.release(slow) is False
+    replay = await keys.claim("cust", unique, {"n": 1})
+    assert replay.is_replay and replay.replay_body == {"id": "new owner"}
