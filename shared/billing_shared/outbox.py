@@ -1,9 +1,11 @@
 """Events published while no queue was bound for them: list them, and send them again once their consumer is up.
 
-The relay records such an event as sent with `last_error` "unroutable: no queue bound" (it must not block the
-outbox) and keeps it like any sent row, for OUTBOX_KEEP_DAYS. That happens when a producer of a new event type
-was upgraded before its consumer (README: start consumers first). Resending marks the rows unpublished again:
-the relay publishes them once more, and consumers drop whatever they had already handled (their inbox).
+The relay records such an event as sent with `last_error` relay.UNROUTABLE_ERROR (it must not block the outbox)
+and logs a warning; the retention purge never deletes a row so marked, however old. That happens when a producer
+of a new event type was upgraded before its consumer (README: start consumers first). Resending marks the rows
+unpublished again, noted RESENT_NOTE: the relay publishes them once more (marking them unroutable again if still
+no queue takes them), consumers drop whatever they had already handled (their inbox), and once published a row
+is purged like any sent row, OUTBOX_KEEP_DAYS later.
 
     python -m billing_shared.outbox unroutable --service invoice [--database-url URL]
     python -m billing_shared.outbox resend     --service invoice [--type invoice.overpaid ...] [--event-id ID ...]

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("outbox_published_total", "Outbox rows confirmed by the broker", ["service"])
 UNROUTABLE = Counter("outbox_unroutable_total", "Outbox rows no queue was bound for", ["service"])
-# What an event no queue took is marked with (it counts as sent); billing_shared.outbox lists and resends them.
+# What an event no queue took is marked with (it counts as sent, but retention keeps it); billing_shared.outbox
+# lists and resends them, which replaces the mark.
 UNROUTABLE_ERROR = "unroutable: no queue bound"
 RELAY_ERRORS = Counter("outbox_relay_errors_total", "Relay iterations that failed", ["service"])
 # How far below the highest id claimed the next claim starts: rows committed out of id order by this much are
@@ -168,7 +169,7 @@ class OutboxRelay:
             sent, unroutable, failed = [], [], []
             for row, result in zip(rows, results):
                 if isinstance(result, PublishError):
-                    unroutable.append(row["id"])
+                    unroutable.append(row)
                 elif isinstance(result, BaseException):
                     failed.append(result)
                 else:
@@ -177,9 +178,15 @@ class OutboxRelay:
             if sent:
                 await driver.execute(self._mark_sent, sent, now, None)
             if unroutable:
-                # Nobody subscribes to these (yet): record it rather than block the outbox forever.
-                log.debug("%d outbox events had no bound queue", len(unroutable))
-                await driver.execute(self._mark_sent, unroutable, now, UNROUTABLE_ERROR)
+                # Nobody subscribes to these (yet): record it rather than block the outbox forever. Retention keeps
+                # them, but nobody gets them until they are resent: warn, with the command.
+                for row in unroutable:
+                    log.warning(
+                        "%s %s had no bound queue; kept in the outbox until resent: "
+                        "python -m billing_shared.outbox resend --service %s --event-id %s",
+                        row["type"], row["event_id"], self.db.schema, row["event_id"],
+                    )
+                await driver.execute(self._mark_sent, [row["id"] for row in unroutable], now, UNROUTABLE_ERROR)
             await session.commit()
             PUBLISHED.labels(self.db.schema).inc(len(sent))
             UNROUTABLE.labels(self.db.schema).inc(len(unroutable))

@@ -3,7 +3,9 @@
 Every service's outbox, inbox and idempotency-key tables grow with each event and each keyed POST; nothing
 else ever deletes from them. This deletes, in short batches (each its own transaction, rows another replica
 holds skipped):
-- outbox rows published more than `Keep.outbox` ago (an unpublished row is never touched);
+- outbox rows published more than `Keep.outbox` ago. An unpublished row is never touched, nor one the relay marked
+  unroutable (relay.UNROUTABLE_ERROR: no queue took it) until `python -m billing_shared.outbox resend` replaces
+  the mark and the relay publishes it again;
 - inbox rows handled more than `Keep.inbox` ago. The inbox only has to outlive every redelivery of an event
   (a relay re-publishing after lost confirms, a broker redelivering unacked messages, the retry queues' few
   seconds), so the default month is ample. A dead-lettered event was mostly never handled; one whose ack was
@@ -29,6 +31,7 @@ from .db import Database, driver_connection, sql_name
 from .idempotency import KEEP_FOR
 from .ids import id_floor
 from .plumbing_tables import idempotency_table, inbox_table, outbox_table
+from .relay import UNROUTABLE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +60,8 @@ class PlumbingRetention:
         # before the timestamp itself is checked.
         self._outbox = (
             f"DELETE FROM {outbox} WHERE id = ANY(ARRAY("
-            f"SELECT id FROM {outbox} WHERE event_id < $1 AND published_at < $2 "
-            "ORDER BY event_id LIMIT $3 FOR UPDATE SKIP LOCKED))"
+            f"SELECT id FROM {outbox} WHERE event_id < $1 AND published_at < $2 AND last_error IS DISTINCT FROM $3 "
+            "ORDER BY event_id LIMIT $4 FOR UPDATE SKIP LOCKED))"
         )
         self._inbox = (
             f"DELETE FROM {inbox} WHERE event_id = ANY(ARRAY("
@@ -75,7 +78,7 @@ class PlumbingRetention:
         now = clock.wall_now()
         outbox_cutoff, inbox_cutoff = now - self.keep.outbox, now - self.keep.inbox
         purged = {
-            "outbox": await self._purge(self._outbox, id_floor(outbox_cutoff), outbox_cutoff),
+            "outbox": await self._purge(self._outbox, id_floor(outbox_cutoff), outbox_cutoff, UNROUTABLE_ERROR),
             "inbox": await self._purge(self._inbox, id_floor(inbox_cutoff), inbox_cutoff),
             "idempotency_keys": await self._purge(self._keys, now - self.keep.idempotency),
         }

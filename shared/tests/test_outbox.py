@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import time
 import uuid
@@ -248,7 +249,7 @@ async def test_a_commit_while_a_batch_is_under_way_wakes_the_next_batch(db, clea
 
 
 async def test_an_event_no_queue_took_is_kept_listed_and_resent_once_its_consumer_is_there(
-    db, clean, infra, database_url, capsys
+    db, clean, infra, database_url, capsys, caplog
 ):
     async with db.uow() as uow:
         # Routed as payment.succeeded.one_off.direct: --type names the event type, not its routing words.
@@ -262,6 +263,11 @@ async def test_an_event_no_queue_took_is_kept_listed_and_resent_once_its_consume
         unroutable = outbox.c.last_error == UNROUTABLE_ERROR
         await wait_for(lambda: count(db, outbox, unroutable, outbox.c.published_at.is_not(None)),
                        message="the event recorded as unroutable")
+        # Nobody gets it until someone resends it: a warning says which event, and how.
+        [warning] = [r for r in caplog.records if r.name == relay_module.__name__
+                     and r.levelno == logging.WARNING and "resend" in r.getMessage()]
+        assert "payment.succeeded" in warning.getMessage() and str(event_id) in warning.getMessage()
+        assert f"python -m billing_shared.outbox resend --service {SCHEMA}" in warning.getMessage()
 
         # The command line runs its own event loop: in a thread here.
         listing = ["unroutable", "--service", SCHEMA, "--database-url", database_url]

@@ -10,10 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from billing_shared import clock
+from billing_shared.contracts import CustomerCreated
 from billing_shared.db import sql_name
+from billing_shared.events import Envelope
 from billing_shared.ids import id_floor, id_made_at, new_id
+from billing_shared.outbox import RESENT_NOTE, resend_unroutable
 from billing_shared.plumbing_tables import idempotency_table, inbox_table, outbox_table
+from billing_shared.relay import UNROUTABLE_ERROR, OutboxRelay
 from billing_shared.retention import Keep, PlumbingRetention
+from billing_shared.testing import EventBus
 
 from conftest import SCHEMA
 
@@ -49,12 +54,20 @@ async def execute(db, sql: str, *args):
         return result
 
 
-async def add_outbox(db, made: datetime, published: datetime | None) -> uuid.UUID:
-    event_id = id_made_at(made)
+async def add_outbox(
+    db, made: datetime, published: datetime | None, *, last_error: str | None = None,
+    envelope: Envelope | None = None,
+) -> uuid.UUID:
+    """An outbox row made at `made`; its body a real envelope (with that event id) if given, else a stub."""
+    if envelope is None:
+        event_id, routing_key, body = id_made_at(made), "x.y", json.dumps({"type": "x.y"})
+    else:
+        event_id, routing_key, body = envelope.event_id, envelope.type, envelope.model_dump_json()
     await execute(
         db,
-        f"INSERT INTO {OUTBOX} (event_id, routing_key, body, created_at, published_at) VALUES ($1, 'x.y', $2, $3, $4)",
-        event_id, json.dumps({"type": "x.y"}), made, published,
+        f"INSERT INTO {OUTBOX} (event_id, routing_key, body, created_at, published_at, last_error) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        event_id, routing_key, body, made, published, last_error,
     )
     return event_id
 
@@ -114,3 +127,55 @@ async def test_the_keep_is_configurable_and_a_second_purge_finds_nothing(db, cle
     assert not await execute(db, f"SELECT 1 FROM {INBOX} WHERE event_id = $1", handled)
     again = await short.purge()
     assert (again["outbox"], again["inbox"]) == (0, 0)
+
+
+async def outbox_row(db, event_id: uuid.UUID):
+    rows = await execute(db, f"SELECT published_at, last_error FROM {OUTBOX} WHERE event_id = $1", event_id)
+    return rows[0] if rows else None
+
+
+async def test_an_unroutable_event_is_kept_however_old_while_the_published_one_beside_it_goes(db, clean):
+    """No queue took it (its consumer was not up yet): deleting it would lose it before anyone resends it."""
+    long_ago = clock.wall_now() - timedelta(days=40)
+    published = await add_outbox(db, long_ago, long_ago + timedelta(seconds=1))
+    unroutable = await add_outbox(db, long_ago, long_ago + timedelta(seconds=1), last_error=UNROUTABLE_ERROR)
+
+    purged = await PlumbingRetention(db, Keep(), batch_size=1).purge()
+
+    assert purged["outbox"] == 1
+    assert await outbox_row(db, published) is None
+    assert (await outbox_row(db, unroutable))["last_error"] == UNROUTABLE_ERROR
+
+
+async def test_an_unroutable_event_resent_and_published_goes_like_any_published_one(
+    db, clean, infra, database_url
+):
+    long_ago = clock.wall_now() - timedelta(days=40)
+    envelope = Envelope(
+        event_id=id_made_at(long_ago), type="customer.created", occurred_at=long_ago, producer="plumbing",
+        payload=CustomerCreated(customer_id=uuid.uuid4(), email="late@example.com").model_dump(mode="json"),
+    )
+    event_id = await add_outbox(db, long_ago, long_ago + timedelta(seconds=1), last_error=UNROUTABLE_ERROR,
+                                envelope=envelope)
+    retention = PlumbingRetention(db)
+    assert (await retention.purge())["outbox"] == 0
+
+    async with EventBus(infra.amqp_url) as bus:
+        await bus.record("customer.created")  # its consumer is up now
+        assert await resend_unroutable(database_url, SCHEMA) == 1
+        relay = OutboxRelay(db, infra.amqp_url, "billing.events", database_url=database_url)
+        try:
+            assert await relay.publish_batch() == 1
+        finally:
+            await relay.stop()
+        [received] = await bus.wait_for_type("customer.created")
+    assert received.event_id == event_id
+    published = await outbox_row(db, event_id)
+    assert published["published_at"] is not None and published["last_error"] == RESENT_NOTE
+    assert (await retention.purge())["outbox"] == 0  # published just now: it has its week like any other
+
+    # A week on: as if it had been published over a week ago.
+    over_a_week_ago = clock.wall_now() - Keep().outbox - timedelta(seconds=1)
+    await execute(db, f"UPDATE {OUTBOX} SET published_at = $2 WHERE event_id = $1", event_id, over_a_week_ago)
+    assert (await retention.purge())["outbox"] == 1
+    assert await outbox_row(db, event_id) is None
