@@ -100,6 +100,7 @@ class EventConsumer:
         outage_retry_s: float = 3 * 24 * 3600.0,
         batch_max: int = 32,
         batch_concurrency: int = 2,
+        stop_grace_s: float = 5.0,
         connection: AbstractRobustConnection | None = None,
     ):
         self.db = db
@@ -123,6 +124,8 @@ class EventConsumer:
         self.outage_retry_s = outage_retry_s
         self.batch_max = batch_max
         self.batch_concurrency = batch_concurrency
+        # how long stop() lets the handlers under way finish: at least the longest handler with an outside effect
+        self.stop_grace_s = stop_grace_s
         self._connection = connection
         self._owns_connection = connection is None
         self._queue: AbstractQueue | None = None
@@ -176,10 +179,7 @@ class EventConsumer:
             except Exception:  # the connection may already be gone
                 pass
         if self._in_flight:
-            # Unacked messages are redelivered, so cancelling what is still running loses nothing.
-            _, still_running = await asyncio.wait(self._in_flight, timeout=5)
-            for task in still_running:
-                task.cancel()
+            await self._finish_in_flight()
         if self._publishing is not None and not self._owns_connection:
             try:
                 await self._publishing.close()
@@ -187,6 +187,19 @@ class EventConsumer:
                 pass
         if self._owns_connection and self._connection is not None:
             await self._connection.close()
+
+    async def _finish_in_flight(self) -> None:
+        """Give the handlers under way `stop_grace_s` to finish (commit, ack), then cancel the rest and wait until
+        they have unwound: the caller closes the broker connection and the database next, which must not go from
+        under a handler mid-flight. A cancelled handler's message is not acked, so it is redelivered; one cancelled
+        between its outside effect (an SMTP accept) and its COMMIT would repeat that effect, hence the grace."""
+        _, still_running = await asyncio.wait(set(self._in_flight), timeout=self.stop_grace_s)
+        if not still_running:
+            return
+        log.warning("stopping: %d handler(s) still running after %g s cancelled", len(still_running), self.stop_grace_s)
+        for task in still_running:
+            task.cancel()
+        await asyncio.gather(*still_running, return_exceptions=True)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aiormq cancels a channel's consumer callbacks when the connection drops. A handler cancelled between

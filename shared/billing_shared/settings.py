@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     # most this many transactions at once (each holds one pool connection). 1 applies every event on its own.
     consumer_batch_max: int = Field(32, ge=1, le=500)
     consumer_batch_concurrency: int = Field(2, ge=1, le=16)
+    # At shutdown the handlers under way get this long to finish before they are cancelled (their messages then
+    # come back): at least the longest handler with an outside effect, which a cancel before COMMIT would repeat.
+    # The container's stop timeout (compose `stop_grace_period`, 10 s by default) must exceed it.
+    consumer_stop_grace_s: float = Field(5.0, ge=0)
 
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0

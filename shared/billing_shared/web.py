@@ -291,6 +291,7 @@ class ServiceRuntime:
                 outage_retry_s=s.outage_retry_s,
                 batch_max=s.consumer_batch_max,
                 batch_concurrency=s.consumer_batch_concurrency,
+                stop_grace_s=s.consumer_stop_grace_s,
                 connection=self.consuming,
             )
             await self.consumer.start()

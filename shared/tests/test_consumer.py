@@ -612,3 +612,109 @@ async def test_more_failing_messages_than_prefetch_slots_do_not_starve_the_one_t
         assert await dlq.list_dead_letters(infra.amqp_url, service) == []
     finally:
         await consumer.stop()
+
+
+async def test_a_handler_under_way_at_stop_that_finishes_within_the_grace_is_committed_and_acked_once(
+    db, clean, infra, unique, monkeypatch
+):
+    """A replica stopping (a deploy, a scale-down) while it sends an email: the send finishes and commits, its message
+    is acked, and the replica that takes over does not handle it again."""
+    service = f"svc-{unique}"
+    outside_effects: list[str] = []
+    under_way, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_mailer(envelope: Envelope, uow) -> None:
+        outside_effects.append(str(envelope.event_id))  # the SMTP accept: cannot be rolled back
+        if not release.is_set():
+            under_way.set()
+            await release.wait()
+        await record_effect(envelope, uow)
+
+    first = consumer_for(db, infra, service, {"customer.created": slow_mailer}, stop_grace_s=10)
+    await first.start()
+    # A quorum queue counts a cancelled consumer until its deliveries are settled: the broker cannot tell when
+    # stop() has cancelled it, so the queue's cancel says so.
+    consumer_cancelled, cancel = asyncio.Event(), type(first._queue).cancel
+
+    async def cancel_and_tell(queue, *args, **kwargs):
+        try:
+            return await cancel(queue, *args, **kwargs)
+        finally:
+            consumer_cancelled.set()
+
+    monkeypatch.setattr(type(first._queue), "cancel", cancel_and_tell)
+    stopping: asyncio.Task | None = None
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            sent = await bus.publish(event())
+            await asyncio.wait_for(under_way.wait(), 10)
+            stopping = asyncio.create_task(first.stop())
+            await asyncio.wait_for(consumer_cancelled.wait(), 10)
+            assert not stopping.done()  # in its grace, the handler still running
+            release.set()
+            await asyncio.wait_for(stopping, 10)
+            assert await effect_count(db, str(sent.event_id)) == 1
+
+            after = consumer_for(db, infra, service, {"customer.created": slow_mailer})
+            await after.start()
+            try:
+                marker = await bus.publish(event())  # behind any copy of the first event the broker had back
+
+                async def marker_applied() -> bool:
+                    return await effect_count(db, str(marker.event_id)) == 1
+
+                await wait_for(marker_applied)
+            finally:
+                await after.stop()  # lets whatever it has under way finish
+    finally:
+        release.set()
+        await (stopping or first.stop())
+    assert outside_effects == [str(sent.event_id), str(marker.event_id)]
+    assert HANDLED.labels(service, "customer.created", "handled")._value.get() == 2
+    assert HANDLED.labels(service, "customer.created", "duplicate")._value.get() == 0  # never redelivered
+
+
+async def test_a_handler_that_outlasts_the_grace_is_cancelled_and_has_unwound_before_stop_returns(
+    db, clean, infra, unique
+):
+    """stop() is followed by closing the broker connection and disposing of the database: a handler cancelled but
+    still unwinding (rolling back) must not have them closed from under it. Its message comes back."""
+    service = f"svc-{unique}"
+    under_way, unwound = asyncio.Event(), asyncio.Event()
+    hangs = True
+
+    async def hangs_once(envelope: Envelope, uow) -> None:
+        await record_effect(envelope, uow)
+        if not hangs:
+            return
+        under_way.set()
+        try:
+            await asyncio.Event().wait()  # an SMTP server that never answers
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.3)  # unwinding takes a while (a rollback over a slow connection, say)
+            unwound.set()
+            raise
+
+    consumer = consumer_for(db, infra, service, {"customer.created": hangs_once}, stop_grace_s=0.2)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            sent = await bus.publish(event())
+        await asyncio.wait_for(under_way.wait(), 10)
+    finally:
+        await consumer.stop()
+    assert unwound.is_set()
+    assert db.engine.sync_engine.pool.checkedout() == 0  # rolled back, its connection back in the pool
+    assert await effect_count(db, str(sent.event_id)) == 0
+
+    hangs = False
+    after = consumer_for(db, infra, service, {"customer.created": hangs_once})
+    await after.start()
+    try:
+
+        async def applied_by_the_next() -> bool:
+            return await effect_count(db, str(sent.event_id)) == 1
+
+        await wait_for(applied_by_the_next, message="the cancelled handler's event, redelivered")
+    finally:
+        await after.stop()

@@ -53,6 +53,21 @@ class Settings(ServiceSettings):
         return self
 
     @model_validator(mode="after")
+    def _stop_grace_covers_an_email(self) -> "Settings":
+        # An email handler cancelled at shutdown after the SMTP accept but before its COMMIT sends the email again
+        # on redelivery. Unless CONSUMER_STOP_GRACE_S is set, the grace covers the longest email: its PDF fetch,
+        # then every SMTP attempt with the longest backoff (and its jitter) between them. 44 s by default.
+        if "consumer_stop_grace_s" not in self.model_fields_set:
+            backoff = self.smtp_backoff_max_s + self.smtp_backoff_initial_s
+            longest = (
+                self.notifier_invoice_api_timeout_s
+                + self.smtp_attempts * self.smtp_timeout_s
+                + (self.smtp_attempts - 1) * backoff
+            )
+            self.consumer_stop_grace_s = max(self.consumer_stop_grace_s, longest)
+        return self
+
+    @model_validator(mode="after")
     def _refuse_local_mail_settings_in_production(self) -> "Settings":
         if self.environment != "production":
             return self
