@@ -216,12 +216,13 @@ class EventConsumer:
         handler = self.handlers.get(envelope.type)
         if handler is None:
             # Bound for a handler this replica lacks: in a rolling upgrade, a newer replica's on the same queue.
-            # Handed back for a later try (which a newer replica may take), the DLQ after the last: never dropped.
-            # A type whose handler was removed for good is listed in `retired`: its binding goes at start.
+            # Handed back for a later try (which a newer replica may take), never dropped. The message is fine, so
+            # it waits as for an outage (however long the rollout takes, up to outage_retry_s), not the DLQ after
+            # its few tries. A type whose handler was removed for good is listed in `retired`: its binding goes.
             tries = _tries_so_far(message)
             log.warning("no handler here for %s %s (try %d); handed back", envelope.type, envelope.event_id, tries + 1)
             HANDLED.labels(self.service, envelope.type, "no_handler").inc()
-            self._run(self._try_later(message, tries))
+            self._run(self._try_later(message, tries, outage=True))
             return
         if self.batch_max > 1 and getattr(handler, "batchable", False):
             self._waiting.append((message, envelope, handler))

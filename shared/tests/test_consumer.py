@@ -432,6 +432,39 @@ async def test_in_a_rolling_upgrade_events_only_the_newer_replica_handles_are_ne
         await newer.stop()
 
 
+async def test_an_event_only_a_replica_not_yet_started_handles_waits_for_it_beyond_its_tries(db, clean, infra, unique):
+    """A rollout that takes longer than a message's tries: the newer replica bound its event type, then went (or
+    is not up yet); only the older one consumes meanwhile."""
+    service = f"svc-{unique}"
+    both = {"customer.created": record_effect, "customer.updated": record_effect}
+    first_newer = consumer_for(db, infra, service, both)
+    await first_newer.start()  # binds customer.updated to the queue
+    await first_newer.stop()
+    older = consumer_for(db, infra, service, {"customer.created": record_effect}, delivery_limit=2)
+    await older.start()
+    handed_back = HANDLED.labels(service, "customer.updated", "no_handler")
+    before = handed_back._value.get()
+    newer = consumer_for(db, infra, service, both)
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            update = await bus.publish(CustomerUpdated(customer_id=uuid.uuid4(), email="x@example.com"))
+
+            async def tried_beyond_the_limit() -> bool:
+                return handed_back._value.get() - before > 2 + 2  # delivery_limit 2: three tries, then the DLQ
+
+            await wait_for(tried_beyond_the_limit, timeout=20, message="the update handed back more than 3 times")
+            await newer.start()
+
+            async def applied() -> bool:
+                return await effect_count(db, str(update.event_id)) == 1
+
+            await wait_for(applied, timeout=20, message="the update applied by the newer replica once it is up")
+        assert await dlq.list_dead_letters(infra.amqp_url, service) == []
+    finally:
+        await older.stop()
+        await newer.stop()
+
+
 async def test_a_retired_event_type_is_unbound_so_its_events_no_longer_reach_the_queue(db, clean, infra, unique):
     service = f"svc-{unique}"
     before = consumer_for(db, infra, service, {"customer.created": record_effect, "customer.updated": record_effect})
