@@ -77,7 +77,9 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
     if net < 0:
         invoices = await period_invoices(uow.session, event.subscription_id, event.period_start)
         if not invoices:
-            raise AwaitingEarlierEvent(f"no invoice yet for subscription {event.subscription_id} period {event.period_start}")
+            raise AwaitingEarlierEvent(
+                f"no invoice yet for subscription {event.subscription_id} period {event.period_start}"
+            )
         key = f"plan_change:{event.subscription_id}:{event.effective_at.isoformat()}"
         if event.change_id is not None:
             key = f"plan_change:{event.change_id}"

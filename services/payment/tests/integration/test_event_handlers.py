@@ -431,9 +431,8 @@ async def test_a_refund_owed_while_an_earlier_refund_is_unsettled_waits_and_is_m
 ):
     customer_id, headers = customer
     await add_card(customer_id, headers)
-    payment = (await client.post(
-        "/api/payments", json={"customer_id": str(customer_id), "amount": 3000, "currency": "USD"}, headers=idem(headers)
-    )).json()
+    body = {"customer_id": str(customer_id), "amount": 3000, "currency": "USD"}
+    payment = (await client.post("/api/payments", json=body, headers=idem(headers))).json()
     payment_id = uuid.UUID(payment["id"])
     # A refund of all of it whose gateway answer was lost: its 3000 stay reserved until the reconciler settles it.
     async with db.uow() as uow:
