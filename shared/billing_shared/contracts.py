@@ -129,6 +129,9 @@ class _SubscriptionPeriodFact(Event):
     period_end: datetime
     status: str
     payment_method_id: uuid.UUID | None = None
+    # The id the period's invoice is made with, chosen by the subscription service so that it can name the invoice
+    # at once (a subscription's period_invoice_id). None from a producer older than the field: any id then.
+    invoice_id: uuid.UUID | None = None
 
 
 @contract

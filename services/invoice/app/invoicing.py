@@ -98,6 +98,7 @@ class Draft:
     period_end: datetime | None = None
     effective_at: datetime | None = None
     change_id: uuid.UUID | None = None
+    id: uuid.UUID | None = None  # the id its fact chose for it (a subscription period's), else a new one
 
 
 def balance_of(invoice: Invoice) -> Balance:
@@ -116,7 +117,7 @@ async def open_invoice(session: AsyncSession, draft: Draft, at: datetime) -> Inv
         await session.scalars(
             insert(Invoice)
             .values(
-                id=new_id(),
+                id=draft.id or new_id(),
                 status=InvoiceStatus.DRAFT.value,
                 kind=draft.kind,
                 billing_reason=draft.billing_reason,

@@ -52,6 +52,7 @@ async def _bill_period(
         period_start=event.period_start,
         period_end=event.period_end,
         effective_at=event.period_start,
+        id=event.invoice_id,
     )
     invoice = await open_invoice(uow.session, draft, envelope.occurred_at)
     if invoice is not None:  # None: this period was invoiced already (a replay under another event id)

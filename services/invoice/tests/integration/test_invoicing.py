@@ -60,6 +60,16 @@ async def test_a_subscription_heard_of_before_its_customer_is_invoiced_with_the_
     assert re.fullmatch(r"INV-\d{6}", invoice["number"])
 
 
+async def test_a_period_invoice_gets_the_id_its_subscription_event_chose_once_however_often_it_is_heard(billing):
+    chosen = uuid.uuid4()
+    created, invoice = await billing.subscribe(invoice_id=chosen)
+    replay = await billing.publish(created, at=START)  # the same fact again, under another event id
+    await billing.handled(replay)
+
+    assert invoice["id"] == str(chosen)
+    assert [i["id"] for i in await billing.invoices_of(created.subscription_id)] == [str(chosen)]
+
+
 async def test_renewed_delivered_three_times_and_replayed_makes_one_invoice(billing):
     created, _ = await billing.subscribe()
     renewed = billing.renewal(created)

@@ -54,6 +54,7 @@ def subscription_fields(sub: Subscription) -> dict[str, Any]:
         "paused_at": sub.paused_at,
         "resumes_at": sub.resumes_at,
         "service_ends_at": sub.service_ends_at,
+        "period_invoice_id": sub.period_invoice_id,
         "created_at": sub.created_at,
         "updated_at": sub.updated_at,
     }

@@ -113,6 +113,11 @@ class SubscriptionOut(BaseModel):
     paused_at: datetime | None = None
     resumes_at: datetime | None = None
     service_ends_at: datetime | None = Field(None, description="suspended: service continues until the paid period ends")
+    period_invoice_id: uuid.UUID | None = Field(
+        None,
+        description="the current period's invoice: GET /api/invoices/{id} (made moments after the period starts, "
+        "so it may answer 404 at first; null for a period begun before this field existed)",
+    )
     created_at: datetime
     updated_at: datetime
 

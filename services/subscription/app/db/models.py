@@ -58,6 +58,8 @@ class Subscription(Base):
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resumes_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     service_ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The id the invoice service gives the current period's invoice (chosen here, sent in the period's event).
+    period_invoice_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text
 
 from billing_shared.contracts import SubscriptionCanceled, SubscriptionRenewed
 from billing_shared.db import Database, UnitOfWork
+from billing_shared.ids import new_id
 
 from ..db.models import Plan, Subscription, plans, subscriptions
 from ..domain.schedule import Schedule
@@ -37,10 +38,12 @@ _RENEW = text(
     """
     UPDATE subscriptions AS s
        SET plan_id = v.plan_id, pending_plan_id = NULL, status = v.status, current_period_index = v.idx,
-           current_period_start = v.starts, current_period_end = v.ends, updated_at = v.starts
+           current_period_start = v.starts, current_period_end = v.ends, period_invoice_id = v.invoice_id,
+           updated_at = v.starts
       FROM unnest(CAST(:ids AS uuid[]), CAST(:plan_ids AS uuid[]), CAST(:statuses AS text[]),
-                  CAST(:idx AS int[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]))
-           AS v(id, plan_id, status, idx, starts, ends)
+                  CAST(:idx AS int[]), CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]),
+                  CAST(:invoice_ids AS uuid[]))
+           AS v(id, plan_id, status, idx, starts, ends, invoice_id)
      WHERE s.id = v.id
     """
 )
@@ -263,7 +266,9 @@ async def _advance(uow: UnitOfWork, rows: Sequence[Any]) -> tuple[int, int]:
     plan_ids = {row.plan_id for row in rows} | {row.pending_plan_id for row in rows if row.pending_plan_id}
     plan_rows = (await uow.session.execute(select(plans).where(plans.c.id.in_(plan_ids)))).all()
     plan_by_id = {plan.id: plan for plan in plan_rows}
-    renew: dict[str, list[Any]] = {"ids": [], "plan_ids": [], "statuses": [], "idx": [], "starts": [], "ends": []}
+    renew: dict[str, list[Any]] = {
+        "ids": [], "plan_ids": [], "statuses": [], "idx": [], "starts": [], "ends": [], "invoice_ids": []
+    }
     new_periods: dict[str, list[Any]] = {
         "ids": [], "idx": [], "plan_ids": [], "starts": [], "ends": [], "amounts": [], "currencies": []
     }
@@ -278,7 +283,8 @@ async def _advance(uow: UnitOfWork, rows: Sequence[Any]) -> tuple[int, int]:
         index, start = row.current_period_index + 1, row.current_period_end
         end = Schedule(row.anchor, row.anchor_period_index, plan.interval, plan.interval_count).end_of(index)
         status = "active" if row.status == "trialing" else row.status
-        for key, value in zip(renew, (row.id, plan.id, status, index, start, end)):
+        invoice_id = new_id()
+        for key, value in zip(renew, (row.id, plan.id, status, index, start, end, invoice_id), strict=True):
             renew[key].append(value)
         for key, value in zip(new_periods, (row.id, index, plan.id, start, end, plan.amount, plan.currency)):
             new_periods[key].append(value)
@@ -297,6 +303,7 @@ async def _advance(uow: UnitOfWork, rows: Sequence[Any]) -> tuple[int, int]:
                 status=status,
                 payment_method_id=row.payment_method_id,
                 period_index=index,
+                invoice_id=invoice_id,
             ),
             occurred_at=start,
         )

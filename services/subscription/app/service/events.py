@@ -42,6 +42,7 @@ def created(sub: Subscription, plan: Plan, first: Period, amount: int) -> Subscr
         status=sub.status,
         payment_method_id=sub.payment_method_id,
         trial_end=sub.trial_end,
+        invoice_id=sub.period_invoice_id,
     )
 
 
@@ -60,4 +61,5 @@ def renewed(sub: Subscription, plan: Plan, period: Period) -> SubscriptionRenewe
         status=sub.status,
         payment_method_id=sub.payment_method_id,
         period_index=period.index,
+        invoice_id=sub.period_invoice_id,
     )

@@ -276,6 +276,7 @@ async def start_period(uow: UnitOfWork, sub: Subscription, plan: Plan, schedule:
     sub.current_period_index, sub.current_period_start, sub.current_period_end = period.index, period.start, period.end
     sub.plan_id, sub.pending_plan_id = plan.id, None
     sub.plan = plan
+    sub.period_invoice_id = new_id()
     uow.emit(events.renewed(sub, plan, period), occurred_at=period.start)
 
 

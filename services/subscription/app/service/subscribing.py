@@ -49,6 +49,7 @@ async def subscribe(
         current_period_end=start.first.end,
         trial_end=start.trial_end,
         cancel_at_period_end=False,
+        period_invoice_id=new_id(),
         created_at=now,
         updated_at=now,
     )

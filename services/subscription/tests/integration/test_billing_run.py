@@ -35,6 +35,9 @@ async def test_a_year_of_monthly_runs_gives_12_calendar_correct_renewals(
     assert all(e.occurred_at.isoformat()[:10] == e.payload["period_start"][:10] for e in renewals)
     now = (await client.get(f"/api/subscriptions/{sub['id']}", headers=user_headers)).json()
     assert (now["current_period_index"], now["current_period_start"]) == (12, "2025-01-31T00:00:00Z")
+    # Each renewal names its own invoice; the subscription shows the current period's.
+    invoice_ids = [e.payload["invoice_id"] for e in renewals]
+    assert len(set(invoice_ids) | {sub["period_invoice_id"]}) == 13 and now["period_invoice_id"] == invoice_ids[-1]
 
 
 async def test_as_of_three_months_ahead_renews_three_times_one_period_each(

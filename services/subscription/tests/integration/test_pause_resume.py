@@ -43,6 +43,7 @@ async def test_nothing_is_billed_while_paused_and_resuming_late_starts_a_fresh_p
     assert resumed["status"] == "active"
     assert (resumed["current_period_start"], resumed["current_period_end"]) == ("2025-04-05T09:00:00Z", "2025-05-05T09:00:00Z")
     assert renewal.payload["period_index"] == 1 and renewal.payload["period_start"] == "2025-04-05T09:00:00Z"
+    assert renewal.payload["invoice_id"] == resumed["period_invoice_id"] != sub["period_invoice_id"]
 
 
 async def test_resuming_inside_the_paused_period_continues_it(client, admin_headers, db, test_clock, customer_id, user_headers):

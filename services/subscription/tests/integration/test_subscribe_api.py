@@ -40,7 +40,9 @@ async def test_subscribe_anchors_on_jan_31_and_publishes_created(client, admin_h
         "status": "active",
         "period_start": "2024-01-31T10:30:00Z",
         "period_end": "2024-02-29T10:30:00Z",
+        "invoice_id": sub["period_invoice_id"],  # the invoice service makes the period's invoice with this id
     }.items()
+    assert sub["period_invoice_id"] is not None
 
 
 async def test_yearly_plan_from_feb_29_ends_on_feb_28(client, admin_headers, test_clock, customer_id, user_headers):
