@@ -7,7 +7,9 @@ try through a delay queue (`<service>.retry.<ms>ms`, which returns it behind the
 acked, so it holds no prefetch slot while it waits; after `delivery_limit` such tries it goes to `<service>.dlq`.
 A handler that reports an `Outage` (something it needs is down, the message is fine), or whose database cannot
 be reached, is not dead-lettered for it: its message keeps coming back at the longest delay until `outage_retry_s`
-has passed since the outage began.
+has passed since the outage began. One that reports `Awaiting` (an earlier event it builds on has not come yet),
+or that no handler of this replica takes (a newer replica's, in a rolling upgrade), waits the same way for up to
+`awaiting_retry_s`: shorter, since what it waits for may never come (an admin's typo), and the DLQ says so.
 The queue's own delivery limit dead-letters a message that keeps crashing its consumer.
 Events whose handlers are marked `batchable` (every effect in the unit of work) are applied several to a
 transaction when they queue up under load; a batch that fails is retried one event at a time.
@@ -35,7 +37,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from . import amqp
 from .db import Database, UnitOfWork, database_unreachable, sql_name
-from .events import Envelope
+from .events import Envelope, for_outside_listeners
 from .logs import correlation_id
 from .plumbing_tables import inbox_table
 
@@ -61,6 +63,10 @@ def batchable(handler: H) -> H:
     return handler
 
 
+# How long stop() waits for the handlers it cancelled to unwind (roll back) before it closes anyway.
+_UNWIND_S = 5.0
+
+
 class Retryable(Exception):
     """Raised by a handler for a condition that may clear (e.g. a projection not yet there)."""
 
@@ -71,6 +77,11 @@ class Outage(Retryable):
     The message is fine, so it is not retried in-process and its tries are not counted toward the dead-letter
     queue: it waits out the outage at the longest retry delay, for up to `outage_retry_s`.
     """
+
+
+class Awaiting(Outage):
+    """Raised by a handler whose event builds on another that has not been handled here yet (its customer's
+    customer.created, say). It waits like an outage, for up to `awaiting_retry_s`, then goes to the DLQ."""
 
 
 def _tries_so_far(message: AbstractIncomingMessage) -> int:
@@ -98,6 +109,7 @@ class EventConsumer:
         redelivery_backoff_s: float = 1.0,
         redelivery_backoff_max_s: float = 30.0,
         outage_retry_s: float = 3 * 24 * 3600.0,
+        awaiting_retry_s: float = 6 * 3600.0,
         batch_max: int = 32,
         batch_concurrency: int = 2,
         stop_grace_s: float = 5.0,
@@ -108,6 +120,10 @@ class EventConsumer:
         self.amqp_url = amqp_url
         self.exchange = exchange
         self.dead_letter_exchange = dead_letter_exchange
+        outside_only = sorted(t for t in handlers if for_outside_listeners(t))
+        if outside_only:  # the relay counts them sent without a queue: a consumer here would miss some
+            raise ValueError(f"{service} handles {', '.join(outside_only)}, marked for outside listeners only "
+                             "(Event.for_outside_listeners): clear the mark on the contract to consume it here")
         self.handlers = handlers
         # event type → the only routing patterns to hear it under (e.g. "payment.succeeded.*.dunning");
         # any other type handled is heard whole (`<type>.#`)
@@ -122,6 +138,7 @@ class EventConsumer:
         self.redelivery_backoff_s = redelivery_backoff_s
         self.redelivery_backoff_max_s = redelivery_backoff_max_s
         self.outage_retry_s = outage_retry_s
+        self.awaiting_retry_s = awaiting_retry_s
         self.batch_max = batch_max
         self.batch_concurrency = batch_concurrency
         # how long stop() lets the handlers under way finish: at least the longest handler with an outside effect
@@ -141,6 +158,10 @@ class EventConsumer:
             "SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
         )
         self._in_flight: set[asyncio.Task] = set()
+        # At most `prefetch` events are applied at once, across channels: after a reconnect the new channel is
+        # handed up to `prefetch` deliveries (copies of those still under way among them) while the old ones
+        # finish, and each would take a database connection (a copy waits on its inbox row meanwhile).
+        self._slots = asyncio.Semaphore(prefetch)
         self._waiting: list[tuple[AbstractIncomingMessage, Envelope, Handler]] = []  # batchable, not yet applied
         self._batchers = 0
         # the wait before each later try: redelivery_backoff_s, doubling, at most redelivery_backoff_max_s
@@ -199,7 +220,11 @@ class EventConsumer:
         log.warning("stopping: %d handler(s) still running after %g s cancelled", len(still_running), self.stop_grace_s)
         for task in still_running:
             task.cancel()
-        await asyncio.gather(*still_running, return_exceptions=True)
+        # Unwinding rolls back on the database: bounded too, should it hang (the database gone at shutdown).
+        _, stuck = await asyncio.wait(still_running, timeout=_UNWIND_S)
+        if stuck:
+            log.error("stopping: %d cancelled handler(s) still unwinding after %g s; closing anyway", len(stuck),
+                      _UNWIND_S)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # aiormq cancels a channel's consumer callbacks when the connection drops. A handler cancelled between
@@ -217,12 +242,12 @@ class EventConsumer:
         if handler is None:
             # Bound for a handler this replica lacks: in a rolling upgrade, a newer replica's on the same queue.
             # Handed back for a later try (which a newer replica may take), never dropped. The message is fine, so
-            # it waits as for an outage (however long the rollout takes, up to outage_retry_s), not the DLQ after
+            # it waits as for an outage (however long the rollout takes, up to awaiting_retry_s), not the DLQ after
             # its few tries. A type whose handler was removed for good is listed in `retired`: its binding goes.
             tries = _tries_so_far(message)
             log.warning("no handler here for %s %s (try %d); handed back", envelope.type, envelope.event_id, tries + 1)
             HANDLED.labels(self.service, envelope.type, "no_handler").inc()
-            self._run(self._try_later(message, tries, outage=True))
+            self._run(self._try_later(message, tries, outage=True, wait_s=self.awaiting_retry_s))
             return
         if self.batch_max > 1 and getattr(handler, "batchable", False):
             self._waiting.append((message, envelope, handler))
@@ -271,6 +296,12 @@ class EventConsumer:
             await self._settle(message.ack())
 
     async def _handle_message(self, message: AbstractIncomingMessage, envelope: Envelope, handler: Handler) -> None:
+        async with self._slots:
+            await self._handle_message_in_slot(message, envelope, handler)
+
+    async def _handle_message_in_slot(
+        self, message: AbstractIncomingMessage, envelope: Envelope, handler: Handler
+    ) -> None:
         token = correlation_id.set(envelope.correlation_id)
         try:
             with HANDLE_SECONDS.labels(self.service, envelope.type).time():
@@ -282,16 +313,19 @@ class EventConsumer:
             of = "while the outage lasts" if outage else f"of {len(self._retry_delays) + 1}"
             log.warning("handling %s %s failed (try %d %s): %r", envelope.type, envelope.event_id, tries + 1, of, exc)
             HANDLED.labels(self.service, envelope.type, "failed").inc()
-            await self._try_later(message, tries, outage=outage)
+            wait_s = self.awaiting_retry_s if isinstance(exc, Awaiting) else self.outage_retry_s
+            await self._try_later(message, tries, outage=outage, wait_s=wait_s)
             return
         finally:
             correlation_id.reset(token)
         HANDLED.labels(self.service, envelope.type, outcome).inc()
         await self._settle(message.ack())
 
-    async def _try_later(self, message: AbstractIncomingMessage, tries: int, *, outage: bool = False) -> None:
+    async def _try_later(
+        self, message: AbstractIncomingMessage, tries: int, *, outage: bool = False, wait_s: float = 0.0
+    ) -> None:
         """Hand a failed message back for a later try, or to the DLQ once it has had its tries (an outage's
-        message, once the outage has outlasted `outage_retry_s`).
+        message, once the outage has outlasted `wait_s`).
 
         Not by holding it and requeueing it: a requeued message goes back to the head of the queue, so a few
         that fail together (emails for a customer whose customer.created waits behind them) would take every
@@ -306,7 +340,7 @@ class EventConsumer:
             exchange = self._later
             key = amqp.retry_queue_name(self.service, self._retry_delays[tries])
             copy = amqp.copy_for_another_try(message, **marks)
-        elif outage and now_ms - marks[amqp.OUTAGE_SINCE_HEADER] < self.outage_retry_s * 1000:
+        elif outage and now_ms - marks[amqp.OUTAGE_SINCE_HEADER] < wait_s * 1000:
             exchange = self._later
             key = amqp.retry_queue_name(self.service, self.redelivery_backoff_max_s)
             copy = amqp.copy_for_another_try(message, **marks)

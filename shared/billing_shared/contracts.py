@@ -196,12 +196,14 @@ class _SubscriptionStatusFact(Event):
 @contract
 class SubscriptionPaused(_SubscriptionStatusFact):
     type = "subscription.paused"
+    for_outside_listeners = True  # no service here consumes it
     resumes_at: datetime | None = None
 
 
 @contract
 class SubscriptionResumed(_SubscriptionStatusFact):
     type = "subscription.resumed"
+    for_outside_listeners = True  # no service here consumes it
 
 
 @contract
@@ -217,6 +219,7 @@ class SubscriptionSuspended(_SubscriptionStatusFact):
 @contract
 class SubscriptionReactivated(_SubscriptionStatusFact):
     type = "subscription.reactivated"
+    for_outside_listeners = True  # no service here consumes it
 
 
 # --- invoice --------------------------------------------------------------------------------
@@ -272,6 +275,7 @@ class InvoiceVoided(_InvoiceFact):
 @contract
 class InvoiceUncollectible(_InvoiceFact):
     type = "invoice.uncollectible"
+    for_outside_listeners = True  # no service here consumes it
     amount_due: int = 0
 
 
@@ -376,6 +380,7 @@ class DunningRecovered(_DunningFact):
 @contract
 class NotificationSent(Event):
     type = "notification.sent"
+    for_outside_listeners = True  # no service here consumes it
     notification_id: uuid.UUID
     customer_id: uuid.UUID | None = None
     template: str

@@ -23,6 +23,9 @@ class Event(BaseModel):
 
     type: ClassVar[str]
     version: ClassVar[int] = 1
+    # True for a fact no service of this system consumes: published for listeners outside it (webhooks,
+    # analytics, audit). The relay expects no queue to take it, and a consumer may not handle it.
+    for_outside_listeners: ClassVar[bool] = False
 
     def routing_key(self) -> str:
         """The key it is published under: its type, then any words that let a consumer hear only part of it
@@ -59,6 +62,12 @@ def contract(cls: type[E]) -> type[E]:
         raise ValueError(f"event type {cls.type} registered twice")
     CATALOG[cls.type] = cls
     return cls
+
+
+def for_outside_listeners(event_type: str) -> bool:
+    """Whether events of this type are for listeners outside the system only (see Event.for_outside_listeners)."""
+    model = CATALOG.get(event_type)
+    return model is not None and model.for_outside_listeners
 
 
 def routing_key_of(envelope: Envelope) -> str:

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 
 from . import amqp, clock
 from .db import Database, driver_connection, sql_name
+from .events import for_outside_listeners
 from .plumbing_tables import notify_channel, outbox_table
 
 log = logging.getLogger(__name__)
@@ -169,17 +170,19 @@ class OutboxRelay:
             sent, unroutable, failed = [], [], []
             for row, result in zip(rows, results):
                 if isinstance(result, PublishError):
-                    unroutable.append(row)
+                    # a fact for outside listeners only is sent whether or not one of them has a queue bound
+                    (sent if for_outside_listeners(row["type"]) else unroutable).append(row)
                 elif isinstance(result, BaseException):
                     failed.append(result)
                 else:
-                    sent.append(row["id"])
+                    sent.append(row)
             now = clock.wall_now()
             if sent:
-                await driver.execute(self._mark_sent, sent, now, None)
+                await driver.execute(self._mark_sent, [row["id"] for row in sent], now, None)
             if unroutable:
-                # Nobody subscribes to these (yet): record it rather than block the outbox forever. Retention keeps
-                # them, but nobody gets them until they are resent: warn, with the command.
+                # A consumer here should have had these, but no queue is bound for them (yet): record it rather
+                # than block the outbox forever. Retention keeps them, but nobody gets them until they are resent:
+                # warn, with the command. (A fact only outside listeners hear counts as sent without one.)
                 for row in unroutable:
                     log.warning(
                         "%s %s had no bound queue; kept in the outbox until resent: "

@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     # A handler that reports an Outage (SMTP down, say) has its message tried again every redelivery_backoff_max_s
     # for this long after the outage began, not dead-lettered after delivery_limit tries.
     outage_retry_s: float = Field(3 * 24 * 3600.0, gt=0)
+    # An event waiting for an earlier one this service has not handled yet (its customer's customer.created), or
+    # for a replica with its handler (a rolling upgrade), is tried again the same way for this long, then the DLQ.
+    awaiting_retry_s: float = Field(6 * 3600.0, gt=0)
     # Events of `batchable` handlers that queue up under load are applied this many to a transaction, by at
     # most this many transactions at once (each holds one pool connection). 1 applies every event on its own.
     consumer_batch_max: int = Field(32, ge=1, le=500)

@@ -289,6 +289,7 @@ class ServiceRuntime:
                 redelivery_backoff_s=s.redelivery_backoff_s,
                 redelivery_backoff_max_s=s.redelivery_backoff_max_s,
                 outage_retry_s=s.outage_retry_s,
+                awaiting_retry_s=s.awaiting_retry_s,
                 batch_max=s.consumer_batch_max,
                 batch_concurrency=s.consumer_batch_concurrency,
                 stop_grace_s=s.consumer_stop_grace_s,

@@ -11,9 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
+from billing_shared import consumer as consumer_module
 from billing_shared import dlq
 from billing_shared.amqp import envelope_message, retry_queue_name
-from billing_shared.consumer import HANDLED, EventConsumer, Outage, Retryable, batchable
+from billing_shared.consumer import HANDLED, Awaiting, EventConsumer, Outage, Retryable, batchable
 from billing_shared.db import Database
 from billing_shared.contracts import CustomerCreated, CustomerUpdated, PaymentSucceeded
 from billing_shared.events import Envelope
@@ -172,6 +173,61 @@ async def test_a_handler_under_way_when_the_broker_drops_the_connection_commits_
         await consumer.stop()
 
 
+async def test_after_a_reconnect_no_more_than_prefetch_events_are_applied_at_once(db, clean, infra, unique):
+    """The new channel is delivered `prefetch` more messages (here copies of the two still under way) while the
+    old handlers finish: each copy would take a database connection and wait on its inbox row."""
+    service = f"svc-{unique}"
+    under_way, release = asyncio.Event(), asyncio.Event()
+    running: list[str] = []
+
+    async def slow(envelope: Envelope, uow) -> None:
+        running.append(str(envelope.event_id))
+        if len(running) >= 2:
+            under_way.set()
+        await release.wait()
+        await record_effect(envelope, uow)
+
+    consumer = consumer_for(db, infra, service, {"customer.created": slow}, prefetch=2)
+    delivered = 0
+    on_message = consumer._on_message
+
+    async def counting(message) -> None:
+        nonlocal delivered
+        delivered += 1
+        await on_message(message)
+
+    consumer._on_message = counting
+    await consumer.start()
+    pool = db.engine.sync_engine.pool
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            sent = [await bus.publish(event()) for _ in range(2)]
+        await asyncio.wait_for(under_way.wait(), 10)
+        await asyncio.to_thread(
+            subprocess.run, ["rabbitmqctl", "-q", "close_all_connections", "-p", infra.vhost, "test: broker drop"],
+            check=True, capture_output=True,
+        )
+
+        async def redelivered() -> bool:
+            return delivered >= 4
+
+        await wait_for(redelivered, timeout=30, message="both messages delivered again on the new channel")
+        in_use = []
+        for _ in range(10):  # the copies may be on their way to a connection: look for a moment
+            in_use.append(pool.checkedout())
+            await asyncio.sleep(0.05)
+        release.set()
+
+        async def applied() -> bool:
+            return await effect_count(db, *(str(e.event_id) for e in sent)) == 2
+
+        await wait_for(applied, timeout=30, message="both events applied once")
+        assert max(in_use) <= 2  # the two old handlers' connections; the copies wait for a slot
+    finally:
+        release.set()
+        await consumer.stop()
+
+
 async def test_poison_message_is_dead_lettered_while_later_messages_flow(db, clean, infra, unique):
     service = f"svc-{unique}"
     poison_ids: set[str] = set()
@@ -236,6 +292,30 @@ async def test_an_outage_is_waited_out_past_the_delivery_limit_then_dead_lettere
         # would be two calls within milliseconds), until the outage had lasted outage_retry_s.
         assert len(tries) > 3 + 2 and tries[-1] - tries[0] >= 1.5
         assert min(b - a for a, b in zip(tries, tries[1:])) >= 0.05
+    finally:
+        await consumer.stop()
+
+
+async def test_an_event_awaiting_another_waits_past_the_delivery_limit_but_only_awaiting_retry_s(
+    db, clean, infra, unique
+):
+    service = f"svc-{unique}"
+    tries: list[float] = []
+
+    async def customer_not_known_yet(envelope: Envelope, uow) -> None:
+        tries.append(time.monotonic())
+        raise Awaiting("its customer.created has not come (and never will: a typo)")
+
+    consumer = consumer_for(db, infra, service, {"customer.created": customer_not_known_yet}, delivery_limit=2,
+                            outage_retry_s=3600, awaiting_retry_s=1.0)
+    await consumer.start()
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            waiting = await bus.publish(event())
+            letters = await dead_letters(infra, service, "the message in the DLQ", timeout=20)
+        assert [letter.event_id for letter in letters] == [str(waiting.event_id)]
+        # More tries than delivery_limit (2) allows, for awaiting_retry_s, not the hour of an outage.
+        assert len(tries) > 3 + 1 and 1.0 <= tries[-1] - tries[0] < 10
     finally:
         await consumer.stop()
 
@@ -463,6 +543,12 @@ async def test_an_event_only_a_replica_not_yet_started_handles_waits_for_it_beyo
     finally:
         await older.stop()
         await newer.stop()
+
+
+async def test_a_consumer_may_not_handle_a_fact_marked_for_outside_listeners_only(db, infra, unique):
+    # The relay counts such a fact sent when no queue takes it: a consumer of it here would miss some.
+    with pytest.raises(ValueError, match="notification.sent, marked for outside listeners only"):
+        consumer_for(db, infra, f"svc-{unique}", {"customer.created": record_effect, "notification.sent": record_effect})
 
 
 async def test_a_retired_event_type_is_unbound_so_its_events_no_longer_reach_the_queue(db, clean, infra, unique):
@@ -751,3 +837,35 @@ async def test_a_handler_that_outlasts_the_grace_is_cancelled_and_has_unwound_be
         await wait_for(applied_by_the_next, message="the cancelled handler's event, redelivered")
     finally:
         await after.stop()
+
+
+async def test_stop_waits_a_bounded_time_for_a_cancelled_handler_that_does_not_unwind(
+    db, clean, infra, unique, monkeypatch
+):
+    """A handler whose rollback hangs (the database gone at shutdown) does not hang stop()."""
+    monkeypatch.setattr(consumer_module, "_UNWIND_S", 0.3)
+    service = f"svc-{unique}"
+    under_way, released = asyncio.Event(), asyncio.Event()
+
+    async def never_unwinds(envelope: Envelope, uow) -> None:
+        under_way.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await released.wait()  # a rollback that never comes back
+            raise
+
+    consumer = consumer_for(db, infra, service, {"customer.created": never_unwinds}, stop_grace_s=0.2)
+    await consumer.start()
+    stuck = []
+    try:
+        async with EventBus(infra.amqp_url) as bus:
+            await bus.publish(event())
+        await asyncio.wait_for(under_way.wait(), 10)
+        stuck = list(consumer._in_flight)
+        started = time.monotonic()
+        await asyncio.wait_for(consumer.stop(), 10)  # without the bound: the whole 10 s, then TimeoutError
+        assert time.monotonic() - started < 3
+    finally:
+        released.set()
+        await asyncio.gather(*stuck, return_exceptions=True)

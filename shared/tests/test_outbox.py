@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from billing_shared import relay as relay_module
-from billing_shared.contracts import CustomerCreated, PaymentSucceeded
+from billing_shared.contracts import CustomerCreated, NotificationSent, PaymentSucceeded
 from billing_shared.db import driver_connection
 from billing_shared.outbox import RESENT_NOTE, list_unroutable, resend_unroutable
 from billing_shared.outbox import main as outbox_cli
@@ -284,6 +284,32 @@ async def test_an_event_no_queue_took_is_kept_listed_and_resent_once_its_consume
         assert await count(db, outbox, outbox.c.last_error == RESENT_NOTE, outbox.c.published_at.is_not(None)) == 1
     finally:
         await relay.stop()
+
+
+async def test_a_fact_for_outside_listeners_only_counts_as_sent_with_no_queue_and_no_warning(
+    db, clean, infra, database_url, caplog
+):
+    async with db.uow() as uow:  # no service here consumes notification.sent: no queue is bound for it
+        event_id = uow.emit(NotificationSent(
+            notification_id=uuid.uuid4(), template="welcome", source_event_id=uuid.uuid4(), recipient="a@example.com",
+        )).event_id
+        uow.emit(PaymentSucceeded(payment_id=uuid.uuid4(), customer_id=uuid.uuid4(), amount=100, currency="USD"))
+        await uow.commit()
+    relay = relay_for(db, infra, database_url)
+    await relay.start()
+    try:
+        async def both_published() -> bool:
+            return await count(db, outbox, outbox.c.published_at.is_not(None)) == 2
+
+        await wait_for(both_published, message="both events published")
+    finally:
+        await relay.stop()
+    sent = outbox.c.event_id == event_id
+    assert await count(db, outbox, sent, outbox.c.last_error.is_(None)) == 1  # purged like any sent event
+    assert [row.type for row in await list_unroutable(database_url, SCHEMA)] == ["payment.succeeded"]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == relay_module.__name__ and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "payment.succeeded" in warnings[0]
 
 
 async def _drain(relay: OutboxRelay) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_shared.consumer import Outage, Retryable
+from billing_shared.consumer import Awaiting, Retryable
 from billing_shared.contracts import (
     InvoiceFinalized,
     InvoiceOverpaid,
@@ -51,16 +51,16 @@ class UnknownInvoice(LookupError):
     pass
 
 
-class AwaitingEarlierEvent(Outage):
+class AwaitingEarlierEvent(Awaiting):
     """An event this one builds on (its customer's customer.created, its period's subscription event) has not been
     handled here yet. It lags for as long as the service that publishes it (or its relay) is down, so the event
-    waits as for an outage (up to OUTAGE_RETRY_S) instead of reaching the DLQ after a minute of quick tries."""
+    waits (up to AWAITING_RETRY_S) instead of reaching the DLQ after half a minute of quick tries."""
 
 
 class CustomerNotYetKnown(AwaitingEarlierEvent):
     """The customer's customer.created has not reached this service yet: an invoice is not numbered and issued
-    without its bill-to. The event comes back later (after OUTAGE_RETRY_S, the DLQ: a customer that does not
-    exist)."""
+    without its bill-to. The event comes back later (after AWAITING_RETRY_S, the DLQ: a customer that does not
+    exist, an admin's typo)."""
 
 
 @dataclass(frozen=True)
