@@ -337,12 +337,10 @@ async def find_period_invoice(
 async def period_invoices(
     session: AsyncSession, subscription_id: uuid.UUID, period_start: datetime | None, before: datetime | None = None
 ) -> list[Invoice]:
-    """The (locked) invoices of a subscription period in the order a credit for the period takes them: those
-    still owing first, then the rest; newest first within each (its plan changes', then its own).
+    """The (locked) invoices of a subscription period, newest first: its plan changes', then its own.
 
-    Owing first, because a credit lowers what the customer still owes before paid money is refunded: a late
-    plan-change credit released by the change invoice's payment must not be refunded in cash while the period's
-    own invoice is still unpaid. Newest first, because the latest plan's days are what a cancel credits."""
+    Newest first, because a credit for the period lands there first: the latest plan's days are what a cancel
+    credits, and an unpaid plan-change invoice is then lowered before paid money is refunded."""
     invoice = await find_period_invoice(session, subscription_id, period_start, before)
     if invoice is None:
         return []
@@ -357,9 +355,17 @@ async def period_invoices(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    return [*changes, invoice]
+
+
+def owing_first(invoices: list[Invoice]) -> list[Invoice]:
+    """These invoices with those still owing first, in their order otherwise (a stable sort).
+
+    For a plan change's credit for the old plan's unused days: it lowers what the customer still owes for the
+    period before paid money is refunded. Such a credit released late, by the change invoice's payment, must not
+    be refunded in cash while the period's own invoice (the old plan's) is unpaid."""
     owing = (InvoiceStatus.OPEN.value, InvoiceStatus.UNCOLLECTIBLE.value)
-    newest_first = [*changes, invoice]
-    return sorted(newest_first, key=lambda i: not (i.status in owing and i.amount_due > 0))  # a stable sort
+    return sorted(invoices, key=lambda i: not (i.status in owing and i.amount_due > 0))
 
 
 async def latest_payment_method(session: AsyncSession, subscription_id: uuid.UUID) -> uuid.UUID | None:

@@ -23,6 +23,7 @@ from ..invoicing import (
     finalize,
     latest_payment_method,
     open_invoice,
+    owing_first,
     period_invoices,
 )
 
@@ -76,7 +77,7 @@ async def handle_subscription_plan_changed(envelope: Envelope, uow: UnitOfWork, 
     net = totals(lines, event.currency).total
     at = envelope.occurred_at
     if net < 0:
-        invoices = await period_invoices(uow.session, event.subscription_id, event.period_start)
+        invoices = owing_first(await period_invoices(uow.session, event.subscription_id, event.period_start))
         if not invoices:
             raise AwaitingEarlierEvent(
                 f"no invoice yet for subscription {event.subscription_id} period {event.period_start}"

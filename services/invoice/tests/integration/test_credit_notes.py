@@ -228,6 +228,23 @@ async def test_a_late_plan_change_credit_lowers_the_unpaid_period_invoice_before
     assert billing.events_for("credit_note.issued", change["id"]) == []  # nothing refunded from the change
 
 
+async def test_a_cancel_refunds_the_latest_plans_paid_invoice_even_while_the_period_invoice_is_unpaid(billing):
+    # A cancel credits the latest plan's unused days: what its invoice was paid goes back. (A plan change's credit
+    # is for the old plan's days: it lowers the period invoice first, as the test above shows.)
+    created, invoice = await billing.subscribe()  # the period's charge failed: its invoice stays open
+    at = START + timedelta(days=10)
+    await billing.publish(plan_change(created, at, "Max", 0, 6666), at=at)
+    _, change = await billing.invoices_of(created.subscription_id, count=2)
+    await billing.pay(change)
+    await billing.invoice_when(change["id"], lambda i: i["status"] == "paid")
+    await billing.publish(cancellation(created, credit=3000, days_in=10))
+
+    note = await billing.event_for("credit_note.issued", change["id"])
+    assert (note.payload["amount"], note.payload["refund_amount"]) == (3000, 3000)
+    assert billing.events_for("credit_note.issued", invoice["id"]) == []
+    assert (await billing.invoice(invoice["id"]))["amount_due"] == 4999
+
+
 async def test_a_credit_settling_a_partly_paid_invoice_refunds_from_the_payment_received(billing):
     created, invoice = await billing.subscribe()
     partial = await billing.pay(invoice, amount=400)
