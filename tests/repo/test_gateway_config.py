@@ -125,6 +125,7 @@ ROUTES = [
     ("/api/auth/token", "customer"),
     ("/api/payments/pay_1", "payment"),
     ("/api/payment_methods/pm_1", "payment"),
+    ("/api/refunds", "payment"),
     ("/api/plans", "subscription"),
     ("/api/subscriptions/sub_1", "subscription"),
     ("/api/billing-runs", "subscription"),

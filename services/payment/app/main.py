@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Payment service",
         description="Payment methods (tokens, never card numbers), idempotent charges, refunds, reconciliation.",
-        routers=[operations.router, payments.router, refunds.router, payment_methods.router],
+        routers=[
+            operations.router, payments.router, refunds.router, refunds.every_payments_router, payment_methods.router
+        ],
         handlers=build_handlers(ctx),
         on_start=on_start,
         resources=gateway,

@@ -25,9 +25,10 @@ from ..db.models import Payment, Refund
 from ..domain.payments import RefundRefused, refund_amount
 from ..service_layer.refunds import apply_refund_result, refund_at_gateway, reserve_refund
 from .deps import Context, IdempotencyKey, idempotency_scope
-from .schemas import RefundCreate, RefundOut, RefundPage
+from .schemas import RefundCreate, RefundOut, RefundPage, RefundReason, Status
 
 router = APIRouter(prefix="/api/payments/{payment_id}/refunds", tags=["refunds"])
+every_payments_router = APIRouter(prefix="/api/refunds", tags=["refunds"])
 
 _REFUSAL_STATUS = {"amount_too_large": 422, "invalid_amount": 422}
 
@@ -115,6 +116,38 @@ async def list_refunds(
         rows, next_cursor = await fetch_page(
             session, select(Refund).where(Refund.payment_id == payment_id), Refund.id, cursor, limit
         )
+    return RefundPage(
+        data=[RefundOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor
+    )
+
+
+@every_payments_router.get(
+    "", response_model=RefundPage, summary="List refunds across payments (admin: every customer's; a user: its own)"
+)
+async def list_every_payments_refunds(
+    ctx: Context,
+    principal: CurrentPrincipal,
+    customer_id: uuid.UUID | None = None,
+    status: Status | None = None,
+    reason: RefundReason | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> RefundPage:
+    """`?status=failed&reason=credit_note` (or `overpayment`) lists what customers are still owed: refunds this
+    service owed them that the gateway refused, to be made by hand."""
+    if not principal.is_admin:
+        if customer_id is not None and customer_id != principal.customer_id:
+            return RefundPage(data=[], has_more=False)
+        customer_id = principal.customer_id
+    stmt = select(Refund)
+    if customer_id is not None:
+        stmt = stmt.where(Refund.customer_id == customer_id)
+    if status is not None:
+        stmt = stmt.where(Refund.status == status)
+    if reason is not None:
+        stmt = stmt.where(Refund.reason == reason)
+    async with ctx.db.reads() as session:
+        rows, next_cursor = await fetch_page(session, stmt, Refund.id, cursor, limit)
     return RefundPage(
         data=[RefundOut.model_validate(r) for r in rows], has_more=next_cursor is not None, next_cursor=next_cursor
     )

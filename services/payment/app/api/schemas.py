@@ -15,6 +15,8 @@ from billing_shared.money import chargeable_currency
 MAX_AMOUNT = 10**12
 
 Status = Literal["pending", "succeeded", "failed", "unknown"]
+# requested: by an admin through the API; credit_note, overpayment: owed to the customer, made by this service
+RefundReason = Literal["requested", "credit_note", "overpayment"]
 
 
 class _Strict(BaseModel):
@@ -105,7 +107,7 @@ class RefundOut(BaseModel):
     amount: int
     currency: str
     status: Status
-    reason: Literal["requested", "credit_note", "overpayment"]
+    reason: RefundReason
     credit_note_id: uuid.UUID | None
     gateway_refund_id: str | None
     failure_code: str | None

@@ -101,7 +101,8 @@ def apply_refund_result(
             # Nobody asked for this refund who would see it fail: a credit note or an overpaid invoice says the
             # customer is owed it.
             log.error(
-                "the gateway refused a refund owed for a%s (%s): the customer is still owed it; refund by hand",
+                "the gateway refused a refund owed for a%s (%s): the customer is still owed it; refund by hand "
+                "(GET /api/refunds?status=failed lists them)",
                 " credit note" if refund.reason == "credit_note" else "n overpayment", refund.failure_code,
                 extra={"refund_id": str(refund.id), "credit_note_id": str(refund.credit_note_id),
                        "payment_id": str(payment.id), "amount": refund.amount, "currency": refund.currency},

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from app.adapters.gateway import RefundResult
 from app.db.models import Payment
+from app.service_layer.refunds import apply_refund_result, reserve_refund
 from billing_shared.testing import EventBus
 from tests.conftest import HARD_DECLINE_CARD, events_about, idem
 
@@ -117,3 +120,33 @@ async def test_only_an_admin_refunds_a_customer_sees_its_refunds_and_the_key_is_
     keyless = await client.post(f"/api/payments/{payment['id']}/refunds", json={}, headers=admin_headers)
     assert keyless.status_code == 400
     assert (await refund(client, {"id": str(uuid.uuid4())}, admin_headers)).status_code == 404
+
+
+async def test_refunds_across_payments_show_an_admin_what_customers_are_still_owed_and_a_user_only_its_own(
+    client, customer, add_card, admin_headers, service_env, db
+):
+    customer_id, headers = customer
+    other_id = uuid.uuid4()
+    other = (other_id, service_env.auth(other_id))
+    payment, others_payment = await paid(client, customer, add_card), await paid(client, other, add_card)
+    made = (await refund(client, others_payment, admin_headers, 100)).json()
+    async with db.uow() as uow:  # a credit note's refund the gateway refused: the customer is still owed it
+        locked = await uow.session.get(Payment, uuid.UUID(payment["id"]), with_for_update=True)
+        owed = reserve_refund(locked, 400, now=datetime.now(UTC), pending_grace_s=60, reason="credit_note",
+                              credit_note_id=uuid.uuid4(), key=f"test:{uuid.uuid4()}")
+        apply_refund_result(locked, owed, RefundResult("failed", failure_code="charge_expired"),
+                            now=datetime.now(UTC), schedule=[60])
+        uow.session.add(owed)
+        await uow.commit()
+
+    async def listed(query: str, as_headers: dict[str, str]) -> list[tuple[str, str]]:
+        response = await client.get(f"/api/refunds?{query}", headers=as_headers)
+        assert response.status_code == 200, response.text
+        return [(r["id"], r["status"]) for r in response.json()["data"]]
+
+    still_owed = await listed("status=failed&reason=credit_note&limit=100", admin_headers)
+    assert (str(owed.id), "failed") in still_owed and all(status == "failed" for _, status in still_owed)
+    assert await listed(f"customer_id={customer_id}", admin_headers) == [(str(owed.id), "failed")]
+    assert await listed("", other[1]) == [(made["id"], "succeeded")]  # a user's own, whatever it asks
+    assert await listed(f"customer_id={customer_id}", other[1]) == []
+    assert (await client.get("/api/refunds?status=lost", headers=admin_headers)).status_code == 422
