@@ -45,6 +45,7 @@ _USABLE_METHOD = (
 )
 _DEFAULT_METHOD = f"{_USABLE_METHOD} AND is_default"
 _ATTACHED_METHOD = f"{_USABLE_METHOD} AND id = $2"
+_IS_VOIDED = f"EXISTS (SELECT 1 FROM {sql_name(VoidedInvoice.__table__)} WHERE invoice_id = $1)"
 # An invoice as its automatic charge (attempt 1 of invoice.finalized) recorded it, with what its succeeded
 # payments hold net of refunds, what its credit notes took off, and whether it was voided.
 _KNOWN_INVOICE = (
@@ -52,10 +53,10 @@ _KNOWN_INVOICE = (
     f"(SELECT coalesce(sum(amount - refunded_amount), 0) FROM {_TABLE} "
     f"WHERE invoice_id = $1 AND status = 'succeeded'), "
     f"(SELECT coalesce(sum(amount), 0) FROM {sql_name(InvoiceCredit.__table__)} WHERE invoice_id = $1), "
-    f"EXISTS (SELECT 1 FROM {sql_name(VoidedInvoice.__table__)} WHERE invoice_id = $1) "
+    f"{_IS_VOIDED} "
     f"FROM {_TABLE} WHERE invoice_id = $1 AND source = 'invoice' AND attempt = 1 LIMIT 1"
 )
-_VOIDED = f"SELECT EXISTS (SELECT 1 FROM {sql_name(VoidedInvoice.__table__)} WHERE invoice_id = $1)"
+_VOIDED = f"SELECT {_IS_VOIDED}"
 
 
 @dataclass(frozen=True, slots=True)
