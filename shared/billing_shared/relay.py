@@ -170,8 +170,7 @@ class OutboxRelay:
             sent, unroutable, failed = [], [], []
             for row, result in zip(rows, results):
                 if isinstance(result, PublishError):
-                    # a fact for outside listeners only is sent whether or not one of them has a queue bound
-                    (sent if for_outside_listeners(row["type"]) else unroutable).append(row)
+                    unroutable.append(row)
                 elif isinstance(result, BaseException):
                     failed.append(result)
                 else:
@@ -209,5 +208,8 @@ class OutboxRelay:
         message = amqp.message_from_json(
             row["body"], str(row["event_id"]), row["type"], row["producer"] or "", row["correlation_id"]
         )
+        # Mandatory (the broker returns it if no queue takes it), except a fact for outside listeners only: it is
+        # published for whoever listens, and one nobody hears is simply gone.
+        mandatory = not for_outside_listeners(row["type"])
         for _ in range(self.publish_copies):
-            await exchange.publish(message, routing_key=row["routing_key"], mandatory=True)
+            await exchange.publish(message, routing_key=row["routing_key"], mandatory=mandatory)
