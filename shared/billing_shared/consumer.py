@@ -247,7 +247,7 @@ class EventConsumer:
             tries = _tries_so_far(message)
             log.warning("no handler here for %s %s (try %d); handed back", envelope.type, envelope.event_id, tries + 1)
             HANDLED.labels(self.service, envelope.type, "no_handler").inc()
-            self._run(self._try_later(message, tries, outage=True, wait_s=self.awaiting_retry_s))
+            self._run(self._try_later(message, tries, outage_wait_s=self.awaiting_retry_s))
             return
         if self.batch_max > 1 and getattr(handler, "batchable", False):
             self._waiting.append((message, envelope, handler))
@@ -313,8 +313,8 @@ class EventConsumer:
             of = "while the outage lasts" if outage else f"of {len(self._retry_delays) + 1}"
             log.warning("handling %s %s failed (try %d %s): %r", envelope.type, envelope.event_id, tries + 1, of, exc)
             HANDLED.labels(self.service, envelope.type, "failed").inc()
-            wait_s = self.awaiting_retry_s if isinstance(exc, Awaiting) else self.outage_retry_s
-            await self._try_later(message, tries, outage=outage, wait_s=wait_s)
+            waits = (self.awaiting_retry_s if isinstance(exc, Awaiting) else self.outage_retry_s) if outage else None
+            await self._try_later(message, tries, outage_wait_s=waits)
             return
         finally:
             correlation_id.reset(token)
@@ -322,10 +322,10 @@ class EventConsumer:
         await self._settle(message.ack())
 
     async def _try_later(
-        self, message: AbstractIncomingMessage, tries: int, *, outage: bool = False, wait_s: float = 0.0
+        self, message: AbstractIncomingMessage, tries: int, *, outage_wait_s: float | None = None
     ) -> None:
         """Hand a failed message back for a later try, or to the DLQ once it has had its tries (an outage's
-        message, once the outage has outlasted `wait_s`).
+        message, given `outage_wait_s`, once the outage has outlasted it).
 
         Not by holding it and requeueing it: a requeued message goes back to the head of the queue, so a few
         that fail together (emails for a customer whose customer.created waits behind them) would take every
@@ -333,14 +333,14 @@ class EventConsumer:
         broker confirm before the original is acked (a crash in between delivers it twice: the inbox absorbs it).
         """
         marks: dict[str, Any] = {amqp.RETRIES_HEADER: tries + 1}
-        if outage:  # when this outage began for the message (ms): the first failure that reported one
+        if outage_wait_s is not None:  # when this outage began for the message (ms): its first failure that was one
             now_ms = int(time.time() * 1000)
             marks[amqp.OUTAGE_SINCE_HEADER] = int((message.headers or {}).get(amqp.OUTAGE_SINCE_HEADER, now_ms))
         if tries < len(self._retry_delays):
             exchange = self._later
             key = amqp.retry_queue_name(self.service, self._retry_delays[tries])
             copy = amqp.copy_for_another_try(message, **marks)
-        elif outage and now_ms - marks[amqp.OUTAGE_SINCE_HEADER] < wait_s * 1000:
+        elif outage_wait_s is not None and now_ms - marks[amqp.OUTAGE_SINCE_HEADER] < outage_wait_s * 1000:
             exchange = self._later
             key = amqp.retry_queue_name(self.service, self.redelivery_backoff_max_s)
             copy = amqp.copy_for_another_try(message, **marks)
