@@ -29,7 +29,7 @@ class Settings(ServiceSettings):
     smtp_password: str | None = None
     smtp_use_tls: bool = False
     smtp_start_tls: bool = False
-    smtp_timeout_s: float = 10.0
+    smtp_timeout_s: float = 10.0  # one attempt, connecting and the whole SMTP transaction
     smtp_attempts: int = 3
     smtp_backoff_initial_s: float = 0.5
     smtp_backoff_max_s: float = 4.0

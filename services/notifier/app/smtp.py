@@ -139,6 +139,12 @@ class SmtpSender:
         await asyncio.gather(*(self._close(connection, polite=True) for connection in idle))
 
     async def _send_once(self, message: Message) -> None:
+        # `timeout` bounds the whole attempt, not only each command (aiosmtplib's own timeout): a server answering
+        # every command just in time must not hold an email, or the notifier's shutdown grace, for minutes.
+        async with asyncio.timeout(self.timeout):
+            await self._send_on_any_connection(message)
+
+    async def _send_on_any_connection(self, message: Message) -> None:
         connection = self._checkout()
         if connection is not None:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import time
@@ -63,6 +64,7 @@ class _CollectingHandler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
+        await asyncio.sleep(self._sink.command_delay_s)
         if self._sink.mail_replies:
             return self._sink.mail_replies.pop(0)
         envelope.mail_from = address
@@ -73,6 +75,7 @@ class _CollectingHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        await asyncio.sleep(self._sink.command_delay_s)
         if address in self._sink.unknown_mailboxes:
             return "550 5.1.1 No such user"
         if self._sink.rcpt_replies:
@@ -109,6 +112,8 @@ class SmtpSink:
         self.rcpt_replies: list[str] = []
         # Addresses refused for good ("550 No such user") on every attempt.
         self.unknown_mailboxes: set[str] = set()
+        # How long the server takes to answer each MAIL and RCPT command (a slow server).
+        self.command_delay_s = 0.0
         self._controller: Controller | None = None
 
     @property

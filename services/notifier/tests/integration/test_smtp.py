@@ -212,3 +212,19 @@ async def test_a_refusal_of_the_client_rather_than_the_message_is_retried_not_fi
 
     assert smtp_sink.mail_replies == []  # tried three times
     assert smtp_sink.messages == []
+
+
+async def test_a_server_answering_each_command_just_in_time_cannot_stretch_an_attempt_past_the_timeout(
+    smtp_sink: SmtpSink,
+) -> None:
+    smtp_sink.command_delay_s = 0.4  # MAIL and RCPT each answer within the 0.6 s timeout, together they do not
+    sender = SmtpSender(smtp_sink.host, smtp_sink.port, timeout=0.6, attempts=2, backoff_initial=0.01, backoff_max=0.05)
+
+    started = time.monotonic()
+    with pytest.raises(SmtpUnavailable) as raised:
+        await sender.send(make_message())
+
+    assert time.monotonic() - started < 2 * 0.6 + 0.5
+    assert raised.value.attempts == 2
+    assert isinstance(raised.value.__cause__, TimeoutError)
+    assert smtp_sink.messages == []
