@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from billing_shared.contracts import CustomerCreated
 from billing_shared.db import Database
+from billing_shared.ids import new_id
 
 from .db.models import ApiKey, Customer
 from .domain.api_keys import generate_api_key
@@ -28,10 +29,14 @@ async def issue_admin_key(settings: Settings) -> str:
                 select(Customer).where(Customer.email == BOOTSTRAP_ADMIN_EMAIL).with_for_update()
             )
             if admin is None:
-                admin = Customer(email=BOOTSTRAP_ADMIN_EMAIL, name="Bootstrap admin", role="admin")
+                admin = Customer(id=new_id(), email=BOOTSTRAP_ADMIN_EMAIL, name="Bootstrap admin", role="admin")
+                created_at = admin.stamp_change()
                 uow.session.add(admin)
                 await uow.session.flush()
-                uow.emit(CustomerCreated(customer_id=admin.id, email=admin.email, name=admin.name, role="admin"))
+                uow.emit(
+                    CustomerCreated(customer_id=admin.id, email=admin.email, name=admin.name, role="admin"),
+                    occurred_at=created_at,
+                )
             new_key = generate_api_key(settings.api_key_prefix)
             uow.session.add(ApiKey(customer_id=admin.id, prefix=new_key.prefix, key_hash=new_key.key_hash, name="cli"))
             await uow.commit()

@@ -14,6 +14,7 @@ from billing_shared.auth import AdminPrincipal, CurrentPrincipal, Principal
 from billing_shared.contracts import CustomerCreated, CustomerUpdated
 from billing_shared.db import Database
 from billing_shared.errors import ApiError, not_found
+from billing_shared.ids import new_id
 from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
 
 from ..db.models import ApiKey, Customer
@@ -52,12 +53,14 @@ async def create_customer(body: CustomerCreate, request: Request, admin: AdminPr
         exists = await uow.session.scalar(select(Customer.id).where(Customer.email == body.email))
         if exists:
             raise _duplicate_email(body.email)
-        customer = Customer(email=body.email, name=body.name, role=body.role)
+        customer = Customer(id=new_id(), email=body.email, name=body.name, role=body.role)
+        created_at = customer.stamp_change()
         uow.session.add(customer)
         try:  # a concurrent create of the same email gets past the check above: its INSERT fails here instead
             await uow.session.flush()
             uow.emit(
-                CustomerCreated(customer_id=customer.id, email=customer.email, name=customer.name, role=customer.role)
+                CustomerCreated(customer_id=customer.id, email=customer.email, name=customer.name, role=customer.role),
+                occurred_at=created_at,
             )
             await uow.commit()
         except IntegrityError:
@@ -117,9 +120,9 @@ async def update_customer(
         if changed:
             for key, value in changed.items():
                 setattr(customer, key, value)
-            customer.updated_at = clock.now()
             uow.emit(
-                CustomerUpdated(customer_id=customer.id, email=customer.email, name=customer.name, role=customer.role)
+                CustomerUpdated(customer_id=customer.id, email=customer.email, name=customer.name, role=customer.role),
+                occurred_at=customer.stamp_change(),
             )
             try:
                 await uow.commit()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, ForeignKey, Index, String, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from billing_shared import clock
 from billing_shared.db import make_metadata
 from billing_shared.ids import new_id
 
@@ -28,6 +29,24 @@ class Customer(Base):
     role: Mapped[str] = mapped_column(String(20), default="user")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    def stamp_change(self) -> datetime:
+        """Mark a change (or the creation) of this customer and return its instant, for its event to carry.
+
+        The services that keep a copy of a customer keep the newest fact by that instant. Replicas' clocks differ
+        a little, so an update served right after the create (or another update) by a replica whose clock runs
+        behind would otherwise carry an older instant, and its email change would be dropped as stale.
+        The row is locked (or new), so the next change always reads this one's instant."""
+        at = clock.now(self.id)
+        if self.updated_at is not None:
+            at = max(at, self.updated_at + _TICK)
+        if self.created_at is None:
+            self.created_at = at
+        self.updated_at = at
+        return at
+
+
+_TICK = timedelta(microseconds=1)  # the finest step Postgres and the event envelope keep
 
 
 class ApiKey(Base):

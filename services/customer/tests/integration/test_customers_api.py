@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
+from billing_shared import clock
 from billing_shared.testing import EventBus, wait_for
 
 
@@ -107,6 +109,35 @@ async def test_patch_updates_and_publishes_updated(client, admin_headers, servic
         assert response.json()["name"] == "New Name"
         events = await bus.wait_for_type("customer.updated", where=lambda e: e.payload["customer_id"] == me["id"])
         assert [e.payload["name"] for e in events] == ["New Name"]
+
+
+async def test_changes_served_by_a_replica_whose_clock_runs_behind_still_come_after_the_create(
+    client, admin_headers, service_env, unique_email
+):
+    """Services keep the newest fact of a customer by its event's occurred_at. An email fixed right after the create
+    by a replica whose clock is a second behind must still be the newer fact, or their copies keep the old address."""
+    async with EventBus(service_env.amqp_url) as bus:
+        await bus.record("customer.created", "customer.updated")
+        me = (await create(client, admin_headers, email=unique_email)).json()
+        behind = datetime.now(UTC) - timedelta(seconds=1)
+        clock.set_source(lambda _customer_id: behind)
+        try:
+            for change in ({"email": "fixed-" + unique_email}, {"name": "Second change"}):
+                response = await client.patch(f"/api/customers/{me['id']}", json=change, headers=admin_headers)
+                assert response.status_code == 200, response.text
+        finally:
+            clock.set_source(None)
+
+        def mine(envelope):
+            return envelope.payload["customer_id"] == me["id"]
+
+        [created] = await bus.wait_for_type("customer.created", where=mine)
+        updates = await bus.wait_for_type("customer.updated", count=2, where=mine)
+    updates.sort(key=lambda e: e.payload["name"])  # "" (the email fix) before "Second change"
+    instants = [created.occurred_at, *(e.occurred_at for e in updates)]
+    assert instants == sorted(instants) and len(set(instants)) == 3
+    stored = (await client.get(f"/api/customers/{me['id']}", headers=admin_headers)).json()
+    assert datetime.fromisoformat(stored["updated_at"]) == instants[-1]
 
 
 async def test_list_customers_paginates_with_a_cursor(client, admin_headers):
