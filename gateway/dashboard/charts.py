@@ -45,10 +45,13 @@ WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 64.0, 8.0, 12.0, 28.0
 
 
-def daily_revenue_charts(
-    collected: Iterable[Mapping[str, object]], end: date, days: int = 30, max_charts: int = 3
-) -> list[BarChart]:
-    """One column chart per currency of the amounts collected on each of the `days` days up to `end`."""
+def daily_revenue_charts(collected: Iterable[Mapping[str, object]], end: date, days: int = 30) -> list[BarChart]:
+    """One column chart per currency, alphabetical, of the amounts collected on each date of the last `days` days.
+
+    The payment service counts the `days` * 24 hours up to now, which touch `days` + 1 UTC dates: the oldest and
+    the newest bars are each part of a day, so the bars cover the same payments as the counts beside them.
+    Currencies are never ranked by amount: minor units of different currencies do not compare.
+    """
     totals: dict[str, dict[date, int]] = {}
     for row in collected:
         try:
@@ -60,16 +63,15 @@ def daily_revenue_charts(
             continue
         per_day = totals.setdefault(currency, {})
         per_day[day] = per_day.get(day, 0) + amount
-    start = end - timedelta(days=days - 1)
-    window = [start + timedelta(days=i) for i in range(days)]
-    ordered = sorted(totals.items(), key=lambda item: -sum(item[1].values()))[:max_charts]
+    start = end - timedelta(days=days)
+    window = [start + timedelta(days=i) for i in range(days + 1)]
     return [
         column_chart(
             f"Revenue collected per day ({currency})",
             [(d.isoformat(), per_day.get(d, 0), _money(per_day.get(d, 0), currency)) for d in window],
             axis_format=lambda v, c=currency: _money(v, c),
         )
-        for currency, per_day in ordered
+        for currency, per_day in sorted(totals.items())
     ]
 
 

@@ -20,8 +20,7 @@ def test_revenue_chart_has_one_bar_per_day_and_the_tallest_fills_the_plot():
                  {"date": "2025-03-01", "currency": "USD", "amount": 1000},
                  {"date": "2025-01-01", "currency": "USD", "amount": 99999}]  # outside the window
     [chart] = charts.daily_revenue_charts(collected, today, days=30)
-    assert len(chart.bars) == 30
-    assert chart.bars[0].label == "2025-01-31" and chart.bars[-1].label == "2025-03-01"
+    assert chart.bars[-1].label == "2025-03-01"
     tallest = chart.bars[-1]
     assert tallest.height == pytest.approx(chart.baseline_y - charts.TOP)
     assert chart.bars[-2].height == pytest.approx(tallest.height / 2)
@@ -29,14 +28,34 @@ def test_revenue_chart_has_one_bar_per_day_and_the_tallest_fills_the_plot():
     assert all(bar.height == 0 for bar in chart.bars[:-2])
 
 
-def test_revenue_chart_per_currency_biggest_first_and_ignores_malformed_rows():
+def test_revenue_chart_covers_every_date_the_30_day_payment_counts_touch():
+    # The payment service counts created_at > now - 30 days: 2025-01-30 (from now's time of day) to 2025-03-01.
+    collected = [{"date": "2025-01-30", "currency": "USD", "amount": 700},
+                 {"date": "2025-01-29", "currency": "USD", "amount": 99999}]  # before the counts' window
+    [chart] = charts.daily_revenue_charts(collected, date(2025, 3, 1), days=30)
+    assert len(chart.bars) == 31
+    assert chart.bars[0].label == "2025-01-30" and chart.bars[0].value == "$7.00"
+    assert not chart.empty
+
+
+def test_revenue_charts_show_every_currency_alphabetically_and_ignore_malformed_rows():
     collected = [{"date": "2025-03-01", "currency": "EUR", "amount": 10},
                  {"date": "2025-03-01", "currency": "USD", "amount": 20},
                  {"date": "2025-03-01", "currency": "USD", "amount": 1.5},
                  {"date": "not a date", "currency": "USD", "amount": 5}]
-    usd, eur = charts.daily_revenue_charts(collected, date(2025, 3, 1))
-    assert "USD" in usd.title and "EUR" in eur.title
+    eur, usd = charts.daily_revenue_charts(collected, date(2025, 3, 1))
+    assert "EUR" in eur.title and "USD" in usd.title
     assert usd.bars[-1].value == "$0.20"
+
+
+def test_revenue_charts_never_rank_amounts_of_different_currencies():
+    # Minor units do not compare across currencies: 10 billion rupiah is less than 5 million US cents.
+    collected = [{"date": "2025-03-01", "currency": currency, "amount": amount} for currency, amount in
+                 (("USD", 5_000_000), ("EUR", 4_000_000), ("KRW", 10_000_000), ("IDR", 10_000_000_000))]
+    shown = charts.daily_revenue_charts(collected, date(2025, 3, 1))
+    assert [chart.title for chart in shown] == [
+        f"Revenue collected per day ({currency})" for currency in ("EUR", "IDR", "KRW", "USD")
+    ]
 
 
 def test_empty_revenue_chart_is_marked_empty():
