@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from .session import COOKIE_NAME, COOKIE_PATH, Session, SessionCodec
+from .session import COOKIE_NAME, COOKIE_PATH, LOGIN_COOKIE_NAME, LOGIN_COOKIE_PATH, Session, SessionCodec
 from .settings import DashboardSettings
 from .upstream import ApiClient
 
@@ -62,6 +62,12 @@ def read_session(request: Request) -> Session | None:
     return state_of(request).codec.loads(request.cookies.get(COOKIE_NAME))
 
 
+def read_login_session(request: Request) -> Session | None:
+    """The anonymous session of the sign-in form: only its nonce, which the form's CSRF token is bound to."""
+    session = state_of(request).codec.loads(request.cookies.get(LOGIN_COOKIE_NAME))
+    return session if session is not None and session.token is None else None
+
+
 def safe_next(path: str | None) -> str:
     """Only a path inside the dashboard may follow sign-in, never another site (no open redirect)."""
     if path and path.startswith(PREFIX) and not path.startswith("//") and "\\" not in path:
@@ -82,20 +88,29 @@ def login_url(next_path: str | None = None, reason: str | None = None) -> str:
 
 def set_session_cookie(response: Response, state: DashboardState, session: Session) -> None:
     # No Max-Age: a browser session; the access token inside expires long before the signature does.
-    response.set_cookie(
-        COOKIE_NAME,
-        state.codec.dumps(session),
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=state.settings.dashboard_cookie_secure,
-    )
+    _set_cookie(response, state, COOKIE_NAME, COOKIE_PATH, state.codec.dumps(session))
 
 
 def clear_session_cookie(response: Response, state: DashboardState) -> None:
-    response.delete_cookie(
-        COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="strict", secure=state.settings.dashboard_cookie_secure
-    )
+    _clear_cookie(response, state, COOKIE_NAME, COOKIE_PATH)
+
+
+def set_login_cookie(response: Response, state: DashboardState, session: Session) -> None:
+    _set_cookie(response, state, LOGIN_COOKIE_NAME, LOGIN_COOKIE_PATH, state.codec.dumps(session))
+
+
+def clear_login_cookie(response: Response, state: DashboardState) -> None:
+    _clear_cookie(response, state, LOGIN_COOKIE_NAME, LOGIN_COOKIE_PATH)
+
+
+def _set_cookie(response: Response, state: DashboardState, name: str, path: str, value: str) -> None:
+    secure = state.settings.dashboard_cookie_secure
+    response.set_cookie(name, value, path=path, httponly=True, samesite="strict", secure=secure)
+
+
+def _clear_cookie(response: Response, state: DashboardState, name: str, path: str) -> None:
+    secure = state.settings.dashboard_cookie_secure
+    response.delete_cookie(name, path=path, httponly=True, samesite="strict", secure=secure)
 
 
 def verify_admin(state: DashboardState, token: str) -> Principal:

@@ -1,8 +1,8 @@
 """The session cookie (signed, HttpOnly, SameSite=Strict) and the session-bound CSRF token.
 
-The cookie holds a random nonce and, once signed in, the admin's access token. The CSRF token every
-form carries is an HMAC of that nonce, so it cannot be forged without the server's secret and it
-changes on every sign-in.
+The session cookie, written on sign-in, holds a random nonce and the admin's access token; the sign-in
+form's own cookie holds a nonce only. The CSRF token every form carries is an HMAC of its cookie's nonce,
+so it cannot be forged without the server's secret and it changes on every sign-in.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 COOKIE_NAME = "dashboard_session"
 COOKIE_PATH = "/dashboard"
+# The sign-in form's nonce lives apart from the session: a SameSite=Strict cookie is not sent when a link
+# from another site opens the dashboard, and answering that visit must not overwrite a signed-in session.
+LOGIN_COOKIE_NAME = "dashboard_login"
+LOGIN_COOKIE_PATH = "/dashboard/login"
 # An upper bound only: a signed-in session ends when its access token expires, which is much sooner.
 MAX_AGE_S = 12 * 3600
 

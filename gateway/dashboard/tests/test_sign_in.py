@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import httpx
 
-from dashboard.session import COOKIE_NAME, Session, SessionCodec
+from dashboard.session import COOKIE_NAME, LOGIN_COOKIE_NAME, Session, SessionCodec
 
-from .conftest import csrf_of, sign_in
+from .conftest import BASE_URL, csrf_of, sign_in
 from .fake_api import ADMIN_KEY, FORGED_ADMIN_KEY, USER_KEY, FakeApi
 
 
@@ -96,6 +96,40 @@ async def test_sign_in_with_a_csrf_token_of_another_session_is_forbidden(dashboa
     await client.get("/dashboard/login")
     response = await client.post("/dashboard/login", data={"api_key": ADMIN_KEY, "csrf_token": foreign_token})
     assert response.status_code == 403
+
+
+async def test_sign_in_form_keeps_its_nonce_in_its_own_cookie_never_the_session(client: httpx.AsyncClient):
+    response = await client.get("/dashboard/login")
+    cookies = response.headers.get_list("set-cookie")
+    assert not any(cookie.startswith(f"{COOKIE_NAME}=") for cookie in cookies), cookies
+    [login] = [cookie for cookie in cookies if cookie.startswith(f"{LOGIN_COOKIE_NAME}=")]
+    assert "HttpOnly" in login and "SameSite=strict" in login and "Path=/dashboard/login" in login
+
+
+async def test_a_link_from_another_site_does_not_sign_the_admin_out(dashboard, admin: httpx.AsyncClient):
+    # SameSite=Strict: following a link from another site, the browser sends no cookie but keeps what is set.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dashboard), base_url=BASE_URL) as cross_site:
+        landing = await cross_site.get("/dashboard/invoices")
+        visit = await cross_site.get(landing.headers["location"])
+    assert visit.status_code == 200
+    admin.cookies.extract_cookies(visit)
+    assert (await admin.get("/dashboard")).status_code == 200
+
+
+async def test_sign_in_is_refused_without_the_sign_in_cookie_its_token_is_bound_to(client: httpx.AsyncClient):
+    token = csrf_of((await client.get("/dashboard/login")).text)
+    client.cookies.delete(LOGIN_COOKIE_NAME)
+    response = await client.post("/dashboard/login", data={"api_key": ADMIN_KEY, "csrf_token": token})
+    assert response.status_code == 403
+
+
+async def test_sign_in_starts_a_new_session_whatever_session_cookie_came_with_it(client, settings):
+    codec = SessionCodec(settings.dashboard_session_secret)
+    planted = Session.new()
+    client.cookies.set(COOKIE_NAME, codec.dumps(planted), domain="dashboard.test", path="/dashboard")
+    await sign_in(client, ADMIN_KEY)
+    session = codec.loads(client.cookies.get(COOKIE_NAME))
+    assert session is not None and session.token is not None and session.nonce != planted.nonce
 
 
 async def test_expired_access_token_sends_the_admin_back_to_sign_in(client, settings, fake: FakeApi):
