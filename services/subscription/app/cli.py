@@ -15,13 +15,14 @@ import sys
 import time
 from datetime import datetime
 
+from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
 from billing_shared import clock
 from billing_shared.db import Database
 
 from .bench_support import seed_due
-from .service.billing_run import count_due, run_billing
+from .service.billing_run import AsOfTooFarAhead, check_as_of, count_due, run_billing
 from .settings import Settings
 
 
@@ -32,11 +33,15 @@ def _positive(value: str) -> int:
     return number
 
 
+_INSTANT = TypeAdapter(clock.UtcDatetime)
+
+
 def _instant(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no time zone; add Z or +00:00")
-    return clock.ensure_utc(parsed)
+    """An instant as the API takes one: with its zone, within the years billing can reach."""
+    try:
+        return _INSTANT.validate_python(value)
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(f"{value!r}: {error.errors()[0]['msg']}") from None
 
 
 async def billing_run(settings: Settings, as_of: datetime, batch_size: int, concurrency: int, quiet: bool) -> dict:
@@ -72,13 +77,27 @@ def main(argv: list[str]) -> int:
     seed.add_argument("--amount", type=int, default=1000)
     seed.add_argument("--currency", default="USD")
     args = parser.parse_args(argv)
-    settings = Settings()
-    as_of = args.as_of or clock.now()
+    # The options override the settings, within the same bounds (a pool of concurrency + 1 connections).
+    overrides = {
+        "subscription_billing_batch_size": getattr(args, "batch_size", None),
+        "subscription_billing_concurrency": getattr(args, "concurrency", None),
+    }
+    try:
+        settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        parser.error("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()))
+    now = clock.now()
+    as_of = args.as_of or now
     if args.command == "billing-run":
-        batch = args.batch_size or settings.subscription_billing_batch_size
-        concurrency = args.concurrency or settings.subscription_billing_concurrency
+        try:
+            check_as_of(as_of, now, settings.subscription_max_as_of_ahead_days)
+        except AsOfTooFarAhead as error:
+            parser.error(f"--as-of {as_of.isoformat()}: {error} (SUBSCRIPTION_MAX_AS_OF_AHEAD_DAYS)")
+        batch, concurrency = settings.subscription_billing_batch_size, settings.subscription_billing_concurrency
         print(json.dumps(asyncio.run(billing_run(settings, as_of, batch, concurrency, args.quiet))))
     else:
+        if settings.environment == "production":
+            parser.error("seed-due inserts made-up subscriptions for the benchmark; it is refused in production")
         seeded = asyncio.run(
             seed_due(
                 settings.database_url,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, Request
 
 from billing_shared import clock
 from billing_shared.auth import AdminPrincipal
 from billing_shared.errors import ApiError
 
-from ..service.billing_run import run_billing
+from ..service.billing_run import AsOfTooFarAhead, check_as_of, run_billing
 from .deps import database
 from .schemas import BillingRunOut, BillingRunRequest
 
@@ -30,14 +28,10 @@ async def create_billing_run(request: Request, admin: AdminPrincipal, body: Bill
     settings = request.app.state.settings
     now = clock.now()
     as_of = body.as_of if body and body.as_of else now
-    horizon = now + timedelta(days=settings.subscription_max_as_of_ahead_days)
-    if as_of > horizon:
-        raise ApiError(
-            422,
-            "validation_error",
-            f"as_of may be at most {settings.subscription_max_as_of_ahead_days} days ahead ({horizon.isoformat()})",
-            field="as_of",
-        )
+    try:
+        check_as_of(as_of, now, settings.subscription_max_as_of_ahead_days)
+    except AsOfTooFarAhead as error:
+        raise ApiError(422, "validation_error", str(error), field="as_of") from None
     summary = await run_billing(
         database(request),
         as_of,

@@ -100,3 +100,35 @@ def test_cli_refuses_a_batch_size_or_concurrency_below_one(service_env, option):
     )
     assert done.returncode == 2
     assert f"argument {option}: 0 is not a positive number" in done.stderr
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=SERVICE_DIR, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # A typo for 2026 would bill every subscription for each month up to 2062: the API's horizon applies.
+        (["--as-of", "2062-03-01T00:00:00Z"], "may be at most"),
+        (["--as-of", "9999-12-31T23:00:00-05:00"], "must be between"),
+        (["--as-of", "2026-03-01T00:00:00"], "timezone"),
+        # Each batch at once holds a pool connection: the settings' bounds apply to the options too.
+        (["--concurrency", "9"], "subscription_billing_concurrency"),
+        (["--batch-size", "5001"], "subscription_billing_batch_size"),
+    ],
+)
+def test_cli_billing_run_refuses_what_the_api_would(service_env, args, says):
+    done = run_cli("billing-run", *args)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_refuses_to_seed_made_up_subscriptions_in_production(service_env):
+    done = run_cli("seed-due", "--count", "5", ENVIRONMENT="production")
+    assert done.returncode == 2, done.stderr
+    assert "refused in production" in done.stderr
