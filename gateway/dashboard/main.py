@@ -91,6 +91,11 @@ def _install_security_headers(app: FastAPI) -> None:
         token = correlation_id.set(cid[:128])
         try:
             response = await call_next(request)
+        except Exception:
+            # Caught here rather than by an exception handler: Starlette runs a handler for Exception outside
+            # every middleware, so its page would miss the headers below and its log line the correlation id.
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = render(request, "error.html", {"message": "Something went wrong."}, status_code=500)
         finally:
             correlation_id.reset(token)
         response.headers[CORRELATION_HEADER] = cid[:128]
@@ -103,6 +108,7 @@ def _install_security_headers(app: FastAPI) -> None:
 
 
 def _install_error_pages(app: FastAPI) -> None:
+    # The 500 page of an unhandled error is rendered by _security_headers, inside the headers and correlation id.
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         response = RedirectResponse(login_url(exc.next_path, exc.reason), status_code=303)
@@ -134,11 +140,6 @@ def _install_error_pages(app: FastAPI) -> None:
         if exc.status_code == 404:
             return render(request, "not_found.html", {"message": "There is no such page."}, status_code=404)
         return render(request, "error.html", {"message": str(exc.detail)}, status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, "error.html", {"message": "Something went wrong."}, status_code=500)
 
 
 def __getattr__(name: str) -> FastAPI:

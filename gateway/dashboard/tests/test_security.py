@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
+from billing_shared.logs import correlation_id
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from dashboard.settings import LOCAL_SESSION_SECRET, DashboardSettings
 
+from .conftest import BASE_URL
 from .fake_api import FakeApi
 
 
@@ -46,6 +51,42 @@ async def test_correlation_id_travels_to_the_apis(admin: httpx.AsyncClient, fake
     response = await admin.get("/dashboard/payments", headers={"X-Correlation-ID": "trace-123"})
     assert response.headers["x-correlation-id"] == "trace-123"
     assert fake.calls[-1][1] == "/api/payments" and fake.correlation_ids[-1] == "trace-123"
+
+
+class _CorrelationIds(logging.Handler):
+    """What the dashboard's JSON log lines would carry: the correlation id in force when each record is logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, str | None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((record.getMessage(), correlation_id.get()))
+
+
+async def test_a_crash_is_a_500_page_with_the_usual_headers_and_a_log_line_with_the_correlation_id(
+    dashboard: FastAPI,
+):
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    dashboard.add_api_route("/dashboard/crash", crash)
+    spy = _CorrelationIds()
+    logging.getLogger("dashboard").addHandler(spy)
+    # raise_app_exceptions=False: what a browser sees, even if the app re-raises the error to the server.
+    transport = httpx.ASGITransport(app=dashboard, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            response = await http.get("/dashboard/crash", headers={"X-Correlation-ID": "trace-500"})
+    finally:
+        logging.getLogger("dashboard").removeHandler(spy)
+    assert response.status_code == 500 and "Something went wrong" in response.text
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", "")
+    assert response.headers.get("x-frame-options") == "DENY"
+    assert response.headers.get("x-content-type-options") == "nosniff"
+    assert response.headers.get("cache-control") == "no-store"
+    assert response.headers.get("x-correlation-id") == "trace-500"
+    assert ("unhandled error on GET /dashboard/crash", "trace-500") in spy.seen
 
 
 def test_production_refuses_the_local_session_secret_and_a_cookie_sent_over_plain_http():
