@@ -22,7 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .rendering import build_templates, render
 from .routes import auth, invoices, lists, operations, overview
-from .security import PREFIX, DashboardState, Forbidden, LoginRequired, clear_session_cookie, login_url, state_of
+from .security import (
+    PREFIX,
+    DashboardState,
+    Forbidden,
+    LoginRequired,
+    clear_session_cookie,
+    login_url,
+    path_and_query,
+    state_of,
+)
 from .session import SessionCodec
 from .settings import DashboardSettings
 from .upstream import CORRELATION_HEADER, ApiClient, UpstreamError, UpstreamUnauthorized
@@ -118,7 +127,7 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(UpstreamUnauthorized)
     async def _upstream_unauthorized(request: Request, exc: UpstreamUnauthorized) -> Response:
-        here = request.url.path if request.method == "GET" else None
+        here = path_and_query(request) if request.method == "GET" else None
         return await _login_required(request, LoginRequired(here, reason="expired"))
 
     @app.exception_handler(Forbidden)

@@ -68,6 +68,11 @@ def read_login_session(request: Request) -> Session | None:
     return session if session is not None and session.token is None else None
 
 
+def path_and_query(request: Request) -> str:
+    """Where the request was going, to come back to after signing in."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def safe_next(path: str | None) -> str:
     """Only a path inside the dashboard may follow sign-in, never another site (no open redirect)."""
     if path and path.startswith(PREFIX) and not path.startswith("//") and "\\" not in path:
@@ -127,7 +132,7 @@ def verify_admin(state: DashboardState, token: str) -> Principal:
 async def admin_session(request: Request) -> AdminSession:
     state = state_of(request)
     session = read_session(request)
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    here = path_and_query(request)
     if session is None or session.token is None:
         raise LoginRequired(next_path=here if request.method == "GET" else None)
     try:

@@ -144,6 +144,13 @@ async def test_expired_access_token_sends_the_admin_back_to_sign_in(client, sett
     assert "Your session has expired" in login.text
 
 
+async def test_token_the_api_rejects_sends_the_admin_back_to_the_same_page_and_query(admin, fake: FakeApi):
+    fake.revoked = True
+    response = await admin.get("/dashboard/customers?q=x")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/login?next=%2Fdashboard%2Fcustomers%3Fq%3Dx&reason=expired"
+
+
 async def test_tampered_session_cookie_counts_as_no_session(client, fake: FakeApi):
     forged = SessionCodec("someone-elses-secret-0123456789abcdef").dumps(Session.new(token=fake.token("admin")))
     client.cookies.set(COOKIE_NAME, forged, path="/dashboard")
