@@ -81,11 +81,24 @@ def test_long_running_containers_have_a_healthcheck(compose: dict[str, Any], nam
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_each_service_connects_as_its_own_database_role(compose: dict[str, Any], name: str) -> None:
-    environment = _environment(compose["services"][name])
+    environment = resolved_environment(compose["services"][name])
 
     assert environment["DATABASE_URL"] == f"postgresql+asyncpg://{name}:{name}@postgres:5432/billing"
     assert environment["AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/"
     assert {"LOG_LEVEL", "ENVIRONMENT"} <= set(environment)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_production_credentials_for_the_database_and_the_broker_are_variables(
+    compose: dict[str, Any], name: str
+) -> None:
+    secrets = {f"{name.upper()}_DB_PASSWORD": "db-secret", "RABBITMQ_USER": "billing", "RABBITMQ_PASSWORD": "mq-secret"}
+    environment = resolved_environment(compose["services"][name], secrets)
+    broker = resolved_environment(compose["services"]["rabbitmq"], secrets)
+
+    assert environment["DATABASE_URL"] == f"postgresql+asyncpg://{name}:db-secret@postgres:5432/billing"
+    assert environment["AMQP_URL"] == "amqp://billing:mq-secret@rabbitmq:5672/"
+    assert (broker["RABBITMQ_DEFAULT_USER"], broker["RABBITMQ_DEFAULT_PASS"]) == ("billing", "mq-secret")
 
 
 @pytest.mark.parametrize("name", SERVICES)
