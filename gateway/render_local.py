@@ -36,6 +36,13 @@ def _quoted(path: Path) -> str:
     return f'"{escaped}"'
 
 
+def _listen_address(host: str, port: int) -> str:
+    # nginx cannot tell an IPv6 address's colons from the port's without the brackets ([::1]:8080).
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
 def render_local_config(
     prefix: Path, port: int, upstreams: Mapping[str, str], listen_host: str = "127.0.0.1"
 ) -> str:
@@ -66,7 +73,7 @@ http {{
 {upstream_blocks}
 
     server {{
-        listen {listen_host}:{port};
+        listen {_listen_address(listen_host, port)};
         include {_quoted(NGINX_DIR / "routes.conf")};
     }}
 }}

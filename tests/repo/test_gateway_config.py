@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,15 @@ def nginx_test(config: Path, prefix: Path, *extra: str) -> subprocess.CompletedP
     )
 
 
+def render_listening_on(prefix: Path, listen_host: str) -> Path:
+    script = REPO_ROOT / "gateway" / "render_local.py"
+    subprocess.run(
+        [sys.executable, str(script), "--prefix", str(prefix), "--port", "18080", "--listen-host", listen_host],
+        check=True, capture_output=True, text=True,
+    )
+    return prefix / "nginx.conf"
+
+
 class TestConfigFiles:
     @needs_nginx
     def test_rendered_local_config_passes_nginx_test(self) -> None:
@@ -39,6 +49,20 @@ class TestConfigFiles:
         try:
             config = run_render_local(prefix, free_port(), {"customer": "127.0.0.1:18001"})
             result = nginx_test(config, prefix)
+        finally:
+            shutil.rmtree(prefix, ignore_errors=True)
+        assert result.returncode == 0, result.stderr
+
+    def test_rendered_local_config_brackets_an_ipv6_listen_host(self, tmp_path: Path) -> None:
+        text = render_listening_on(tmp_path, "::1").read_text()
+
+        assert "listen [::1]:18080;" in text
+
+    @needs_nginx
+    def test_rendered_local_config_with_an_ipv6_listen_host_passes_nginx_test(self) -> None:
+        prefix = gateway_prefix()
+        try:
+            result = nginx_test(render_listening_on(prefix, "::1"), prefix)
         finally:
             shutil.rmtree(prefix, ignore_errors=True)
         assert result.returncode == 0, result.stderr
