@@ -9,7 +9,8 @@ re-folds it, and the notifier is CPU-bound (two emails per invoice). Measured wi
 0.91 ms with the compat32 classes (aiosmtplib then also writes the message with the compat32 policy).
 On the wire the message means the same as before: the same MIME structure and headers; the UTF-8 bodies are
 quoted-printable (7-bit clean, still readable) where EmailMessage sent them 8bit, or base64 for a body with a
-line starting "From "; a non-ASCII subject or display name is RFC 2047-encoded, as before; a non-ASCII address
+line starting "From "; a non-ASCII subject or display name is RFC 2047-encoded, as before. An address whose only
+non-ASCII part is its domain goes out with that domain IDNA-encoded (plain SMTP); one with a non-ASCII local part
 still goes out as raw UTF-8 headers under SMTPUTF8 (see _multipart).
 """
 
@@ -32,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import idna
 from babel.dates import format_date
 from billing_shared.clock import ensure_utc, now
 from billing_shared.money import format_money
@@ -203,7 +205,7 @@ def _refuse_line_breaks(*values: str) -> None:
 
 
 def _address_field(value: str) -> tuple[str, bool]:
-    """The header value to store for an address field, and whether it needs SMTPUTF8 (a non-ASCII address).
+    """The header value to store for an address field, and whether it needs SMTPUTF8 (a non-ASCII local part).
 
     compat32 would RFC 2047-encode a non-ASCII value whole, address included, so a non-ASCII display name is
     encoded on its own here (formataddr), leaving the address readable.
@@ -213,9 +215,28 @@ def _address_field(value: str) -> tuple[str, bool]:
     pairs = getaddresses([value])
     if not pairs or not all(address for _, address in pairs):
         raise ValueError(f"cannot parse the address {value!r}")
+    pairs = [(name, _ascii_domain(address)) for name, address in pairs]
     if not all(address.isascii() for _, address in pairs):
         return value, True  # an internationalised address: written as UTF-8, see _multipart
     return ", ".join(formataddr(pair, charset=_UTF8) for pair in pairs), False
+
+
+def _ascii_domain(address: str) -> str:
+    """The address with its non-ASCII domain as IDNA A-labels (jo@bücher.de -> jo@xn--bcher-kva.de).
+
+    Customers' addresses keep their Unicode domain (EmailStr does), but such a domain reaches the same mailbox as
+    its A-label form, which plain SMTP carries: only a non-ASCII local part needs SMTPUTF8, which many servers
+    lack (aiosmtplib then refuses the message, and it would be logged as rejected for good).
+    IDNA 2008 with the UTS 46 mapping, as registries and email-validator use: the codec's IDNA 2003 turns
+    "straße.de" into another domain, "strasse.de". A domain it cannot encode is left as it was (SMTPUTF8).
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii() or not local.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError:
+        return address
 
 
 def _multipart(subtype: str, parts: list[Message], *, smtputf8: bool) -> Message:

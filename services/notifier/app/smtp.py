@@ -47,7 +47,7 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         return all(400 <= refusal.code < 500 for refusal in error.recipients)
     if isinstance(error, aiosmtplib.SMTPNotSupported):
-        return False  # this message's non-ASCII address needs SMTPUTF8, which the server lacks
+        return False  # this message's non-ASCII local part needs SMTPUTF8, which the server lacks
     if isinstance(error, (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)) or (
         isinstance(error, aiosmtplib.SMTPSenderRefused) and error.code == 552  # MAIL FROM .. SIZE= too large
     ):

@@ -88,6 +88,7 @@ class _CollectingHandler:
         self._sink.raw.append(raw)  # type: ignore[arg-type]
         self._sink.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
         self._sink.peers.append(session.peer)
+        self._sink.rcpt_tos.append(list(envelope.rcpt_tos))
         return "250 Message accepted for delivery"
 
 
@@ -106,6 +107,7 @@ class SmtpSink:
         self.raw: list[bytes] = []  # each message's bytes as received
         self.mail_options: list[list[str]] = []  # the options of each accepted MAIL command, e.g. ["SMTPUTF8"]
         self.peers: list[Any] = []  # the client's (host, port) of each message: one per SMTP connection
+        self.rcpt_tos: list[list[str]] = []  # the RCPT TO addresses of each message, as the client sent them
         # Replies such as "421 4.4.2 closing connection" given to the next MAIL commands instead of accepting them.
         self.mail_replies: list[str] = []
         # Replies such as "451 4.3.0 try later" given to the next RCPT commands instead of accepting them.

@@ -191,6 +191,20 @@ async def test_a_non_ascii_recipient_address_is_sent_with_smtputf8_and_raw_utf8_
     assert received.get_body(("plain",)).get_content() == "Hallo Zoë,\r\n"
 
 
+async def test_an_internationalised_domain_reaches_a_server_without_smtputf8_as_its_idna_form(
+    smtp_sink: SmtpSink,
+) -> None:
+    message = build_message(RenderedEmail("Hi", "Hi\n", "<p>Hi</p>\n"), "billing@example.com", "jo@bücher.de")
+
+    await fast_sender(smtp_sink, attempts=1).send(message)
+
+    [received] = smtp_sink.messages
+    [mail_options] = smtp_sink.mail_options
+    assert "SMTPUTF8" not in mail_options
+    assert received["To"] == "jo@xn--bcher-kva.de"
+    assert smtp_sink.rcpt_tos == [["jo@xn--bcher-kva.de"]]
+
+
 async def test_a_non_ascii_recipient_address_is_refused_for_good_by_a_server_without_smtputf8(
     smtp_sink: SmtpSink,
 ) -> None:

@@ -421,6 +421,16 @@ class TestBuildMessage:
         assert (recipient.display_name, recipient.addr_spec) == ("Zoë Martín", "zoe@example.com")
         assert extract_recipients(built) == ["zoe@example.com"]  # the RCPT TO aiosmtplib sends
 
+    def test_a_non_ascii_domain_with_an_ascii_local_part_goes_out_idna_encoded_without_smtputf8(self) -> None:
+        built = build_message(render("welcome"), "Billing <billing@bücher.de>", "Zoë Martín <zoe@straße.de>")
+
+        raw = wire_bytes(built)  # compat32, as aiosmtplib writes a message that needs no SMTPUTF8
+        raw.decode("ascii")
+        [recipient] = email.message_from_bytes(raw, policy=email.policy.default)["To"].addresses
+        assert (recipient.display_name, recipient.addr_spec) == ("Zoë Martín", "zoe@xn--strae-oqa.de")  # IDNA 2008
+        assert extract_recipients(built) == ["zoe@xn--strae-oqa.de"]
+        assert extract_sender(built) == "billing@xn--bcher-kva.de"
+
     def test_a_non_ascii_recipient_address_goes_out_as_utf8_headers_as_before(self) -> None:
         # RFC 6531: aiosmtplib sends it with SMTPUTF8 (and refuses if the server lacks it), headers raw UTF-8.
         rendered = RenderedEmail(subject="Ihre Zahlung über 10,00 €", text="Hallo Zoë,\n", html="<p>Hallo Zoë,</p>\n")
