@@ -49,6 +49,10 @@ def safe_url(value: Any) -> str | None:
     """A link taken from an API response, kept only if it is http(s) or a path on this site."""
     if not isinstance(value, str) or not value:
         return None
+    # Browsers read a backslash as a slash and drop tabs and newlines, so /\evil.example or /<tab>/evil.example
+    # would lead to another site just as //evil.example does.
+    if "\\" in value or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return None
     if value.startswith(("https://", "http://")) or (value.startswith("/") and not value.startswith("//")):
         return value
     return None

@@ -9,6 +9,7 @@ import pytest
 
 from dashboard import charts
 from dashboard.overview import recovery_rate
+from dashboard.rendering import safe_url
 from dashboard.security import safe_next
 from dashboard.session import Session, SessionCodec
 from dashboard.upstream import ApiClient, UpstreamError, UpstreamUnauthorized
@@ -101,6 +102,16 @@ def test_session_codec_round_trip_and_tamper_detection():
 )
 def test_only_dashboard_paths_follow_sign_in(target, kept):
     assert (safe_next(target) == target) is kept
+
+
+@pytest.mark.parametrize(
+    ("link", "kept"),
+    [("/invoices/1?token=t", True), ("https://pay.example/i/1", True), ("//evil.example", False),
+     ("/\\evil.example", False), ("/\t/evil.example", False), ("/in\nvoices", False),
+     ("javascript:alert(1)", False), ("", False), (None, False)],
+)
+def test_only_http_links_and_paths_on_this_site_are_kept_from_api_answers(link, kept):
+    assert safe_url(link) == (link if kept else None)
 
 
 async def test_unreachable_api_is_an_upstream_error_not_a_crash():
