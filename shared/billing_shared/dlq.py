@@ -72,31 +72,44 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-async def _drain(channel, queue_name: str, limit: int) -> list[AbstractIncomingMessage]:
+@dataclass
+class DeadLetters:
+    letters: list[DeadLetter]
+    in_queue: int  # how many the DLQ held, `letters` among them: more than those when the limit cut the list short
+
+
+async def _drain(channel, queue_name: str, limit: int) -> tuple[list[AbstractIncomingMessage], int]:
+    """Up to `limit` messages of the queue, held unacked, and how many it held."""
     try:
         # Passive declare: a service that consumes nothing has no DLQ, which means no dead letters.
         queue = await channel.declare_queue(queue_name, passive=True)
     except aio_pika.exceptions.ChannelClosed:
-        return []
+        return [], 0
     messages = []
     while len(messages) < limit:
         message = await queue.get(no_ack=False, fail=False, timeout=5)
         if message is None:
             break
         messages.append(message)
-    return messages
+    # The count is the declare's: a letter dead-lettered since may be among those taken.
+    return messages, max(queue.declaration_result.message_count or 0, len(messages))
+
+
+async def peek_dead_letters(amqp_url: str, service: str, limit: int = 100) -> DeadLetters:
+    """The first `limit` dead letters (they stay in the queue), and how many the queue holds."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        messages, in_queue = await _drain(channel, f"{service}.dlq", limit)
+        letters = [_describe(m) for m in messages]
+        for m in messages:
+            await m.nack(requeue=True)
+        return DeadLetters(letters, in_queue)
 
 
 async def list_dead_letters(amqp_url: str, service: str, limit: int = 100) -> list[DeadLetter]:
     """Peek at up to `limit` dead letters (they stay in the queue)."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        messages = await _drain(channel, f"{service}.dlq", limit)
-        letters = [_describe(m) for m in messages]
-        for m in messages:
-            await m.nack(requeue=True)
-        return letters
+    return (await peek_dead_letters(amqp_url, service, limit)).letters
 
 
 def _age(event_id: str | None, now: datetime) -> timedelta | None:
@@ -130,7 +143,7 @@ async def replay_dead_letters(
     now = clock.wall_now()
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        messages = await _drain(channel, f"{service}.dlq", limit)
+        messages, _ = await _drain(channel, f"{service}.dlq", limit)
         for message in messages:
             if event_ids is not None and message.message_id not in event_ids:
                 await message.nack(requeue=True)
@@ -162,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replay letters older than --max-age-days too")
     args = parser.parse_args(argv)
     if args.command == "list":
-        letters = asyncio.run(list_dead_letters(args.amqp_url, args.service, args.limit))
-        for letter in letters:
+        found = asyncio.run(peek_dead_letters(args.amqp_url, args.service, args.limit))
+        for letter in found.letters:
             print(json.dumps(asdict(letter), default=str))
-        print(f"{len(letters)} dead letter(s) in {args.service}.dlq")
+        if found.in_queue > len(found.letters):
+            print(f"first {len(found.letters)} of {found.in_queue} dead letter(s) in {args.service}.dlq "
+                  f"(--limit {args.limit})")
+        else:
+            print(f"{len(found.letters)} dead letter(s) in {args.service}.dlq")
     else:
         ids = set(args.event_ids) if args.event_ids else None
         max_age, skipped = timedelta(days=args.max_age_days), []

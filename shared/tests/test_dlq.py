@@ -124,3 +124,18 @@ async def test_the_cli_names_the_letters_it_kept_and_exits_non_zero_until_they_a
     assert "replayed 1 dead letter(s)" in capsys.readouterr().out
     assert await held(infra, f"{service}.dlq") == []
     assert await held(infra, service) == sorted([first, second])
+
+
+async def test_list_reports_how_many_letters_the_dlq_holds_not_how_many_it_printed(infra, unique, capsys):
+    service = f"svc-{unique}"
+    await dead_lettered(infra, service, *(str(new_id()) for _ in range(3)))
+
+    async def cli(*args: str) -> int:
+        return await asyncio.to_thread(dlq.main, ["list", "--service", service, "--amqp-url", infra.amqp_url, *args])
+
+    assert await cli("--limit", "2") == 0
+    out = capsys.readouterr().out
+    assert out.count('"event_id"') == 2
+    assert f"first 2 of 3 dead letter(s) in {service}.dlq (--limit 2)" in out
+    assert await cli() == 0
+    assert capsys.readouterr().out.endswith(f"\n3 dead letter(s) in {service}.dlq\n")
