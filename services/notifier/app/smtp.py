@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from email.message import Message
 
@@ -25,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 class SmtpUnavailable(Exception):
-    """The server could not be reached, answered 4xx or refused the client (e.g. its login) on every attempt;
-    the message was not sent."""
+    """The server could not be reached, answered 4xx or refused the client (its login, relaying for it) on every
+    attempt; the message was not sent."""
 
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
@@ -37,17 +38,31 @@ class SmtpRejected(Exception):
     """The server refused this message for good (5xx to its recipient or content); sending it again will not help."""
 
 
+# RFC 3463 class 5.7 (security or policy), e.g. "554 5.7.1 Relay access denied", "530 5.7.0 Authentication required".
+_SECURITY_OR_POLICY = re.compile(r"5\.7\.\d{1,3}(?!\S)")
+
+
+def _refuses_the_client(refusal: aiosmtplib.SMTPResponseException) -> bool:
+    """A 5.7.x refusal at MAIL or RCPT: of this client's standing (relay denied, login required, its address
+    blocked), which every email meets alike until the setup is fixed, not of this recipient (5.1.x, unknown)."""
+    return 500 <= refusal.code < 600 and _SECURITY_OR_POLICY.match(refusal.message.lstrip()) is not None
+
+
 def is_transient(error: BaseException) -> bool:
     """Only a 5xx refusal of this message is final: of its recipient, its content or size, its SMTPUTF8 address.
 
     Anything else is retried: connection trouble, timeouts, 4xx replies, and refusals of the client rather than
-    of the message (a wrong password, AUTH or STARTTLS required, HELO refused). Those would refuse every email
-    alike until the setup is fixed, so the emails wait (retries, then the DLQ for replay) instead of being lost.
+    of the message (a wrong password, AUTH or STARTTLS required, HELO refused, relay access denied). Those would
+    refuse every email alike until the setup is fixed, so the emails wait (retries, then the DLQ for replay)
+    instead of being lost. At DATA a 5.7.x stays final: there it judges this message's content (spam, DMARC).
     """
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
-        return all(400 <= refusal.code < 500 for refusal in error.recipients)
+        return all(400 <= refusal.code < 500 or _refuses_the_client(refusal) for refusal in error.recipients)
     if isinstance(error, aiosmtplib.SMTPNotSupported):
         return False  # this message's non-ASCII local part needs SMTPUTF8, which the server lacks
+    at_mail_or_rcpt = (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPRecipientRefused)
+    if isinstance(error, at_mail_or_rcpt) and _refuses_the_client(error):
+        return True
     if isinstance(error, (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)) or (
         isinstance(error, aiosmtplib.SMTPSenderRefused) and error.code == 552  # MAIL FROM .. SIZE= too large
     ):

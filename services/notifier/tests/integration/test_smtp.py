@@ -228,6 +228,29 @@ async def test_a_refusal_of_the_client_rather_than_the_message_is_retried_not_fi
     assert smtp_sink.messages == []
 
 
+async def test_a_recipient_refused_for_a_security_or_policy_reason_is_retried_not_final(smtp_sink: SmtpSink) -> None:
+    # "554 5.7.1 Relay access denied" refuses this client (a relay set up wrongly), and every email with it: the
+    # email must wait for the fix (retries, then the DLQ for replay), not be logged as refused for good.
+    smtp_sink.rcpt_replies.extend(["554 5.7.1 <ada@example.com>: Relay access denied"] * 3)
+
+    with pytest.raises(SmtpUnavailable, match="Relay access denied"):
+        await fast_sender(smtp_sink, attempts=3).send(make_message())
+
+    assert smtp_sink.rcpt_replies == []  # tried three times
+    assert smtp_sink.messages == []
+
+
+@pytest.mark.parametrize("reply", ["550 5.1.1 <ada@example.com>: Recipient address rejected: User unknown",
+                                   "553 5.1.3 Bad recipient address syntax", "550 Mailbox unavailable"])
+async def test_a_recipient_refused_for_another_permanent_reason_stays_final(smtp_sink: SmtpSink, reply: str) -> None:
+    smtp_sink.rcpt_replies.extend([reply] * 2)
+
+    with pytest.raises(SmtpRejected):
+        await fast_sender(smtp_sink, attempts=3).send(make_message())
+
+    assert len(smtp_sink.rcpt_replies) == 1  # only one RCPT was tried
+
+
 async def test_a_server_answering_each_command_just_in_time_cannot_stretch_an_attempt_past_the_timeout(
     smtp_sink: SmtpSink,
 ) -> None:
