@@ -1,10 +1,12 @@
 """Dead letters: list what a service's DLQ holds and replay it to that service's queue.
 
-    python -m billing_shared.dlq list   --service payment [--amqp-url URL]
+    python -m billing_shared.dlq list   --service payment [--amqp-url URL] [--limit N]
     python -m billing_shared.dlq replay --service payment [--event-id ID ...] [--max-age-days DAYS] [--force]
+                                        [--limit N]
 
 A replay leaves in the DLQ every letter whose event is older than --max-age-days (by default INBOX_KEEP_DAYS, or
-30: the inbox keep) and exits non-zero naming them; --force replays them too.
+30: the inbox keep) and exits non-zero naming them; --force replays them too. A replay looks at the first
+--limit letters (10000 by default) and exits non-zero saying how many it did not get to: run it again for those.
 """
 
 from __future__ import annotations
@@ -121,29 +123,42 @@ def _age(event_id: str | None, now: datetime) -> timedelta | None:
     return None if made is None else now - made
 
 
-async def replay_dead_letters(
+# A replay holds every letter it takes unacked until it is done with all (one handed back at once would be taken
+# again): this bounds what one run holds, in memory and on the broker.
+REPLAY_LIMIT = 10_000
+
+
+@dataclass
+class Replay:
+    replayed: int  # letters sent back to the service's queue
+    kept: list[TooOld]
+    examined: int  # letters looked at: the DLQ's first `limit`
+    in_queue: int  # letters the DLQ held when the replay began, those looked at among them
+
+
+async def replay(
     amqp_url: str,
     service: str,
     event_ids: set[str] | None = None,
-    limit: int = 10_000,
+    limit: int = REPLAY_LIMIT,
     *,
     max_age: timedelta | None = None,
     force: bool = False,
-    skipped: list[TooOld] | None = None,
-) -> int:
-    """Send dead letters back to the service's own queue (only that service sees them again); how many were sent.
+) -> Replay:
+    """Send the DLQ's first `limit` letters (those of `event_ids`, if given) back to the service's own queue: only
+    that service sees them again.
 
     With `max_age` (the service's inbox keep), a letter whose event was made longer ago stays in the DLQ unless
-    `force`d, and is appended to `skipped`: the event may have been handled after all (its ack lost on every
+    `force`d, and is listed in `kept`: the event may have been handled after all (its ack lost on every
     delivery), and the inbox row that would make a replay change nothing may be purged by now. A letter whose
     id carries no time (not a UUIDv7, so not made by our outboxes) counts as too old too: its age is unknown.
     """
     connection = await aio_pika.connect(amqp_url)
-    replayed = 0
+    replayed, kept = 0, []
     now = clock.wall_now()
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        messages, _ = await _drain(channel, f"{service}.dlq", limit)
+        messages, in_queue = await _drain(channel, f"{service}.dlq", limit)
         for message in messages:
             if event_ids is not None and message.message_id not in event_ids:
                 await message.nack(requeue=True)
@@ -151,17 +166,40 @@ async def replay_dead_letters(
             age = _age(message.message_id, now)
             if max_age is not None and not force and (age is None or age > max_age):
                 await message.nack(requeue=True)
-                if skipped is not None:
-                    skipped.append(TooOld(message.message_id, age))
+                kept.append(TooOld(message.message_id, age))
                 continue
             # A fresh start: no death records, a full set of tries again, and a later outage waited out anew.
-            replay = copy_for_another_try(message, **{"x-replayed": True})
+            again = copy_for_another_try(message, **{"x-replayed": True})
             for header in (RETRIES_HEADER, DEAD_REASON_HEADER, DEAD_QUEUE_HEADER, OUTAGE_SINCE_HEADER):
-                replay.headers.pop(header, None)
-            await channel.default_exchange.publish(replay, routing_key=service)
+                again.headers.pop(header, None)
+            await channel.default_exchange.publish(again, routing_key=service)
             await message.ack()  # only after the broker confirmed the replay
             replayed += 1
-    return replayed
+    return Replay(replayed, kept, len(messages), in_queue)
+
+
+async def replay_dead_letters(
+    amqp_url: str,
+    service: str,
+    event_ids: set[str] | None = None,
+    limit: int = REPLAY_LIMIT,
+    *,
+    max_age: timedelta | None = None,
+    force: bool = False,
+    skipped: list[TooOld] | None = None,
+) -> int:
+    """replay(), as the HTTP API tells it: how many letters were sent; those kept are appended to `skipped`."""
+    done = await replay(amqp_url, service, event_ids, limit, max_age=max_age, force=force)
+    if skipped is not None:
+        skipped.extend(done.kept)
+    return done.replayed
+
+
+def _positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return number
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,32 +208,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", required=True)
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--event-id", action="append", dest="event_ids")
-    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--limit", type=_positive_int, help=f"list: letters shown (100); replay: letters looked at "
+                        f"({REPLAY_LIMIT}), each held unacked until the replay ends")
     parser.add_argument("--max-age-days", type=float, default=float(os.environ.get("INBOX_KEEP_DAYS", 30)))
     parser.add_argument("--force", action="store_true", help="replay letters older than --max-age-days too")
     args = parser.parse_args(argv)
     if args.command == "list":
-        found = asyncio.run(peek_dead_letters(args.amqp_url, args.service, args.limit))
+        limit = args.limit or 100
+        found = asyncio.run(peek_dead_letters(args.amqp_url, args.service, limit))
         for letter in found.letters:
             print(json.dumps(asdict(letter), default=str))
         if found.in_queue > len(found.letters):
             print(f"first {len(found.letters)} of {found.in_queue} dead letter(s) in {args.service}.dlq "
-                  f"(--limit {args.limit})")
+                  f"(--limit {limit})")
         else:
             print(f"{len(found.letters)} dead letter(s) in {args.service}.dlq")
     else:
         ids = set(args.event_ids) if args.event_ids else None
-        max_age, skipped = timedelta(days=args.max_age_days), []
-        count = asyncio.run(
-            replay_dead_letters(args.amqp_url, args.service, ids, max_age=max_age, force=args.force, skipped=skipped)
-        )
-        print(f"replayed {count} dead letter(s) to {args.service}")
-        for letter in skipped:
+        limit, max_age = args.limit or REPLAY_LIMIT, timedelta(days=args.max_age_days)
+        done = asyncio.run(replay(args.amqp_url, args.service, ids, limit, max_age=max_age, force=args.force))
+        print(f"replayed {done.replayed} dead letter(s) to {args.service}")
+        for letter in done.kept:
             age = "unknown (not a UUIDv7)" if letter.age is None else f"{letter.age.total_seconds() / 86_400:.1f} days"
             print(f"kept {letter.event_id} in {args.service}.dlq, age {age} (--max-age-days {args.max_age_days:g})")
-        if skipped:
+        if done.kept:
             print(f"The inbox may no longer hold these events. Check {args.service}'s own tables that an event was not "
                   "applied, then re-run with --force (and --event-id ID) to replay it.")
+        not_looked_at = done.in_queue - done.examined
+        if not_looked_at:
+            print(f"{not_looked_at} more dead letter(s) in {args.service}.dlq not looked at (a replay takes the first "
+                  f"--limit {limit}): run the replay again for them")
+        if done.kept or not_looked_at:
             return 1
     return 0
 

@@ -139,3 +139,25 @@ async def test_list_reports_how_many_letters_the_dlq_holds_not_how_many_it_print
     assert f"first 2 of 3 dead letter(s) in {service}.dlq (--limit 2)" in out
     assert await cli() == 0
     assert capsys.readouterr().out.endswith(f"\n3 dead letter(s) in {service}.dlq\n")
+
+
+async def test_a_replay_takes_the_first_limit_letters_and_exits_non_zero_saying_how_many_it_left(
+    infra, unique, capsys
+):
+    service = f"svc-{unique}"
+    ids = [str(new_id()) for _ in range(3)]
+    await dead_lettered(infra, service, *ids)
+
+    async def cli(*args: str) -> int:
+        return await asyncio.to_thread(dlq.main, ["replay", "--service", service, "--amqp-url", infra.amqp_url, *args])
+
+    assert await cli("--limit", "2") == 1
+    out = capsys.readouterr().out
+    assert "replayed 2 dead letter(s)" in out
+    assert f"1 more dead letter(s) in {service}.dlq not looked at (a replay takes the first --limit 2)" in out
+    assert len(await held(infra, f"{service}.dlq")) == 1
+
+    assert await cli() == 0
+    assert "not looked at" not in capsys.readouterr().out
+    assert await held(infra, f"{service}.dlq") == []
+    assert await held(infra, service) == sorted(ids)
