@@ -16,7 +16,8 @@ import asyncio
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,6 +115,16 @@ async def list_dead_letters(amqp_url: str, service: str, limit: int = 100) -> li
     return (await peek_dead_letters(amqp_url, service, limit)).letters
 
 
+def _normalised(event_id: str | uuid.UUID | None) -> str | None:
+    """An event id as our outboxes write it (lower case, hyphens), however it was typed; one not a UUID as it is."""
+    if event_id is None:
+        return None
+    try:
+        return str(uuid.UUID(str(event_id)))
+    except ValueError:
+        return str(event_id)
+
+
 def _age(event_id: str | None, now: datetime) -> timedelta | None:
     """How long ago the event was made, read from its UUIDv7 id; None when the id carries no time."""
     try:
@@ -134,12 +145,13 @@ class Replay:
     kept: list[TooOld]
     examined: int  # letters looked at: the DLQ's first `limit`
     in_queue: int  # letters the DLQ held when the replay began, those looked at among them
+    found: set[str] = field(default_factory=set)  # the event ids asked for that a letter looked at had (normalised)
 
 
 async def replay(
     amqp_url: str,
     service: str,
-    event_ids: set[str] | None = None,
+    event_ids: Collection[str | uuid.UUID] | None = None,
     limit: int = REPLAY_LIMIT,
     *,
     max_age: timedelta | None = None,
@@ -153,16 +165,19 @@ async def replay(
     delivery), and the inbox row that would make a replay change nothing may be purged by now. A letter whose
     id carries no time (not a UUIDv7, so not made by our outboxes) counts as too old too: its age is unknown.
     """
+    wanted = None if event_ids is None else {_normalised(event_id) for event_id in event_ids}
     connection = await aio_pika.connect(amqp_url)
-    replayed, kept = 0, []
+    replayed, kept, found = 0, [], set()
     now = clock.wall_now()
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         messages, in_queue = await _drain(channel, f"{service}.dlq", limit)
         for message in messages:
-            if event_ids is not None and message.message_id not in event_ids:
-                await message.nack(requeue=True)
-                continue
+            if wanted is not None:
+                if (event_id := _normalised(message.message_id)) not in wanted:
+                    await message.nack(requeue=True)
+                    continue
+                found.add(event_id)
             age = _age(message.message_id, now)
             if max_age is not None and not force and (age is None or age > max_age):
                 await message.nack(requeue=True)
@@ -175,13 +190,13 @@ async def replay(
             await channel.default_exchange.publish(again, routing_key=service)
             await message.ack()  # only after the broker confirmed the replay
             replayed += 1
-    return Replay(replayed, kept, len(messages), in_queue)
+    return Replay(replayed, kept, len(messages), in_queue, found)
 
 
 async def replay_dead_letters(
     amqp_url: str,
     service: str,
-    event_ids: set[str] | None = None,
+    event_ids: Collection[str | uuid.UUID] | None = None,
     limit: int = REPLAY_LIMIT,
     *,
     max_age: timedelta | None = None,
@@ -207,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("--service", required=True)
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--event-id", action="append", dest="event_ids")
+    parser.add_argument("--event-id", action="append", dest="event_ids", type=uuid.UUID, help="replay only this event")
     parser.add_argument("--limit", type=_positive_int, help=f"list: letters shown (100); replay: letters looked at "
                         f"({REPLAY_LIMIT}), each held unacked until the replay ends")
     parser.add_argument("--max-age-days", type=float, default=float(os.environ.get("INBOX_KEEP_DAYS", 30)))
@@ -235,10 +250,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"The inbox may no longer hold these events. Check {args.service}'s own tables that an event was not "
                   "applied, then re-run with --force (and --event-id ID) to replay it.")
         not_looked_at = done.in_queue - done.examined
-        if not_looked_at:
+        missing = [event_id for event_id in sorted(ids or ()) if str(event_id) not in done.found]
+        looked_at = f" among the first {done.examined} of {done.in_queue} (--limit {limit})" if not_looked_at else ""
+        for event_id in missing:
+            print(f"no letter of event {event_id} in {args.service}.dlq{looked_at}")
+        if not_looked_at and ids is None:
             print(f"{not_looked_at} more dead letter(s) in {args.service}.dlq not looked at (a replay takes the first "
                   f"--limit {limit}): run the replay again for them")
-        if done.kept or not_looked_at:
+        if done.kept or missing or (not_looked_at and ids is None):
             return 1
     return 0
 

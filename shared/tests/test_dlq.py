@@ -161,3 +161,25 @@ async def test_a_replay_takes_the_first_limit_letters_and_exits_non_zero_saying_
     assert "not looked at" not in capsys.readouterr().out
     assert await held(infra, f"{service}.dlq") == []
     assert await held(infra, service) == sorted(ids)
+
+
+async def test_an_event_id_is_matched_however_it_is_written_and_one_no_letter_has_is_named_with_exit_1(
+    infra, unique, capsys
+):
+    service = f"svc-{unique}"
+    first, second, nowhere = str(new_id()), str(new_id()), str(new_id())
+    await dead_lettered(infra, service, first, second)
+
+    async def cli(*args: str) -> int:
+        return await asyncio.to_thread(dlq.main, ["replay", "--service", service, "--amqp-url", infra.amqp_url, *args])
+
+    assert await cli("--event-id", first.upper()) == 0
+    assert "replayed 1 dead letter(s)" in capsys.readouterr().out
+    assert await held(infra, service) == [first]
+
+    assert await cli("--event-id", uuid.UUID(second).hex, "--event-id", nowhere) == 1
+    out = capsys.readouterr().out
+    assert "replayed 1 dead letter(s)" in out
+    assert f"no letter of event {nowhere} in {service}.dlq\n" in out
+    assert await held(infra, f"{service}.dlq") == []
+    assert await held(infra, service) == sorted([first, second])
