@@ -20,7 +20,7 @@ from datetime import datetime
 from email.message import Message
 
 from billing_shared import clock
-from billing_shared.consumer import Outage, Retryable
+from billing_shared.consumer import Awaiting, Outage
 from billing_shared.contracts import NotificationSent
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope
@@ -39,8 +39,10 @@ from .smtp import SmtpRejected, SmtpSender, SmtpUnavailable
 log = logging.getLogger(__name__)
 
 
-class CustomerNotYetKnown(Retryable):
-    """The projection has no such customer yet (its customer.created may still be on the way)."""
+class CustomerNotYetKnown(Awaiting):
+    """The projection has no such customer yet: its customer.created is still on the way, for as long as the
+    customer service or its relay is down. So the email waits for it (up to AWAITING_RETRY_S), rather than reaching
+    the DLQ after half a minute of quick tries; after that, the DLQ (a customer that does not exist)."""
 
 
 class SmtpDown(Outage):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
 from billing_shared import dlq
 from billing_shared.contracts import InvoicePaid, SubscriptionSuspended
@@ -30,6 +32,8 @@ from tests.support import (
 if TYPE_CHECKING:
     from billing_shared.testing import TestInfra
     from tests.fakes import SmtpSink
+
+CONSUMER_LOG = "billing_shared.consumer"
 
 
 def receipt(customer_id: uuid.UUID, number: str = "INV-2027-0200", amount: int = 2500) -> InvoicePaid:
@@ -143,23 +147,38 @@ async def test_an_smtp_login_refused_for_a_while_delays_the_email_but_does_not_d
     assert len(await wait_for_announcement(bus, envelope.event_id)) == 1
 
 
-async def test_an_event_for_an_unknown_customer_dead_letters_and_others_keep_flowing(
-    bus: EventBus, mail: SmtpSink, service_env: TestInfra
+async def test_an_event_for_a_customer_not_known_yet_outwaits_the_ordinary_tries_and_is_emailed_once_it_comes(
+    bus: EventBus, mail: SmtpSink, service_env: TestInfra, settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stranger = uuid.uuid4()
+    from billing_shared.contracts import CustomerCreated
+
+    caplog.set_level(logging.WARNING, logger=CONSUMER_LOG)
+    late_id, late_email = uuid.uuid4(), unique_email("late")
     customer_id, email = await new_customer(bus, mail)
 
-    orphan = await bus.publish(receipt(stranger, number="INV-2027-0400"))
+    orphan = await bus.publish(receipt(late_id, number="INV-2027-0400"))
     await bus.publish(receipt(customer_id, number="INV-2027-0401"))
 
     _, delivered = await wait_for_mail(mail, email, count=2)  # not held up behind the orphan
     assert delivered["Subject"] == "Receipt for invoice INV-2027-0401"
 
-    async def orphan_dead_lettered() -> bool:
-        letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
-        return any(letter.event_id == str(orphan.event_id) for letter in letters)
+    async def tried_past_the_delivery_limit() -> bool:
+        # An event that fails for good reaches the DLQ at its (delivery_limit + 1)th failed try: this one has more.
+        return _failed_tries(caplog, orphan.event_id) > settings.delivery_limit + 1
 
-    await wait_for(orphan_dead_lettered, timeout=20, interval=0.2, message="the orphan in notifier.dlq")
+    await wait_for(tried_past_the_delivery_limit, message="the orphan tried past the delivery limit")
+    assert await dead_lettered(service_env, orphan.event_id) == set()
+
+    await bus.publish(CustomerCreated(customer_id=late_id, email=late_email, name="Late Comer"), occurred_at=T0)
+
+    messages = await wait_for_mail(mail, late_email, count=2)
+    assert sorted(m["Subject"] for m in messages) == ["Receipt for invoice INV-2027-0400", "Welcome, Late Comer"]
+    assert len(await wait_for_announcement(bus, orphan.event_id)) == 1
+
+
+def _failed_tries(caplog: pytest.LogCaptureFixture, event_id: uuid.UUID) -> int:
+    """How many times the consumer has logged this event's handling as failed."""
+    return sum(1 for r in caplog.records if r.name == CONSUMER_LOG and f"{event_id} failed (try" in r.getMessage())
 
 
 async def test_a_dead_lettered_event_replayed_once_its_customer_exists_is_emailed_once(
@@ -168,7 +187,7 @@ async def test_a_dead_lettered_event_replayed_once_its_customer_exists_is_emaile
     from billing_shared.contracts import CustomerCreated
 
     late_id, late_email = uuid.uuid4(), unique_email("late")
-    orphan = await bus.publish(receipt(late_id, number="INV-2027-0500"))
+    orphan = await bus.publish(receipt(late_id, number="INV-2027-0500"))  # dead-lettered after AWAITING_RETRY_S
 
     async def dead_lettered() -> bool:
         letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
