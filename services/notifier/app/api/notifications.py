@@ -17,6 +17,10 @@ from .schemas import NotificationOut, NotificationPage
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
+# A rejection's stored error is for support: the SMTP server's host:port and its reply, whose text may name more of
+# the mail setup. A customer needs only the outcome.
+REJECTED_FOR_CUSTOMERS = "The mail server refused this email."
+
 
 @router.get("", response_model=NotificationPage, summary="List sent emails (admin: all; user: their own)")
 async def list_notifications(
@@ -36,4 +40,6 @@ async def list_notifications(
     async with request.app.state.runtime.db.reads() as session:
         rows, next_cursor = await fetch_page(session, stmt, Notification.id, cursor, limit)
     data = [NotificationOut.model_validate(r) for r in rows]
+    if not principal.is_admin:
+        data = [n.model_copy(update={"error": REJECTED_FOR_CUSTOMERS}) if n.error else n for n in data]
     return NotificationPage(data=data, has_more=next_cursor is not None, next_cursor=next_cursor)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class NotificationOut(BaseModel):
@@ -19,7 +19,10 @@ class NotificationOut(BaseModel):
     recipient: str
     subject: str
     status: Literal["sent", "rejected"]
-    error: str | None = None
+    error: str | None = Field(
+        None, description="Why a rejected email was refused: the SMTP server's reply for an admin, a neutral sentence "
+        "for a user"
+    )
     has_attachment: bool
     sent_at: datetime
 

@@ -91,6 +91,28 @@ async def test_an_admin_sees_every_customer_and_can_filter_by_one(
     assert [(n["customer_id"], n["template"]) for n in only_bob["data"]] == [(str(bob), "welcome")]
 
 
+async def test_a_rejected_email_shows_its_user_a_neutral_error_and_an_admin_the_smtp_servers_reply(
+    bus: EventBus, mail: SmtpSink, client: httpx.AsyncClient, service_env: TestInfra, admin_headers: dict[str, str]
+) -> None:
+    customer_id, email = await new_customer(bus, mail)
+    mail.unknown_mailboxes.add(email)
+    await bus.publish(InvoicePaid(invoice_id=uuid.uuid4(), number="INV-93", customer_id=customer_id, currency="USD",
+                                  amount_paid=100, paid_at=T0))
+
+    async def rejected(headers: dict[str, str]) -> dict[str, Any] | None:
+        page = await client.get("/api/notifications", params={"customer_id": str(customer_id)}, headers=headers)
+        return next((n for n in page.json()["data"] if n["status"] == "rejected"), None)
+
+    for_admin = await wait_for(lambda: rejected(admin_headers), message="the receipt logged as rejected")
+    for_user = await rejected(service_env.auth(customer_id))
+
+    server = f"{mail.host}:{mail.port}"
+    assert server in for_admin["error"] and "No such user" in for_admin["error"]  # support sees what the server said
+    assert for_user is not None and for_user["error"]
+    assert server not in for_user["error"] and mail.host not in for_user["error"]
+    assert {**for_user, "error": None} == {**for_admin, "error": None}
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
