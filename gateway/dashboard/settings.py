@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from billing_shared.settings import Environment
+
 LOCAL_SESSION_SECRET = "local-dashboard-session-secret-not-for-production"
 
 
@@ -15,7 +17,7 @@ class DashboardSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, populate_by_name=True)
 
-    environment: str = Field("local", description="local | test | production")
+    environment: Environment = Field("local", description="local | test | production")
     log_level: str = "INFO"
 
     # The public gateway: the dashboard is a client of the services' APIs like any other.

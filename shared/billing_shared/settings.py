@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _normalized(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+# Where a service runs. One of three names, whatever their case: the checks that refuse local secrets run for
+# "production" alone, so any other name ("Production ", "prod", "staging") must fail at start-up, not pass them by.
+Environment = Annotated[Literal["local", "test", "production"], BeforeValidator(_normalized)]
 
 
 class ServiceSettings(BaseSettings):
@@ -16,7 +25,7 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = "service"
 
-    environment: str = Field("local", description="local | test | production")
+    environment: Environment = Field("local", description="local | test | production")
     log_level: str = "INFO"
 
     database_url: str = ""

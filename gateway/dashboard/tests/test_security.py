@@ -100,6 +100,12 @@ def test_production_refuses_the_local_session_secret_and_a_cookie_sent_over_plai
     assert ok.dashboard_session_secret != LOCAL_SESSION_SECRET
 
 
+@pytest.mark.parametrize("environment", ["Production", "production ", "prod", "staging"])
+def test_an_environment_named_otherwise_does_not_slip_past_the_production_checks(environment):
+    with pytest.raises(ValidationError, match="DASHBOARD_SESSION_SECRET|'local', 'test' or 'production'"):
+        DashboardSettings(environment=environment)
+
+
 def test_api_base_url_also_reads_services_base_url(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SERVICES_BASE_URL", "http://gateway:8080/")
     assert DashboardSettings().api_base_url == "http://gateway:8080"

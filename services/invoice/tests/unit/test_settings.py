@@ -18,6 +18,14 @@ def test_production_refuses_the_default_link_secret():
     assert Settings(environment="production", invoice_link_secret="x" * 40).environment == "production"
 
 
+@pytest.mark.parametrize("environment", ["Production", " production ", "prod", "staging"])
+def test_an_environment_named_otherwise_does_not_slip_past_the_production_checks(environment):
+    """The default link secret is public: a deployment named "prod" that kept it would let anyone sign links."""
+    with pytest.raises(ValidationError, match="INVOICE_LINK_SECRET|'local', 'test' or 'production'"):
+        Settings(environment=environment)
+    assert Settings(environment="TEST").environment == "test"
+
+
 def test_a_link_in_an_invoice_email_still_opens_after_its_terms_a_month_of_dunning_and_an_smtp_outage():
     import time
     import uuid
