@@ -15,14 +15,16 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import uuid
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
 from . import clock
 from .amqp import DEAD_QUEUE_HEADER, DEAD_REASON_HEADER, OUTAGE_SINCE_HEADER, RETRIES_HEADER, copy_for_another_try
@@ -78,16 +80,53 @@ def _text(value: Any) -> str | None:
 @dataclass
 class DeadLetters:
     letters: list[DeadLetter]
-    in_queue: int  # how many the DLQ held, `letters` among them: more than those when the limit cut the list short
+    # How many the DLQ held, `letters` among them: more than those when the limit cut the list short. None: the
+    # service has no DLQ (it consumes no events, or there is no such service).
+    in_queue: int | None
 
 
-async def _drain(channel, queue_name: str, limit: int) -> tuple[list[AbstractIncomingMessage], int]:
-    """Up to `limit` messages of the queue, held unacked, and how many it held."""
+class Unavailable(ConnectionError):  # an OSError, as the broker's own were: the HTTP API answers 503 for those
+    """RabbitMQ out of reach or refusing us, or a queue not there: said in one line, the URL without password."""
+
+
+def without_secrets(url: str) -> str:
+    """A URL fit to print: no password, and no query (which may carry one)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unreadable URL)"
+    user, at, host = parts.netloc.rpartition("@")
+    return urlunsplit((parts.scheme, f"{user.partition(':')[0]}@{host}" if at else host, parts.path, "", ""))
+
+
+async def _connect(amqp_url: str) -> AbstractConnection:
+    try:
+        return await aio_pika.connect(amqp_url)
+    except aio_pika.exceptions.ProtocolSyntaxError as exc:  # the broker closed the connection while opening it
+        # Its reason is not kept (the error names the frame only): a vhost missing or not the user's, mostly.
+        raise Unavailable(f"RabbitMQ at {without_secrets(amqp_url)} refused the connection (is the vhost right, "
+                          "and may the user use it?)") from exc
+    except (aio_pika.exceptions.AMQPError, OSError, TimeoutError, ValueError) as exc:
+        raise Unavailable(f"cannot connect to RabbitMQ at {without_secrets(amqp_url)}: {exc}") from exc
+
+
+async def _has_queue(connection: AbstractConnection, name: str) -> bool:
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(name, passive=True)
+    except aio_pika.exceptions.ChannelClosed:  # which closes the channel
+        return False
+    await channel.close()
+    return True
+
+
+async def _drain(channel, queue_name: str, limit: int) -> tuple[list[AbstractIncomingMessage], int | None]:
+    """Up to `limit` messages of the queue, held unacked, and how many it held (None: there is no such queue)."""
     try:
         # Passive declare: a service that consumes nothing has no DLQ, which means no dead letters.
         queue = await channel.declare_queue(queue_name, passive=True)
     except aio_pika.exceptions.ChannelClosed:
-        return [], 0
+        return [], None
     messages = []
     while len(messages) < limit:
         message = await queue.get(no_ack=False, fail=False, timeout=5)
@@ -100,7 +139,7 @@ async def _drain(channel, queue_name: str, limit: int) -> tuple[list[AbstractInc
 
 async def peek_dead_letters(amqp_url: str, service: str, limit: int = 100) -> DeadLetters:
     """The first `limit` dead letters (they stay in the queue), and how many the queue holds."""
-    connection = await aio_pika.connect(amqp_url)
+    connection = await _connect(amqp_url)
     async with connection:
         channel = await connection.channel()
         messages, in_queue = await _drain(channel, f"{service}.dlq", limit)
@@ -144,7 +183,7 @@ class Replay:
     replayed: int  # letters sent back to the service's queue
     kept: list[TooOld]
     examined: int  # letters looked at: the DLQ's first `limit`
-    in_queue: int  # letters the DLQ held when the replay began, those looked at among them
+    in_queue: int | None  # letters the DLQ held when the replay began, those looked at among them (None: no DLQ)
     found: set[str] = field(default_factory=set)  # the event ids asked for that a letter looked at had (normalised)
 
 
@@ -166,12 +205,16 @@ async def replay(
     id carries no time (not a UUIDv7, so not made by our outboxes) counts as too old too: its age is unknown.
     """
     wanted = None if event_ids is None else {_normalised(event_id) for event_id in event_ids}
-    connection = await aio_pika.connect(amqp_url)
+    connection = await _connect(amqp_url)
     replayed, kept, found = 0, [], set()
     now = clock.wall_now()
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         messages, in_queue = await _drain(channel, f"{service}.dlq", limit)
+        if messages and not await _has_queue(connection, service):
+            # Published to, the letters would come back unroutable: they stay in the DLQ (unacked, back on close).
+            raise Unavailable(f"no queue {service} to replay {service}.dlq to at {without_secrets(amqp_url)}: it "
+                              f"is declared when the {service} service starts")
         for message in messages:
             if wanted is not None:
                 if (event_id := _normalised(message.message_id)) not in wanted:
@@ -228,38 +271,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-age-days", type=float, default=float(os.environ.get("INBOX_KEEP_DAYS", 30)))
     parser.add_argument("--force", action="store_true", help="replay letters older than --max-age-days too")
     args = parser.parse_args(argv)
-    if args.command == "list":
-        limit = args.limit or 100
-        found = asyncio.run(peek_dead_letters(args.amqp_url, args.service, limit))
-        for letter in found.letters:
-            print(json.dumps(asdict(letter), default=str))
-        if found.in_queue > len(found.letters):
-            print(f"first {len(found.letters)} of {found.in_queue} dead letter(s) in {args.service}.dlq "
-                  f"(--limit {limit})")
-        else:
-            print(f"{len(found.letters)} dead letter(s) in {args.service}.dlq")
+    try:
+        return _list(args) if args.command == "list" else _replay(args)
+    except Unavailable as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2  # as for a usage error: nothing was done
+
+
+def _no_dlq(args: argparse.Namespace) -> Unavailable:
+    # A typo in --service looks like this too: an empty answer would pass for "no dead letters".
+    return Unavailable(f"no queue {args.service}.dlq at {without_secrets(args.amqp_url)}: {args.service} consumes "
+                       "no events there, so it has no dead letters (or it is not a service's name)")
+
+
+def _list(args: argparse.Namespace) -> int:
+    limit = args.limit or 100
+    found = asyncio.run(peek_dead_letters(args.amqp_url, args.service, limit))
+    if found.in_queue is None:
+        raise _no_dlq(args)
+    for letter in found.letters:
+        print(json.dumps(asdict(letter), default=str))
+    if found.in_queue > len(found.letters):
+        print(f"first {len(found.letters)} of {found.in_queue} dead letter(s) in {args.service}.dlq (--limit {limit})")
     else:
-        ids = set(args.event_ids) if args.event_ids else None
-        limit, max_age = args.limit or REPLAY_LIMIT, timedelta(days=args.max_age_days)
-        done = asyncio.run(replay(args.amqp_url, args.service, ids, limit, max_age=max_age, force=args.force))
-        print(f"replayed {done.replayed} dead letter(s) to {args.service}")
-        for letter in done.kept:
-            age = "unknown (not a UUIDv7)" if letter.age is None else f"{letter.age.total_seconds() / 86_400:.1f} days"
-            print(f"kept {letter.event_id} in {args.service}.dlq, age {age} (--max-age-days {args.max_age_days:g})")
-        if done.kept:
-            print(f"The inbox may no longer hold these events. Check {args.service}'s own tables that an event was not "
-                  "applied, then re-run with --force (and --event-id ID) to replay it.")
-        not_looked_at = done.in_queue - done.examined
-        missing = [event_id for event_id in sorted(ids or ()) if str(event_id) not in done.found]
-        looked_at = f" among the first {done.examined} of {done.in_queue} (--limit {limit})" if not_looked_at else ""
-        for event_id in missing:
-            print(f"no letter of event {event_id} in {args.service}.dlq{looked_at}")
-        if not_looked_at and ids is None:
-            print(f"{not_looked_at} more dead letter(s) in {args.service}.dlq not looked at (a replay takes the first "
-                  f"--limit {limit}): run the replay again for them")
-        if done.kept or missing or (not_looked_at and ids is None):
-            return 1
+        print(f"{len(found.letters)} dead letter(s) in {args.service}.dlq")
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    ids = set(args.event_ids) if args.event_ids else None
+    limit, max_age = args.limit or REPLAY_LIMIT, timedelta(days=args.max_age_days)
+    done = asyncio.run(replay(args.amqp_url, args.service, ids, limit, max_age=max_age, force=args.force))
+    if done.in_queue is None:
+        raise _no_dlq(args)
+    print(f"replayed {done.replayed} dead letter(s) to {args.service}")
+    for letter in done.kept:
+        age = "unknown (not a UUIDv7)" if letter.age is None else f"{letter.age.total_seconds() / 86_400:.1f} days"
+        print(f"kept {letter.event_id} in {args.service}.dlq, age {age} (--max-age-days {args.max_age_days:g})")
+    if done.kept:
+        print(f"The inbox may no longer hold these events. Check {args.service}'s own tables that an event was not "
+              "applied, then re-run with --force (and --event-id ID) to replay it.")
+    not_looked_at = done.in_queue - done.examined
+    missing = [event_id for event_id in sorted(ids or ()) if str(event_id) not in done.found]
+    looked_at = f" among the first {done.examined} of {done.in_queue} (--limit {limit})" if not_looked_at else ""
+    for event_id in missing:
+        print(f"no letter of event {event_id} in {args.service}.dlq{looked_at}")
+    if not_looked_at and ids is None:
+        print(f"{not_looked_at} more dead letter(s) in {args.service}.dlq not looked at (a replay takes the first "
+              f"--limit {limit}): run the replay again for them")
+    return 1 if done.kept or missing or (not_looked_at and ids is None) else 0
 
 
 if __name__ == "__main__":

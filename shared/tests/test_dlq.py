@@ -183,3 +183,48 @@ async def test_an_event_id_is_matched_however_it_is_written_and_one_no_letter_ha
     assert f"no letter of event {nowhere} in {service}.dlq\n" in out
     assert await held(infra, f"{service}.dlq") == []
     assert await held(infra, service) == sorted([first, second])
+
+
+@pytest.mark.parametrize(
+    ("amqp_url", "said"),
+    [
+        ("amqp://guest:s3cret@127.0.0.1:1/", "cannot connect to RabbitMQ at amqp://guest@127.0.0.1:1/: "),
+        ("amqp://guest:s3cret@127.0.0.1:5672/", "cannot connect to RabbitMQ at amqp://guest@127.0.0.1:5672/: "
+                                                "ACCESS_REFUSED"),
+        ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost?heartbeat=5",
+         "RabbitMQ at amqp://guest@127.0.0.1:5672/no-such-vhost refused the connection (is the vhost right"),
+    ],
+)
+@pytest.mark.parametrize("command", ["list", "replay"])
+def test_a_broker_out_of_reach_or_refusing_us_is_one_line_naming_the_url_without_its_password_and_exit_2(
+    command, amqp_url, said, capsys
+):
+    assert dlq.main([command, "--service", "payment", "--amqp-url", amqp_url]) == 2
+    err = capsys.readouterr().err
+    assert f"python -m billing_shared.dlq: {said}" in err
+    assert "s3cret" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["list", "replay"])
+async def test_a_service_with_no_dlq_is_said_so_with_exit_2_not_reported_as_having_no_dead_letters(
+    infra, unique, command, capsys
+):
+    service = f"svc-{unique}"
+    cli = [command, "--service", service, "--amqp-url", infra.amqp_url]
+    assert await asyncio.to_thread(dlq.main, cli) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"no queue {service}.dlq at {infra.amqp_url.replace(':guest@', '@')}: {service} consumes no" in captured.err
+
+
+async def test_a_replay_with_no_service_queue_to_replay_to_leaves_the_letters_in_the_dlq_with_exit_2(
+    infra, unique, capsys
+):
+    service, letter = f"svc-{unique}", str(new_id())
+    await dead_lettered(infra, service, letter)
+    await delete_queues(infra.amqp_url, service)
+
+    cli = ["replay", "--service", service, "--amqp-url", infra.amqp_url]
+    assert await asyncio.to_thread(dlq.main, cli) == 2
+    assert f"no queue {service} to replay {service}.dlq to" in capsys.readouterr().err
+    assert await held(infra, f"{service}.dlq") == [letter]
