@@ -55,6 +55,8 @@ class InvoiceView:
     total: int
     amount_paid: int
     amount_due: int
+    # Taken off what the invoice owes by its credit notes. Shown only when not 0.
+    amount_credited: int = 0
     # Given back: a credit note's refund, or a payment beyond what the invoice owed. Shown only when not 0.
     amount_refunded: int = 0
     credit_notes: Sequence[CreditNoteView] = field(default_factory=tuple)

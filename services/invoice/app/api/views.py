@@ -75,6 +75,7 @@ async def invoice_view(session: AsyncSession, invoice: Invoice, locale: str) -> 
         subtotal=invoice.subtotal,
         total=invoice.total,
         amount_paid=invoice.amount_paid,
+        amount_credited=invoice.amount_credited,
         amount_refunded=invoice.amount_refunded,
         amount_due=invoice.amount_due,
         credit_notes=[CreditNoteView(note.number, note.amount, CREDIT_REASONS.get(note.reason, note.reason)) for note in invoice.credit_notes],

@@ -113,6 +113,9 @@ async def test_a_credit_on_an_unpaid_invoice_lowers_the_amount_due_without_a_ref
     note_url = f"/api/credit_notes/{issued.payload['credit_note_id']}"
     assert (await client.get(note_url, headers=service_env.auth(invoice["customer_id"]))).status_code == 200
     assert (await client.get(note_url, headers=service_env.auth(uuid.uuid4()))).status_code == 404
+    page = await client.get(f"/invoices/{invoice['id']}", headers=service_env.auth(invoice["customer_id"]))
+    summary = page.text[page.text.index('class="summary"'):]
+    assert "Credited" in summary and "-$19.99" in summary and "$30.00" in summary  # 49.99 - 19.99 = 30.00 due
 
 
 async def test_an_unpaid_invoice_credited_in_full_is_voided(billing):

@@ -1,6 +1,7 @@
 """The printable invoice: what the HTML page and its PDF show, and that customer text stays text."""
 
 import io
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -56,6 +57,15 @@ class TestHtml:
                                                    amount_due=0))
         assert "Refunded" in paid_twice and "-$49.99" in paid_twice and "$99.98" in paid_twice
         assert "Refunded" not in render_invoice_html(make_view())
+
+    def test_the_summary_adds_up_when_a_credit_note_lowered_a_paid_invoice(self):
+        """Total - credited - (paid - refunded) = due: a cancel's credit on a paid invoice, refunded."""
+        canceled = render_invoice_html(make_view(status=InvoiceStatus.PAID, amount_paid=4999, amount_credited=1500,
+                                                 amount_refunded=1500, amount_due=0))
+        rows = re.findall(r"<tr[^>]*><td>([^<]+)</td><td class=\"num\">([^<]+)</td></tr>", canceled)
+        assert rows == [("Subtotal", "$49.99"), ("Total", "$49.99"), ("Credited", "-$15.00"), ("Amount paid", "$49.99"),
+                        ("Refunded", "-$15.00"), ("Amount due", "$0.00")]
+        assert "Credited" not in render_invoice_html(make_view())
 
     def test_shows_number_customer_and_total_in_dollars(self):
         html = render_invoice_html(make_view())
