@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +31,7 @@ import asyncpg
 
 from .bootstrap import service_url
 from .db import sql_name
+from .dlq import without_secrets
 from .plumbing_tables import notify_channel, outbox_table
 from .relay import UNROUTABLE_ERROR, asyncpg_dsn
 
@@ -44,18 +47,38 @@ class UnroutableEvents:
     last_at: datetime
 
 
+class Unavailable(Exception):
+    """Postgres out of reach or refusing us, or no outbox of that service there: said in one line, the URL
+    without its password."""
+
+
+@asynccontextmanager
+async def _connected(database_url: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
+    shown = without_secrets(database_url)
+    try:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    # Whatever fails here fails the connect: no such host, database or role, a wrong password, a malformed URL.
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise Unavailable(f"cannot connect to Postgres at {shown}: {exc}") from exc
+    try:
+        yield conn
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        raise Unavailable(f"no outbox of service {schema} at {shown} (is --service right?): {exc}") from exc
+    except asyncpg.InsufficientPrivilegeError as exc:  # another service's role
+        raise Unavailable(f"cannot read the outbox of service {schema} at {shown}: {exc}") from exc
+    finally:
+        await conn.close()
+
+
 async def list_unroutable(database_url: str, schema: str) -> list[UnroutableEvents]:
     """What the service's outbox holds that no queue took, per event type."""
     outbox = sql_name(outbox_table(schema))
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
+    async with _connected(database_url, schema) as conn:
         rows = await conn.fetch(
             f"SELECT body->>'type' AS type, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at "
             f"FROM {outbox} WHERE published_at IS NOT NULL AND last_error = $1 GROUP BY 1 ORDER BY 1",
             UNROUTABLE_ERROR,
         )
-    finally:
-        await conn.close()
     return [UnroutableEvents(r["type"], r["n"], r["first_at"], r["last_at"]) for r in rows]
 
 
@@ -67,8 +90,7 @@ async def resend_unroutable(
 ) -> int:
     """Hand unroutable events (all, or those of these types / ids) back to the relay; how many."""
     outbox = sql_name(outbox_table(schema))
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
+    async with _connected(database_url, schema) as conn:
         async with conn.transaction():
             status = await conn.execute(
                 f"UPDATE {outbox} SET published_at = NULL, last_error = $2 WHERE published_at IS NOT NULL "
@@ -78,8 +100,6 @@ async def resend_unroutable(
                 list(event_ids) if event_ids else None,
             )
             await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))  # wake the relay now
-    finally:
-        await conn.close()
     return int(status.rsplit(" ", 1)[-1])
 
 
@@ -94,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-id", action="append", dest="event_ids", type=uuid.UUID, help="only this event")
     args = parser.parse_args(argv)
     url = args.database_url or os.environ.get("DATABASE_URL") or service_url(LOCAL_ADMIN_DSN, "billing", args.service)
+    try:
+        return _run(args, url)
+    except Unavailable as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2  # as for a usage error: nothing was done
+
+
+def _run(args: argparse.Namespace, url: str) -> int:
     if args.command == "unroutable":
         groups = asyncio.run(list_unroutable(url, args.service))
         for group in groups:

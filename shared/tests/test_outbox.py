@@ -381,3 +381,39 @@ async def test_a_row_committed_late_below_the_floor_is_published_by_the_next_cla
             await bus.wait_for_type("customer.created", count=2, where=lambda e: str(e.event_id) == ids[0])
         finally:
             await relay.stop()
+
+
+@pytest.mark.parametrize("command", ["unroutable", "resend"])
+@pytest.mark.parametrize(
+    ("database_url", "said"),
+    [
+        ("postgresql://postgres:s3cret@127.0.0.1:1/x",
+         "cannot connect to Postgres at postgresql://postgres@127.0.0.1:1/x: "),
+        ("postgresql://postgres:s3cret@127.0.0.1:5432/no_such_database?sslmode=disable",
+         'cannot connect to Postgres at postgresql://postgres@127.0.0.1:5432/no_such_database: database "no_such'),
+    ],
+)
+def test_a_database_out_of_reach_or_refusing_us_is_one_line_naming_the_url_without_its_password_and_exit_2(
+    command, database_url, said, capsys
+):
+    assert outbox_cli([command, "--service", SCHEMA, "--database-url", database_url]) == 2
+    err = capsys.readouterr().err
+    assert f"python -m billing_shared.outbox: {said}" in err
+    assert "s3cret" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["unroutable", "resend"])
+async def test_a_service_with_no_outbox_there_is_said_so_with_exit_2(database_url, command, capsys):
+    cli = [command, "--service", "no_such_service", "--database-url", database_url]
+    assert await asyncio.to_thread(outbox_cli, cli) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"python -m billing_shared.outbox: no outbox of service no_such_service at {database_url} " in captured.err
+
+
+async def test_an_outbox_the_role_may_not_read_is_said_so_with_exit_2(infra, database_url, capsys):
+    as_invoice = infra.database_url("invoice")  # another service's role: the plumbing schema is not its own
+    cli = ["unroutable", "--service", SCHEMA, "--database-url", as_invoice]
+    assert await asyncio.to_thread(outbox_cli, cli) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read the outbox of service {SCHEMA} at {as_invoice.replace(':invoice@', '@')}: permission" in err
