@@ -7,6 +7,10 @@
 A replay leaves in the DLQ every letter whose event is older than --max-age-days (by default INBOX_KEEP_DAYS, or
 30: the inbox keep) and exits non-zero naming them; --force replays them too. A replay looks at the first
 --limit letters (10000 by default) and exits non-zero saying how many it did not get to: run it again for those.
+
+Exit status: 0 done; 1 a replay not done with all it was asked, what is left said (letters kept as too old or
+not looked at, an --event-id no letter has); 2 nothing done (RabbitMQ out of reach or refusing us, no such DLQ, a
+usage error).
 """
 
 from __future__ import annotations
@@ -261,7 +265,9 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m billing_shared.dlq", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m billing_shared.dlq", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("--service", required=True)
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))

@@ -13,6 +13,7 @@ is purged like any sent row, OUTBOX_KEEP_DAYS later.
 `--type` is an event type (payment.succeeded), whatever routing words its routing key adds.
 
 The database URL defaults to DATABASE_URL, else to the service's own role on the local `make run` database.
+Exit status 2: nothing done (Postgres out of reach or refusing us, no outbox of that service there, a usage error).
 """
 
 from __future__ import annotations
