@@ -21,6 +21,7 @@ from billing_shared.auth import CurrentPrincipal, Principal
 from billing_shared.db import UnitOfWork
 from billing_shared.errors import ApiError, not_found
 from billing_shared.idempotency import Claim
+from billing_shared.money import format_money
 from billing_shared.ids import new_id
 from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
 
@@ -37,6 +38,7 @@ from ..service_layer.charges import (
     charge_at_gateway,
     default_method,
     insert_payment,
+    hold_for_payment_by_hand,
     known_invoice,
     new_payment,
 )
@@ -165,6 +167,7 @@ async def _payable_invoice(session: AsyncSession, body: PaymentCreate) -> uuid.U
     Returns the invoice's subscription: a payment by hand names it as the automatic charge did, so a case dunning
     opens when it fails ends when the subscription is canceled, like the automatic charge's would."""
     assert body.invoice_id is not None
+    under_way = await hold_for_payment_by_hand(session, body.invoice_id)
     invoice = await known_invoice(session, body.invoice_id)
     if invoice is None or invoice.customer_id != body.customer_id:  # another customer's: not even that it exists
         raise ApiError(422, "unknown_invoice", "this customer has no invoice with this id to pay (an invoice can "
@@ -175,6 +178,16 @@ async def _payable_invoice(session: AsyncSession, body: PaymentCreate) -> uuid.U
         raise ApiError(409, "invoice_void", "the invoice is void: nothing is owed on it", field="invoice_id")
     if invoice.paid:
         raise ApiError(409, "invoice_paid", "the invoice is already paid", field="invoice_id")
+    # More than is owed would be taken from the card and only later refunded (if that refund goes through). A payment
+    # whose outcome is unknown is not counted: the customer may pay again meanwhile, and any excess is refunded.
+    owed = invoice.amount_due - invoice.credited - invoice.collected
+    if body.amount > owed - under_way:
+        if under_way:
+            raise ApiError(409, "payment_in_progress", f"{format_money(under_way, invoice.currency)} of the "
+                           f"{format_money(owed, invoice.currency)} this invoice owes is being charged right now; "
+                           "see how that ends before paying more", field="invoice_id")
+        raise ApiError(422, "amount_exceeds_due", f"the invoice owes {format_money(owed, invoice.currency)} "
+                       f"({owed} in minor units)", field="amount")
     return invoice.subscription_id
 
 

@@ -57,6 +57,7 @@ _KNOWN_INVOICE = (
     f"FROM {_TABLE} WHERE invoice_id = $1 AND source = 'invoice' AND attempt = 1 LIMIT 1"
 )
 _VOIDED = f"SELECT {_IS_VOIDED}"
+_UNDER_WAY = f"SELECT coalesce(sum(amount), 0) FROM {_TABLE} WHERE invoice_id = $1 AND status = 'pending'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,15 @@ async def known_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> KnownIn
     """The invoice this service charged under this id (None if it never did)."""
     row = await (await driver_connection(session)).fetchrow(_KNOWN_INVOICE, invoice_id)
     return KnownInvoice(*row) if row else None
+
+
+async def hold_for_payment_by_hand(session: AsyncSession, invoice_id: uuid.UUID) -> int:
+    """Keep other payments by hand of this invoice waiting until this transaction ends (its check of what is owed
+    and the pending payment it lets in commit together), and return what the invoice's payments being charged right
+    now will take."""
+    driver = await driver_connection(session)
+    await driver.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"invoice_payment:{invoice_id}")
+    return await driver.fetchval(_UNDER_WAY, invoice_id)
 
 
 async def invoice_voided(session: AsyncSession, invoice_id: uuid.UUID) -> bool:

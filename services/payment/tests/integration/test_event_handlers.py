@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -256,6 +257,41 @@ async def test_a_voided_invoice_is_charged_neither_by_hand_nor_by_a_dunning_retr
     assert by_hand.status_code == 409 and by_hand.json()["error"]["code"] == "invoice_void"
     assert gateway_stats()["charges"] == charges_before
     assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [("invoice", "failed")]
+
+
+async def test_a_payment_by_hand_cannot_take_more_than_the_invoice_owes(
+    customer, add_card, client, service_env, db, gateway_stats
+):
+    _, headers = customer
+    async with EventBus(service_env.amqp_url) as bus:
+        invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)  # 2500 due, its charge failed
+        charges_before = gateway_stats()["charges"]
+        typo = await client.post("/api/payments", json=pay_by_hand(invoice) | {"amount": 2500000}, headers=idem(headers))
+        one_more = await client.post("/api/payments", json=pay_by_hand(invoice) | {"amount": 2501}, headers=idem(headers))
+    for refused in (typo, one_more):
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "amount_exceeds_due", refused.text
+    assert "$25.00" in typo.json()["error"]["message"]
+    assert gateway_stats()["charges"] == charges_before
+    assert [(p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)] == [("invoice", "failed")]
+
+
+async def test_two_clicks_paying_an_invoice_by_hand_with_two_keys_charge_it_once(
+    customer, add_card, client, service_env, db, gateway_stats
+):
+    _, headers = customer
+    async with EventBus(service_env.amqp_url) as bus:
+        invoice = await unpaid_invoice_with_a_card(bus, customer, add_card)
+        charges_before = gateway_stats()["charges"]
+        clicks = await asyncio.gather(*(
+            client.post("/api/payments", json=pay_by_hand(invoice), headers=idem(headers)) for _ in range(2)
+        ))
+    assert sorted(r.status_code for r in clicks) == [201, 409], [r.text for r in clicks]
+    [refused] = [r for r in clicks if r.status_code == 409]
+    assert refused.json()["error"]["code"] in ("payment_in_progress", "invoice_paid")
+    assert gateway_stats()["charges"] == charges_before + 1
+    assert sorted((p.source, p.status) for p in await invoice_payments(db, invoice.invoice_id)) == [
+        ("api", "succeeded"), ("invoice", "failed")
+    ]
 
 
 async def test_an_invoice_voided_before_its_finalization_is_heard_of_is_not_charged(
