@@ -15,11 +15,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import aio_pika
 import asyncpg
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -432,11 +432,21 @@ def dead_letter_router(settings: ServiceSettings) -> APIRouter:
         "applied, then replay it with force=true.",
     )
     async def replay_dead_letters(
-        admin: AdminPrincipal, event_id: list[str] | None = None, force: bool = False
+        admin: AdminPrincipal,
+        event_id: Annotated[list[str] | None, Query(description="replay only these (repeatable)")] = None,
+        force: bool = False,
+        event_ids: Annotated[list[str] | None, Body(description="replay only these (a JSON list)")] = None,
     ) -> dict[str, Any]:
+        # The ids come in the query (?event_id=..., as the dashboard tells an operator to send them) or as a JSON
+        # list. Naming none replays every letter, so an empty list is refused: with force=true it would replay even
+        # the letters kept back for being older than the inbox keeps.
+        if event_ids is not None and not event_ids:
+            raise ApiError(422, "validation_error", "name at least one event id, or send no body to replay all",
+                           field="event_ids")
+        chosen = {*(event_id or ()), *(event_ids or ())} or None
         kept: list[dlq.TooOld] = []
         count = await dlq.replay_dead_letters(
-            settings.amqp_url, service, set(event_id) if event_id else None,
+            settings.amqp_url, service, chosen,
             max_age=timedelta(days=settings.inbox_keep_days), force=force, skipped=kept,
         )
         return {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import aio_pika
 
-from billing_shared.ids import id_made_at
+from billing_shared.ids import id_made_at, new_id
 from billing_shared.testing import EventBus, running, wait_for
 
 
@@ -81,6 +81,36 @@ async def test_a_dead_letter_older_than_the_inbox_keeps_is_replayed_only_when_fo
             letter = await queue.get(timeout=5)
             assert letter.message_id == old
             await letter.ack()
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+            await dead.delete(if_unused=False, if_empty=False)
+
+
+async def test_a_replay_by_event_id_in_the_query_replays_that_letter_alone_and_an_empty_list_nothing(
+    client, admin_headers, service_env
+):
+    """The dashboard tells an operator to replay an old letter by its id with ?force=true: read from the body only,
+    the query's id was ignored and every letter was forced back, old ones included."""
+    wanted, other = str(new_id()), str(new_id())
+    connection = await aio_pika.connect(service_env.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue("customer", durable=True)
+        dead = await channel.declare_queue("customer.dlq", durable=True)
+        for letter_id in (wanted, other):
+            await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id=letter_id), "customer.dlq")
+        try:
+            empty = await client.post("/api/customer/dead-letters/replay", params={"force": "true"}, json=[],
+                                      headers=admin_headers)
+            assert empty.status_code == 422 and empty.json()["error"]["field"] == "event_ids"
+            one = await client.post("/api/customer/dead-letters/replay",
+                                    params={"event_id": wanted.upper(), "force": "true"}, headers=admin_headers)
+            assert one.json() == {"replayed": 1, "kept": []}
+            letter = await queue.get(timeout=5)
+            assert letter.message_id == wanted
+            await letter.ack()
+            left = await channel.declare_queue("customer.dlq", passive=True)
+            assert left.declaration_result.message_count == 1  # the other one stays dead
         finally:
             await queue.delete(if_unused=False, if_empty=False)
             await dead.delete(if_unused=False, if_empty=False)
