@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime
@@ -55,3 +55,14 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc_instant)]
 def wall_now() -> datetime:
     """Real wall-clock time, for infrastructure (locks, key expiry), never for business dates."""
     return datetime.now(UTC)
+
+
+class AsOfTooFarAhead(ValueError):
+    """An explicit as_of (a run "as of" some instant: billing, dunning, reconciliation) further ahead than its
+    service allows: most likely a typo (2062 for 2026), which would do at once what years would bring."""
+
+
+def check_as_of(as_of: datetime, now: datetime, max_ahead_days: int) -> None:
+    horizon = now + timedelta(days=max_ahead_days)
+    if as_of > horizon:
+        raise AsOfTooFarAhead(f"as_of may be at most {max_ahead_days} days ahead ({horizon.isoformat()})")

@@ -60,6 +60,9 @@ class Settings(ServiceSettings):
     )
     dunning_scheduler_interval_s: float = Field(30.0, gt=0, description="how often the scheduler looks for due retries")
     dunning_scheduler_batch_size: int = Field(200, ge=1, le=10_000, description="cases claimed per transaction")
+    dunning_max_as_of_ahead_days: int = Field(
+        3660, ge=0, description="how far past now an explicit dunning-run as_of may reach (guards against typos)"
+    )
 
     @field_validator("dunning_retry_days", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ pytest_plugins = ["billing_shared.testing"]
 
 SCHEDULE = "2,3"  # the default: retry after 2 days, then 3 days; 3 failures in all
 _epochs = itertools.count()
+TESTS_MAX_AS_OF_AHEAD_DAYS = 200 * 366
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,9 @@ def app(service_env: TestInfra):
 
     # Time moves only through POST /api/dunning/runs {"as_of": ...}: no wall-clock scheduler here.
     # Small batches, so runs take several transactions and concurrent runs interleave.
-    return create_app(Settings(dunning_retry_days=SCHEDULE, run_scheduler=False, dunning_scheduler_batch_size=5))
+    # Each test lives in its own stretch of simulated time from 2100 on (see `epoch`): runs may reach 200 years ahead.
+    return create_app(Settings(dunning_retry_days=SCHEDULE, run_scheduler=False, dunning_scheduler_batch_size=5,
+                               dunning_max_as_of_ahead_days=TESTS_MAX_AS_OF_AHEAD_DAYS))
 
 
 @pytest.fixture(scope="session")

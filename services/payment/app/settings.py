@@ -33,6 +33,10 @@ class Settings(ServiceSettings):
     payment_pending_reconcile_after_s: int = Field(120, gt=0)
     payment_reconcile_interval_s: float = Field(30.0, gt=0)
     payment_reconcile_batch: int = Field(100, ge=1, le=1000)
+    # A typo's as_of would find every charge under way "never made" at once, and fail payments that then succeed.
+    payment_max_as_of_ahead_days: int = Field(
+        3660, ge=0, description="how far past now an explicit reconciliation as_of may reach (guards against typos)"
+    )
 
     @field_validator("payment_reconcile_after_s", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from billing_shared import clock
 from billing_shared.db import Database
 
 from .bench_support import seed_due
-from .service.billing_run import AsOfTooFarAhead, check_as_of, count_due, run_billing
+from .service.billing_run import count_due, run_billing
 from .settings import Settings
 
 
@@ -90,8 +90,8 @@ def main(argv: list[str]) -> int:
     as_of = args.as_of or now
     if args.command == "billing-run":
         try:
-            check_as_of(as_of, now, settings.subscription_max_as_of_ahead_days)
-        except AsOfTooFarAhead as error:
+            clock.check_as_of(as_of, now, settings.subscription_max_as_of_ahead_days)
+        except clock.AsOfTooFarAhead as error:
             parser.error(f"--as-of {as_of.isoformat()}: {error} (SUBSCRIPTION_MAX_AS_OF_AHEAD_DAYS)")
         batch, concurrency = settings.subscription_billing_batch_size, settings.subscription_billing_concurrency
         print(json.dumps(asyncio.run(billing_run(settings, as_of, batch, concurrency, args.quiet))))

@@ -93,6 +93,9 @@ async def test_the_api_needs_a_token_and_admin_endpoints_need_an_admin(client, s
         ({"as_of": "yesterday"}, "as_of"),
         ({"as_of": "9999-12-31T23:00:00-05:00"}, "as_of"),  # past the year 9999 once in UTC
         ({"as_of": "2100-01-01T00:00:00"}, "as_of"),  # no zone: which 2100-01-01 would be a guess
+        # Past the horizon (200 years in these tests, 10 by default): a typo's run would give up at once on every
+        # case waiting for a new card.
+        ({"as_of": "2262-03-01T00:00:00Z"}, "as_of"),
         ({"as_of": "2100-01-01T00:00:00Z", "dry_run": True}, "dry_run"),
     ],
 )

@@ -15,6 +15,7 @@ def test_the_default_schedule_retries_after_2_then_3_days(monkeypatch: pytest.Mo
     monkeypatch.delenv("DUNNING_RETRY_DAYS", raising=False)
     assert Settings().retry_schedule == (timedelta(days=2), timedelta(days=3))
     assert Settings().dunning_scheduler_interval_s == 30
+    assert Settings().dunning_max_as_of_ahead_days == 3660  # runs as of more than 10 years ahead are refused
 
 
 @pytest.mark.parametrize(

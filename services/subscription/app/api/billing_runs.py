@@ -8,7 +8,7 @@ from billing_shared import clock
 from billing_shared.auth import AdminPrincipal
 from billing_shared.errors import ApiError
 
-from ..service.billing_run import AsOfTooFarAhead, check_as_of, run_billing
+from ..service.billing_run import run_billing
 from .deps import database
 from .schemas import BillingRunOut, BillingRunRequest
 
@@ -29,8 +29,8 @@ async def create_billing_run(request: Request, admin: AdminPrincipal, body: Bill
     now = clock.now()
     as_of = body.as_of if body and body.as_of else now
     try:
-        check_as_of(as_of, now, settings.subscription_max_as_of_ahead_days)
-    except AsOfTooFarAhead as error:
+        clock.check_as_of(as_of, now, settings.subscription_max_as_of_ahead_days)
+    except clock.AsOfTooFarAhead as error:
         raise ApiError(422, "validation_error", str(error), field="as_of") from None
     summary = await run_billing(
         database(request),
