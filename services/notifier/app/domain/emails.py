@@ -56,7 +56,10 @@ def _invoice_label(number: str | None, invoice_id: uuid.UUID) -> str:
     return number or f"#{str(invoice_id)[:8]}"
 
 
-def _welcome(e: CustomerCreated, base_url: str) -> EmailPlan:
+def _welcome(e: CustomerCreated, base_url: str) -> EmailPlan | None:
+    # An admin is staff, not a customer to welcome: the bootstrap admin's admin@billing.local would only bounce.
+    if e.role == "admin":
+        return None
     return EmailPlan("welcome", e.customer_id)
 
 

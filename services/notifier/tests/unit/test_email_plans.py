@@ -135,6 +135,14 @@ def test_zero_amount_invoices_ask_for_no_email(event: Event) -> None:
     assert plan_email(envelope(event), BASE) is None
 
 
+def test_an_admin_account_is_not_welcomed_like_a_customer() -> None:
+    """The first `app.cli admin-key` creates admin@billing.local: a welcome there would go out through the real SMTP
+    server and bounce."""
+    admin = CustomerCreated(customer_id=CUSTOMER, email="admin@billing.local", name="Bootstrap admin", role="admin")
+
+    assert plan_email(envelope(admin), BASE) is None
+
+
 def test_a_recovered_invoice_asks_for_no_email_of_its_own_since_its_receipt_tells_it() -> None:
     event = DunningRecovered(
         case_id=uuid.uuid4(), customer_id=CUSTOMER, invoice_id=uuid.uuid4(), amount=1000, currency="EUR",
