@@ -102,19 +102,21 @@ async def _publish(amqp_url: str, messages: list[tuple[str, aio_pika.Message]]) 
             await exchange.publish(message, routing_key=routing_key)
 
 
-def publish_raw(stack: Any, routing_key: str, body: bytes, message_id: str, content_type: str = "application/json") -> None:
+def publish_raw(stack: Any, routing_key: str, body: bytes, message_id: str, content_type: str = "application/json",
+                headers: dict[str, Any] | None = None) -> None:
     """Publish bytes to the events exchange of the e2e vhost, as a broken or foreign producer would."""
     message = aio_pika.Message(body=body, message_id=message_id, type=routing_key, content_type=content_type,
-                               delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+                               delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=headers or {})
     asyncio.run(_publish(stack.stack.config.amqp_url, [(routing_key, message)]))
 
 
-def publish_event(stack: Any, event_type: str, payload: dict[str, Any], event_id: str | None = None) -> str:
+def publish_event(stack: Any, event_type: str, payload: dict[str, Any], event_id: str | None = None,
+                  headers: dict[str, Any] | None = None) -> str:
     """Publish a well-formed envelope (as some producer's relay would, with a UUIDv7 id); its event id."""
     event_id = event_id or str(new_id())
     envelope = {"event_id": event_id, "type": event_type, "version": 1, "producer": "e2e-test",
                 "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "payload": payload}
-    publish_raw(stack, event_type, json.dumps(envelope).encode(), event_id)
+    publish_raw(stack, event_type, json.dumps(envelope).encode(), event_id, headers=headers)
     return event_id
 
 

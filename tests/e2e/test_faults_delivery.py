@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from billing_shared.amqp import OUTAGE_SINCE_HEADER
 from billing_shared.bootstrap import SERVICES
 from billing_api import TEST_CARDS, check, gateway_delta, metric
 from faults import SubscribeFlows, publish_event, publish_raw, restart_many, save_artifact
@@ -71,11 +73,14 @@ def test_poison_messages_are_dead_lettered_the_rest_flows_on_and_replay_works_af
     garbage_id = f"poison-{uuid.uuid4()}"
     stranger_id = str(uuid.uuid4())
     stranger_email = f"e2e-poison-{stranger_id[:8]}@example.com"
-    # Unreadable bytes, and a well-formed event about a customer the notifier has never heard of.
+    # Unreadable bytes, and a well-formed event about a customer the notifier has never heard of. The notifier waits
+    # for such a customer's customer.created for AWAITING_RETRY_S (6 h) before it gives up: this one has waited 7 h
+    # already (an admin's typo, say), so it goes to the DLQ after its last ordinary try.
     publish_raw(stack, "dunning.final_notice", b"\x00not json{", garbage_id)
+    waiting_since_ms = int((time.time() - 7 * 3600) * 1000)
     notice_id = publish_event(stack, "dunning.final_notice", {
         "case_id": str(uuid.uuid4()), "customer_id": stranger_id, "amount": 777, "currency": "USD",
-        "retry_at": "2030-01-02T00:00:00Z"})
+        "retry_at": "2030-01-02T00:00:00Z"}, headers={OUTAGE_SINCE_HEADER: waiting_since_ms})
 
     flows = SubscribeFlows.prepare(api, stack, 1, label="Poison bystander")
     flows.subscribe_all()

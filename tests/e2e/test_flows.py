@@ -240,13 +240,16 @@ def test_one_off_payment_that_fails_goes_to_dunning_and_its_emails_threaten_no_s
 
 def paid_by_hand_while_its_charge_hangs(stack, api, name: str, amount: int) -> tuple[dict, dict, dict, dict]:
     """An invoice paid twice the way it happens: the automatic charge's answer is lost (the card "never
-    answers": the provider made the charge), the customer pays by hand with another card meanwhile, then the
-    reconciler finds the first charge went through. (subscription, invoice, the payment by hand, the charge.)"""
+    answers": the provider made the charge), the customer pays by hand with another card once its outcome is unknown
+    (while it is still being charged, a payment by hand is refused), then the reconciler finds the first charge went
+    through. (subscription, invoice, the payment by hand, the charge.)"""
     customer = stack.new_customer(name, card=TEST_CARDS["never_answers"])
     other_card = api.add_card(customer, TEST_CARDS["ok"])
     plan = api.create_plan(f"{name} plan", amount)
     subscription = api.subscribe(customer, plan["id"])
     [invoice] = api.wait_invoices(customer["id"], 1, "open")
+    api.wait_for(lambda: any(p["status"] == "unknown" for p in api.payments(customer["id"])),
+                 what="the automatic charge's answer given up on (status unknown)")
     by_hand = check(api.request(
         "POST", "/api/payments", json={"customer_id": customer["id"], "amount": amount, "currency": "USD",
                                        "invoice_id": invoice["id"], "payment_method_id": other_card["id"]},
