@@ -271,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("--service", required=True)
     parser.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--event-id", action="append", dest="event_ids", type=uuid.UUID, help="replay only this event")
+    # Not only UUIDs: the letters most often replayed by id are the ones kept back for an unknown age, whose
+    # message id is no UUIDv7 (unreadable bytes, a foreign producer).
+    parser.add_argument("--event-id", action="append", dest="event_ids", help="replay only this event")
     parser.add_argument("--limit", type=_positive_int, help=f"list: letters shown (100); replay: letters looked at "
                         f"({REPLAY_LIMIT}), each held unacked until the replay ends")
     parser.add_argument("--max-age-days", type=float, default=float(os.environ.get("INBOX_KEEP_DAYS", 30)))
@@ -305,7 +307,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    ids = set(args.event_ids) if args.event_ids else None
+    ids = {_normalised(event_id) for event_id in args.event_ids} if args.event_ids else None
     limit, max_age = args.limit or REPLAY_LIMIT, timedelta(days=args.max_age_days)
     done = asyncio.run(replay(args.amqp_url, args.service, ids, limit, max_age=max_age, force=args.force))
     if done.in_queue is None:

@@ -126,6 +126,20 @@ async def test_the_cli_names_the_letters_it_kept_and_exits_non_zero_until_they_a
     assert await held(infra, service) == sorted([first, second])
 
 
+async def test_a_letter_kept_back_for_an_id_that_is_no_uuid_is_replayed_by_that_id_with_force(infra, unique, capsys):
+    """The CLI tells an operator to re-run with --force --event-id ID for a letter of unknown age: such ids are the
+    message ids of unreadable bytes or foreign producers, not UUIDs."""
+    service = f"svc-{unique}"
+    await dead_lettered(infra, service, "poison-1234", str(new_id()))
+
+    code = await asyncio.to_thread(dlq.main, ["replay", "--service", service, "--amqp-url", infra.amqp_url,
+                                              "--event-id", "poison-1234", "--force"])
+
+    assert code == 0, capsys.readouterr()
+    assert await held(infra, service) == ["poison-1234"]
+    assert len(await held(infra, f"{service}.dlq")) == 1
+
+
 async def test_list_reports_how_many_letters_the_dlq_holds_not_how_many_it_printed(infra, unique, capsys):
     service = f"svc-{unique}"
     await dead_lettered(infra, service, *(str(new_id()) for _ in range(3)))
