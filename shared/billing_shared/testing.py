@@ -222,8 +222,16 @@ class EventBus:
 
         await queue.consume(on_message)
 
-    async def publish(self, event: Event | Envelope, *, event_id: uuid.UUID | None = None, **envelope: Any) -> Envelope:
-        """Publish an event (wrapped in an envelope unless it is one), confirmed by the broker."""
+    async def publish(
+        self,
+        event: Event | Envelope,
+        *,
+        event_id: uuid.UUID | None = None,
+        headers: dict[str, Any] | None = None,
+        **envelope: Any,
+    ) -> Envelope:
+        """Publish an event (wrapped in an envelope unless it is one), confirmed by the broker; `headers` are added
+        to the message's (a retry's marks, say)."""
         assert self._exchange is not None
         if isinstance(event, Event):
             envelope.setdefault("producer", "test")
@@ -232,7 +240,10 @@ class EventBus:
                 env.event_id = event_id
         else:
             env = event
-        await self._exchange.publish(envelope_message(env), routing_key=routing_key_of(env))
+        message = envelope_message(env)
+        if headers:
+            message.headers = {**(message.headers or {}), **headers}
+        await self._exchange.publish(message, routing_key=routing_key_of(env))
         return env
 
     def of_type(self, event_type: str) -> list[Envelope]:

@@ -170,3 +170,21 @@ def test_compose_local_defaults_never_pass_for_production_secrets(compose: dict[
 
     with pytest.raises(ValidationError):
         build(app, resolved_environment(compose_service(compose, app), {"ENVIRONMENT": "production"}))
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration such as "90s", "1m30s" or "500ms", in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a compose duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+@pytest.mark.parametrize("app", [app for app in APPS if app != "dashboard"])
+def test_each_app_is_given_longer_to_stop_than_its_handlers_grace(compose: dict[str, Any], app: str) -> None:
+    """docker stops a container with SIGKILL after `stop_grace_period` (10 s by default): a handler still inside its
+    grace then (an email between the SMTP accept and its COMMIT) is repeated after the restart."""
+    service = compose_service(compose, app)
+    settings = build(app, resolved_environment(service))
+
+    assert _seconds(service.get("stop_grace_period", "10s")) > settings.consumer_stop_grace_s

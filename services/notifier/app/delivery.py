@@ -20,7 +20,7 @@ from datetime import datetime
 from email.message import Message
 
 from billing_shared import clock
-from billing_shared.consumer import Awaiting, Outage
+from billing_shared.consumer import Awaiting, Outage, Retryable
 from billing_shared.contracts import NotificationSent
 from billing_shared.db import UnitOfWork
 from billing_shared.events import Envelope
@@ -34,7 +34,7 @@ from .domain.emails import EmailPlan, greeting_name, message_id
 from .invoice_pdf import InvoicePdfClient
 from .rendering import Attachment, RenderedEmail, build_message, render_email
 from .settings import Settings
-from .smtp import SmtpRejected, SmtpSender, SmtpUnavailable
+from .smtp import SmtpRecipientRefusedByPolicy, SmtpRejected, SmtpSender, SmtpUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ class EmailDelivery:
 
         try:
             await self.sender.send(message)
+        except SmtpRecipientRefusedByPolicy as exc:
+            raise Retryable(str(exc)) from exc  # its tries, then the DLQ (see the exception); rolled back likewise
         except SmtpUnavailable as exc:
             raise SmtpDown(str(exc)) from exc  # the consumer rolls back the log and outbox rows
         except SmtpRejected as exc:

@@ -29,7 +29,7 @@ class Settings(ServiceSettings):
     smtp_password: str | None = None
     smtp_use_tls: bool = False
     smtp_start_tls: bool = False
-    smtp_timeout_s: float = 10.0  # one attempt, connecting and the whole SMTP transaction
+    smtp_timeout_s: float = 10.0  # one attempt up to DATA; then DATA and the server's verdict as long again
     smtp_attempts: int = 3
     smtp_backoff_initial_s: float = 0.5
     smtp_backoff_max_s: float = 4.0
@@ -56,12 +56,13 @@ class Settings(ServiceSettings):
     def _stop_grace_covers_an_email(self) -> "Settings":
         # An email handler cancelled at shutdown after the SMTP accept but before its COMMIT sends the email again
         # on redelivery. Unless CONSUMER_STOP_GRACE_S is set, the grace covers the longest email: its PDF fetch,
-        # then every SMTP attempt with the longest backoff (and its jitter) between them. 44 s by default.
+        # then every SMTP attempt (up to DATA one timeout, DATA and the server's verdict another) with the longest
+        # backoff (and its jitter) between them. 74 s by default.
         if "consumer_stop_grace_s" not in self.model_fields_set:
             backoff = self.smtp_backoff_max_s + self.smtp_backoff_initial_s
             longest = (
                 self.notifier_invoice_api_timeout_s
-                + self.smtp_attempts * self.smtp_timeout_s
+                + self.smtp_attempts * 2 * self.smtp_timeout_s
                 + (self.smtp_attempts - 1) * backoff
             )
             self.consumer_stop_grace_s = max(self.consumer_stop_grace_s, longest)

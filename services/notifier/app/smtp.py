@@ -34,6 +34,13 @@ class SmtpUnavailable(Exception):
         self.attempts = attempts
 
 
+class SmtpRecipientRefusedByPolicy(SmtpUnavailable):
+    """The recipient was refused with a 5.7.x (security or policy) reply on every attempt. That may be this client's
+    standing (a relay refusing to relay), which every email meets until the setup is fixed, or a policy about this
+    recipient alone: only the server's text tells. So it is no outage to wait out for days, but not final either:
+    its tries, then the DLQ, for a replay once the setup is fixed."""
+
+
 class SmtpRejected(Exception):
     """The server refused this message for good (5xx to its recipient or content); sending it again will not help."""
 
@@ -46,6 +53,12 @@ def _refuses_the_client(refusal: aiosmtplib.SMTPResponseException) -> bool:
     """A 5.7.x refusal at MAIL or RCPT: of this client's standing (relay denied, login required, its address
     blocked), which every email meets alike until the setup is fixed, not of this recipient (5.1.x, unknown)."""
     return 500 <= refusal.code < 600 and _SECURITY_OR_POLICY.match(refusal.message.lstrip()) is not None
+
+
+def _refused_by_policy_at_rcpt(error: BaseException) -> bool:
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        return any(_refuses_the_client(refusal) for refusal in error.recipients) and is_transient(error)
+    return isinstance(error, aiosmtplib.SMTPRecipientRefused) and _refuses_the_client(error)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -74,9 +87,15 @@ class _Connection(aiosmtplib.SMTP):
     """An SMTP client that remembers whether this transaction reached DATA (past which a resend may duplicate)."""
 
     data_started = False
+    deadline: asyncio.Timeout | None = None  # the attempt's, while one is under way on this connection
 
     async def data(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.data_started = True
+        if self.deadline is not None and self.timeout is not None:
+            # From DATA on, cutting the wait short is what sends an email twice (a server that accepts it after we
+            # gave up): the message and the server's verdict get a whole `timeout` of their own, whatever is left.
+            when = asyncio.get_running_loop().time() + self.timeout
+            self.deadline.reschedule(max(self.deadline.when() or when, when))
         return await super().data(*args, **kwargs)
 
 
@@ -154,30 +173,33 @@ class SmtpSender:
         await asyncio.gather(*(self._close(connection, polite=True) for connection in idle))
 
     async def _send_once(self, message: Message) -> None:
-        # `timeout` bounds the whole attempt, not only each command (aiosmtplib's own timeout): a server answering
-        # every command just in time must not hold an email, or the notifier's shutdown grace, for minutes.
-        async with asyncio.timeout(self.timeout):
-            await self._send_on_any_connection(message)
+        # `timeout` bounds the attempt up to DATA, not only each command (aiosmtplib's own timeout): a server
+        # answering every command just in time must not hold an email, or the notifier's shutdown grace, for minutes.
+        # DATA and the server's verdict then get a `timeout` of their own (see _Connection.data): at most two in all.
+        async with asyncio.timeout(self.timeout) as deadline:
+            await self._send_on_any_connection(message, deadline)
 
-    async def _send_on_any_connection(self, message: Message) -> None:
+    async def _send_on_any_connection(self, message: Message, deadline: asyncio.Timeout) -> None:
         connection = self._checkout()
         if connection is not None:
             try:
-                await self._transact(connection, message)
+                await self._transact(connection, message, deadline)
                 return
             except (aiosmtplib.SMTPException, OSError) as error:
                 if connection.data_started or not _connection_lost(error):
                     raise
                 logger.info("pooled smtp connection to %s:%s was lost (%r); reconnecting", self.host, self.port, error)
-        await self._transact(await self._connect(), message)
+        await self._transact(await self._connect(), message, deadline)
 
-    async def _transact(self, connection: _Connection, message: Message) -> None:
-        connection.data_started = False
+    async def _transact(self, connection: _Connection, message: Message, deadline: asyncio.Timeout) -> None:
+        connection.data_started, connection.deadline = False, deadline
         try:
             await connection.send_message(message)
         except BaseException:
             await self._close(connection, polite=False)
             raise
+        finally:
+            connection.deadline = None
         if len(self._idle) < self.pool_size and connection.is_connected:
             self._idle.append(connection)
         else:
@@ -220,6 +242,10 @@ class SmtpSender:
 
     def _classify(self, error: BaseException) -> Exception:
         where = f"{self.host}:{self.port}"
+        if _refused_by_policy_at_rcpt(error):
+            return SmtpRecipientRefusedByPolicy(
+                f"SMTP server {where} refused the recipient on {self.attempts} attempts: {error}", self.attempts
+            )
         if is_transient(error):
             return SmtpUnavailable(
                 f"SMTP server {where} unavailable after {self.attempts} attempts: {error}", self.attempts

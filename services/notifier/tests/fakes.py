@@ -78,12 +78,15 @@ class _CollectingHandler:
         await asyncio.sleep(self._sink.command_delay_s)
         if address in self._sink.unknown_mailboxes:
             return "550 5.1.1 No such user"
+        if address in self._sink.policy_refused_mailboxes:
+            return f"554 5.7.1 <{address}>: Recipient address rejected: Access denied"
         if self._sink.rcpt_replies:
             return self._sink.rcpt_replies.pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self._sink.data_delay_s)  # a server that checks the message before accepting it
         raw = envelope.original_content or envelope.content
         self._sink.raw.append(raw)  # type: ignore[arg-type]
         self._sink.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
@@ -114,8 +117,12 @@ class SmtpSink:
         self.rcpt_replies: list[str] = []
         # Addresses refused for good ("550 No such user") on every attempt.
         self.unknown_mailboxes: set[str] = set()
+        # Addresses refused on every attempt by a security or policy rule ("554 5.7.1 ... Access denied").
+        self.policy_refused_mailboxes: set[str] = set()
         # How long the server takes to answer each MAIL and RCPT command (a slow server).
         self.command_delay_s = 0.0
+        # How long it takes to accept a message once it has all of it (e.g. a content scan); it accepts it regardless.
+        self.data_delay_s = 0.0
         self._controller: Controller | None = None
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from billing_shared import dlq
+from billing_shared.amqp import OUTAGE_SINCE_HEADER
 from billing_shared.contracts import InvoicePaid, SubscriptionSuspended
 from billing_shared.testing import EventBus, wait_for
 from tests.support import (
@@ -132,6 +134,28 @@ async def test_a_permanently_refused_address_is_logged_as_rejected_and_not_retri
     assert len(mails_to(mail, email)) == 1
 
 
+async def test_a_recipient_refused_by_policy_on_every_try_goes_to_the_dlq_for_replay_not_to_days_of_outage(
+    bus: EventBus, mail: SmtpSink, app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str],
+    service_env: TestInfra,
+) -> None:
+    """"554 5.7.1 Access denied" may refuse this recipient alone or the relay's whole setup: not final (it could be
+    the setup), but not an outage either, which would try it every 30 s for OUTAGE_RETRY_S (days)."""
+    customer_id, email = await new_customer(bus, mail)
+    mail.policy_refused_mailboxes.add(email)
+
+    envelope = await bus.publish(receipt(customer_id, number="INV-2027-0700"))
+
+    async def dead_lettered() -> bool:
+        letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")
+        return any(letter.event_id == str(envelope.event_id) for letter in letters)
+
+    await wait_for(dead_lettered, timeout=40, interval=0.2, message="the refused receipt in notifier.dlq")
+    response = await client.get("/api/notifications", params={"customer_id": str(customer_id)}, headers=admin_headers)
+    assert [n for n in response.json()["data"] if n["event_id"] == str(envelope.event_id)] == []  # not "rejected"
+    assert len(mails_to(mail, email)) == 1  # its welcome only
+    assert sent_events_for(bus, envelope.event_id) == []
+
+
 async def test_an_smtp_login_refused_for_a_while_delays_the_email_but_does_not_drop_it(
     bus: EventBus, mail: SmtpSink, app: Any
 ) -> None:
@@ -182,12 +206,14 @@ def _failed_tries(caplog: pytest.LogCaptureFixture, event_id: uuid.UUID) -> int:
 
 
 async def test_a_dead_lettered_event_replayed_once_its_customer_exists_is_emailed_once(
-    bus: EventBus, mail: SmtpSink, service_env: TestInfra
+    bus: EventBus, mail: SmtpSink, service_env: TestInfra, settings: Any
 ) -> None:
     from billing_shared.contracts import CustomerCreated
 
     late_id, late_email = uuid.uuid4(), unique_email("late")
-    orphan = await bus.publish(receipt(late_id, number="INV-2027-0500"))  # dead-lettered after AWAITING_RETRY_S
+    # It has waited for its customer longer than AWAITING_RETRY_S already (an admin's typo, say): the DLQ next.
+    waiting_since_ms = int((time.time() - settings.awaiting_retry_s - 60) * 1000)
+    orphan = await bus.publish(receipt(late_id, number="INV-2027-0500"), headers={OUTAGE_SINCE_HEADER: waiting_since_ms})
 
     async def dead_lettered() -> bool:
         letters = await dlq.list_dead_letters(service_env.amqp_url, "notifier")

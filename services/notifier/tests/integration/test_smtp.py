@@ -13,7 +13,7 @@ from email.message import Message
 import pytest
 
 from app.rendering import Attachment, RenderedEmail, build_message
-from app.smtp import SmtpRejected, SmtpSender, SmtpUnavailable
+from app.smtp import SmtpRecipientRefusedByPolicy, SmtpRejected, SmtpSender, SmtpUnavailable
 from tests.fakes import SmtpSink
 
 RETRY_LOG = "app.smtp"
@@ -233,7 +233,7 @@ async def test_a_recipient_refused_for_a_security_or_policy_reason_is_retried_no
     # email must wait for the fix (retries, then the DLQ for replay), not be logged as refused for good.
     smtp_sink.rcpt_replies.extend(["554 5.7.1 <ada@example.com>: Relay access denied"] * 3)
 
-    with pytest.raises(SmtpUnavailable, match="Relay access denied"):
+    with pytest.raises(SmtpRecipientRefusedByPolicy, match="Relay access denied"):
         await fast_sender(smtp_sink, attempts=3).send(make_message())
 
     assert smtp_sink.rcpt_replies == []  # tried three times
@@ -261,7 +261,22 @@ async def test_a_server_answering_each_command_just_in_time_cannot_stretch_an_at
     with pytest.raises(SmtpUnavailable) as raised:
         await sender.send(make_message())
 
-    assert time.monotonic() - started < 2 * 0.6 + 0.5
+    assert time.monotonic() - started < 2 * 0.6 + 2  # two attempts of 0.6 s (and slack for a slow machine), not 4 x 0.4
     assert raised.value.attempts == 2
     assert isinstance(raised.value.__cause__, TimeoutError)
     assert smtp_sink.messages == []
+
+
+async def test_once_data_is_sent_the_server_gets_a_whole_timeout_to_accept_so_a_slow_accept_is_not_sent_twice(
+    smtp_sink: SmtpSink,
+) -> None:
+    # MAIL and RCPT take most of the attempt's 0.8 s; the server then takes 0.5 s to accept the message. Cut short
+    # there, the attempt would be retried and the message, accepted meanwhile, sent again.
+    smtp_sink.command_delay_s, smtp_sink.data_delay_s = 0.3, 0.5
+    sender = SmtpSender(smtp_sink.host, smtp_sink.port, timeout=0.8, attempts=2, backoff_initial=0.01, backoff_max=0.05)
+
+    await sender.send(make_message("Receipt for invoice INV-9"))
+    await sender.aclose()
+    await asyncio.sleep(0.6)  # a second copy, had one been sent, would be in by now
+
+    assert [m["Subject"] for m in smtp_sink.messages] == ["Receipt for invoice INV-9"]
