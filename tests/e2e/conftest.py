@@ -33,8 +33,9 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 E2E_ENV = {
     "LOG_LEVEL": "WARNING",
     "PAYMENT_GATEWAY_TIMEOUT_S": "2",
-    # A charge whose outcome is unknown is first checked 3 s later: time enough for a test to pay by hand meanwhile.
-    "PAYMENT_RECONCILE_AFTER_S": "3,4,5,10",
+    # A charge whose outcome is unknown is first checked 8 s later: ample time for a test to pay by hand meanwhile
+    # (it does so a moment after it sees the status), however loaded the machine.
+    "PAYMENT_RECONCILE_AFTER_S": "8,4,5,10",
     "PAYMENT_PENDING_RECONCILE_AFTER_S": "8",  # > 3 attempts x (2 s + backoff): see payment settings
     "PAYMENT_RECONCILE_INTERVAL_S": "1",
     "RELAY_POLL_INTERVAL_S": "0.5",
