@@ -23,7 +23,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import clock
-from .errors import ApiError
+from .errors import ApiError, not_found
 
 ALGORITHM = "EdDSA"
 Role = Literal["admin", "user"]
@@ -40,6 +40,15 @@ class Principal:
 
     def can_see(self, customer_id: uuid.UUID | None) -> bool:
         return self.is_admin or (customer_id is not None and customer_id == self.customer_id)
+
+    def customer_to_list(self, asked: uuid.UUID | None) -> uuid.UUID | None:
+        """The customer whose objects a list shows: the one an admin asks for (None: every customer's), a user's
+        own. A user asking for another customer's gets 404 `customer`, as for reading it: it learns nothing."""
+        if self.is_admin:
+            return asked
+        if asked is not None and asked != self.customer_id:
+            raise not_found("customer")
+        return self.customer_id
 
 
 def generate_keypair() -> tuple[str, str]:

@@ -44,10 +44,7 @@ async def list_cases(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> CasePage:
-    if not principal.is_admin:
-        if customer_id is not None and customer_id != principal.customer_id:
-            return CasePage(data=[], has_more=False)  # another customer's cases: nothing to see
-        customer_id = principal.customer_id
+    customer_id = principal.customer_to_list(customer_id)
     async with _db(request).reads() as session:
         rows, next_cursor = await fetch_page(
             session, repository.cases_query(customer_id, status), DunningCase.id, cursor, limit

@@ -29,7 +29,7 @@ async def test_a_user_lists_and_reads_only_its_own_cases(client, service_env, tw
     assert {c["id"] for c in mine.json()["data"]} == {a_open, a_recovered}
 
     theirs = await client.get("/api/dunning/cases", params={"customer_id": str(b)}, headers=as_a)
-    assert theirs.json()["data"] == []
+    assert theirs.status_code == 404 and theirs.json()["error"]["message"] == "customer not found"
 
     detail = await client.get(f"/api/dunning/cases/{a_open}", headers=as_a)
     assert detail.status_code == 200

@@ -57,10 +57,7 @@ async def list_invoices(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> InvoicePage:
-    if not principal.is_admin:
-        if customer_id is not None and customer_id != principal.customer_id:
-            raise not_found("customer")
-        customer_id = principal.customer_id
+    customer_id = principal.customer_to_list(customer_id)
     stmt = invoices_with_details()
     if customer_id is not None:
         stmt = stmt.where(Invoice.customer_id == customer_id)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from billing_shared.auth import CurrentPrincipal
-from billing_shared.errors import not_found
 from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
 
 from ..db.models import Notification
@@ -30,10 +29,7 @@ async def list_notifications(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> NotificationPage:
-    if not principal.is_admin:
-        if customer_id is not None and customer_id != principal.customer_id:
-            raise not_found("customer")  # a user learns nothing about other customers
-        customer_id = principal.customer_id
+    customer_id = principal.customer_to_list(customer_id)
     stmt = select(Notification)
     if customer_id is not None:
         stmt = stmt.where(Notification.customer_id == customer_id)

@@ -239,10 +239,7 @@ async def list_payments(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> PaymentPage:
-    if not principal.is_admin:
-        if customer_id is not None and customer_id != principal.customer_id:
-            return PaymentPage(data=[], has_more=False)
-        customer_id = principal.customer_id
+    customer_id = principal.customer_to_list(customer_id)
     stmt = select(Payment)
     if customer_id is not None:
         stmt = stmt.where(Payment.customer_id == customer_id)

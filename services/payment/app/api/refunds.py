@@ -135,10 +135,7 @@ async def list_every_payments_refunds(
 ) -> RefundPage:
     """`?status=failed&reason=credit_note` (or `overpayment`) lists what customers are still owed: refunds this
     service owed them that the gateway refused, to be made by hand."""
-    if not principal.is_admin:
-        if customer_id is not None and customer_id != principal.customer_id:
-            return RefundPage(data=[], has_more=False)
-        customer_id = principal.customer_id
+    customer_id = principal.customer_to_list(customer_id)
     stmt = select(Refund)
     if customer_id is not None:
         stmt = stmt.where(Refund.customer_id == customer_id)

@@ -282,7 +282,8 @@ async def test_listing_shows_a_user_only_its_own_payments_filtered_and_paginated
     failed = (await client.get("/api/payments", params={"status": "failed"}, headers=headers)).json()["data"]
     assert [p["id"] for p in failed] == [ids[1]]
     stranger = service_env.auth(uuid.uuid4())
-    assert (await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=stranger)).json()["data"] == []
+    snooping = await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=stranger)
+    assert snooping.status_code == 404 and snooping.json()["error"]["message"] == "customer not found"
     as_admin = (await client.get("/api/payments", params={"customer_id": str(customer_id)}, headers=admin_headers)).json()
     assert len(as_admin["data"]) == 3
 

@@ -133,9 +133,8 @@ async def list_subscriptions(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> SubscriptionPage:
+    customer_id = principal.customer_to_list(customer_id)
     stmt = select(Subscription).options(selectinload(Subscription.plan))
-    if not principal.is_admin:
-        stmt = stmt.where(Subscription.customer_id == principal.customer_id)
     if customer_id is not None:
         stmt = stmt.where(Subscription.customer_id == customer_id)
     if status is not None:

@@ -225,8 +225,8 @@ async def test_users_list_only_their_own_subscriptions(client, admin_headers, se
     theirs = await subscribe(client, admin_headers, other_customer, plan["id"])
     listed = (await client.get("/api/subscriptions", headers=user_headers)).json()
     assert [s["id"] for s in listed["data"]] == [mine["id"]]
-    snooping = (await client.get("/api/subscriptions", params={"customer_id": str(other_customer)}, headers=user_headers)).json()
-    assert snooping["data"] == []
+    snooping = await client.get("/api/subscriptions", params={"customer_id": str(other_customer)}, headers=user_headers)
+    assert snooping.status_code == 404 and snooping.json()["error"]["message"] == "customer not found"
     as_admin = (await client.get("/api/subscriptions", params={"customer_id": str(other_customer), "status": "active"}, headers=admin_headers)).json()
     assert [s["id"] for s in as_admin["data"]] == [theirs["id"]]
 
