@@ -83,3 +83,14 @@ def test_keygen_can_write_the_private_key_apart_from_the_public_one_and_keeps_an
     first_pem = private.read_text()
     assert auth.write_keypair(private_dir, public_dir) == (private, public)  # a second run (a restart)
     assert private.read_text() == first_pem  # kept the pair
+
+
+def test_a_list_shows_an_admin_what_it_asks_for_and_a_user_its_own_or_404() -> None:
+    me, someone = uuid.uuid4(), uuid.uuid4()
+    admin, user = auth.Principal(me, "admin"), auth.Principal(me, "user")
+
+    assert (admin.customer_to_list(None), admin.customer_to_list(someone)) == (None, someone)
+    assert (user.customer_to_list(None), user.customer_to_list(me)) == (me, me)
+    with pytest.raises(ApiError) as refused:
+        user.customer_to_list(someone)
+    assert (refused.value.status, refused.value.message) == (404, "customer not found")
