@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def run_hop(cfg: HopConfig, progress=print) -> dict:
             _wait_ready(f"http://127.0.0.1:{port}/ready", proc)
         best: dict | None = None
         tried: dict[int, float] = {}
+        failures: Counter = Counter()  # every level's: a failure at a level not reported is still one seen
         for concurrency in cfg.concurrencies or (cfg.concurrency,):
             progress(f"hop: {cfg.workers} workers, {concurrency} clients in flight for "
                      f"{cfg.warmup_s:.0f}s + {cfg.duration_s:.0f}s")
@@ -162,11 +164,17 @@ def run_hop(cfg: HopConfig, progress=print) -> dict:
             figures["cpu_seconds"] = cpu.difference(before, cpu.snapshot({"hop": proc.pid}))
             figures["ops_total"] = figures["accepted"]
             tried[concurrency] = round(figures["completions_per_s"], 1)
+            failures += Counter(figures["failures"])
             if best is None or figures["completions_per_s"] > best["completions_per_s"]:
                 best = figures
         assert best is not None
         best["workers"] = cfg.workers
         best["completions_per_s_by_concurrency"] = tried
+        best["failures_all_levels"] = dict(failures)
+        # The reported level's own share, as the system steps give theirs
+        best["failure_count"] = sum(best["failures"].values())
+        best["error_rate"] = round(best["failure_count"] / (best["accepted"] + best["failure_count"]), 4) \
+            if best["accepted"] + best["failure_count"] else 0.0
         return best
     finally:
         if proc is not None:

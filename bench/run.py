@@ -21,8 +21,10 @@ Steps, in order:
        (`app.cli billing-run`): renewals/s, and its time until the relay has published its events (the same
        work per renewal at every size, which the targets judge); then the time until every resulting invoice
        is paid and both its emails (invoice, receipt) have arrived.
-  3. each figure with its ratio to the hop ceiling and the targets' pass/fail marks; JSON in
-     bench/results/bench-<timestamp>.json and a PNG chart beside it.
+  3. each figure with its ratio to the hop ceiling, its error rate and the targets' pass/fail marks (a figure
+     whose step had any failed, timed-out or dropped request fails its target); JSON in
+     bench/results/bench-<timestamp>.json and a PNG chart beside it. The exit status is 1 if a step failed or
+     any request in it did.
 
 Keep the machine otherwise idle: the figures are only as good as the quiet they were taken in. Ctrl-C, `kill`
 or a timeout (SIGTERM) stops a run cleanly: its processes, database and vhost are removed, no results written.
@@ -245,7 +247,7 @@ def run(profile_name: str, profile: Profile, steps: set[str], out_dir: Path, kee
         finally:
             for sampler in samplers:
                 sampler.stop()
-            failed = failed or bool(results.get("errors"))
+            failed = failed or bool(results.get("errors")) or bool(report.failures_seen(results))
             logs = out_dir / f"bench-{stamp}-logs" if (keep_logs or failed) else None
             system.stop(keep_logs=logs)
             if logs:
@@ -327,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted ({stop or 'Ctrl-C'}): no results written; the stack's processes, database and "
               "vhost are removed", file=sys.stderr)
         return 130
-    return 1 if results.get("errors") else 0
+    # A request that failed makes the figures doubtful as a crashed step does (the targets mark it, too).
+    return 1 if results.get("errors") or report.failures_seen(results) else 0
 
 
 if __name__ == "__main__":

@@ -62,6 +62,15 @@ def test_smoke_profile_produces_each_figure(smoke, path: str) -> None:
         f"{path} = {value!r}; errors: {smoke[1].get('errors')}"
 
 
+@pytest.mark.parametrize("path", ["ceiling.hop", "gateway_get", "event_email", "payments", "subscribe"])
+def test_no_step_saw_a_failed_request(smoke, path: str) -> None:
+    """The figures count successful calls alone: a step could fail nine calls in ten and still show them."""
+    step = _figure(smoke[1], path)
+    assert isinstance(step, dict), f"{path} missing; errors: {smoke[1].get('errors')}"
+    assert step["failures"] == {} and step.get("failures_all_levels", {}) == {}, step["failures"]
+    assert step["failure_count"] == 0 and step["error_rate"] == 0, step
+
+
 def test_billing_runs_renew_every_seeded_subscription_and_email_every_invoice(smoke) -> None:
     runs = smoke[1].get("billing_runs")
     assert runs, f"no billing runs; errors: {smoke[1].get('errors')}"
@@ -77,7 +86,8 @@ def test_each_billing_run_reports_its_own_cpu_per_renewal(smoke) -> None:
     proc, results, _ = smoke
     for run in results["billing_runs"]:
         assert run["cpu_seconds"]["total"] > 0 and run["cpu_seconds"]["invoice"] > 0, run["cpu_seconds"]
-        assert re.search(rf"billing {run['subscriptions']:,} .* (ms|µs) CPU per op \({run['renewed']:,} ops\)", proc.stdout)
+        assert re.search(rf"billing {run['subscriptions']:,} .* (ms|µs) CPU per op \({run['renewed']:,} ops\)",
+                         proc.stdout)
         # The renewal step alone: the CLI that ran it, and its own line in the CPU table.
         assert run["renewal_cpu_seconds"]["billing-run cli"] > 0, run["renewal_cpu_seconds"]
         assert re.search(rf"renewal {run['subscriptions']:,} .* CPU per op \({run['renewed']:,} ops\)", proc.stdout)
@@ -114,6 +124,44 @@ def test_the_renewal_ratio_is_judged_only_when_the_larger_run_began_on_a_quiet_s
     [ratio] = [t for t in evaluate_targets({"billing_runs": runs}) if "renewal step time" in t["target"]]
     assert ratio["value"] == 12.0 and ratio["pass"] is mark
     assert ("not comparable" in ratio["limit"]) is (backlog > 0)
+
+
+@pytest.mark.parametrize("step", ["payments", "subscribe", "gateway_get", "event_email"])
+def test_a_step_with_failed_requests_fails_its_target_whatever_its_figure(step) -> None:
+    from bench.report import evaluate_targets
+
+    good = {"payments": {"per_s": 900.0}, "subscribe": {"flows_per_s": 300.0},
+            "gateway_get": {"p99_ms": 5.0}, "event_email": {"p99_ms": 50.0}}
+    results = {"ceiling": {"hop": {"completions_per_s": 1000.0, "failures": {}}}, **good}
+    results[step] = {**good[step], "failures": {"status 503": 9}, "failure_count": 9, "error_rate": 0.9}
+    marks = {t["target"].split(" ")[0]: t for t in evaluate_targets(results)}
+    failed = marks[{"payments": "one-off", "subscribe": "subscribe", "gateway_get": "gateway",
+                    "event_email": "event"}[step]]
+    assert failed["pass"] is False and "failed requests: 9 (90.00%)" in failed["limit"], failed
+    assert [t["pass"] for t in marks.values() if t is not failed] == [True, True, True], marks
+
+
+def test_a_hop_with_failed_requests_leaves_the_ratios_to_it_unjudged() -> None:
+    from bench.report import evaluate_targets, failures_seen
+
+    results = {"ceiling": {"hop": {"completions_per_s": 1000.0, "failures": {},
+                                   "failures_all_levels": {"TimeoutError": 2}}},
+               "payments": {"per_s": 700.0, "failures": {}, "failure_count": 0}}
+    [payments] = [t for t in evaluate_targets(results) if t["target"].startswith("one-off")]
+    assert payments["value"] == 0.7 and payments["pass"] is None and "in the hop: 2" in payments["limit"]
+    assert failures_seen(results) == {"hop": {"TimeoutError": 2}}
+
+
+def test_the_failures_of_a_steps_phases_add_up() -> None:
+    from bench.loadgen import LoadResult
+    from bench.scenarios import _failure_figures
+
+    peak, half = LoadResult(0, 1), LoadResult(0, 1)
+    peak.outcomes.update({"ok": 90, "TimeoutError": 4})
+    half.outcomes.update({"ok": 2, "TimeoutError": 3, "dropped (too many in flight)": 1})
+    figures = _failure_figures(peak, half)
+    assert figures["failures"] == {"TimeoutError": 7, "dropped (too many in flight)": 1}
+    assert figures["failure_count"] == 8 and figures["error_rate"] == 0.08
 
 
 def test_usage_is_documented() -> None:
