@@ -7,6 +7,7 @@ connection per request in flight, latencies kept as plain floats.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import math
 import time
@@ -177,6 +178,16 @@ class LoadResult:
 
 Operation = Callable[[int], Awaitable[Any]]  # takes a sequence number; raises on failure
 
+# Where the running operation's latency counts from (perf_counter), for an operation that times a later
+# instant of its own (a mail's arrival) against the same start as the driver does.
+_started_at: contextvars.ContextVar[float] = contextvars.ContextVar("started_at")
+
+
+def started_at() -> float:
+    """The perf_counter instant the running operation's latency counts from: its scheduled start in an open
+    loop, the moment it was called in a closed one; never later than its request was sent."""
+    return _started_at.get()
+
 
 def _outcome(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
@@ -185,6 +196,7 @@ def _outcome(exc: BaseException) -> str:
 
 async def _timed(op: Operation, n: int, since: float, result: LoadResult) -> None:
     """Run op(n) and record its outcome, with its latency counted from `since`."""
+    _started_at.set(since)  # each open-loop call is its own task; a closed-loop worker's calls follow each other
     try:
         value = await op(n)
     except Exception as exc:

@@ -21,6 +21,9 @@ class Mail:
     arrived: float  # time.time()
     to: str
     subject: str
+    # time.perf_counter(): monotonic and the same clock in every thread, so a latency against the load
+    # generator's start instants cannot be bent by a wall-clock step
+    arrived_perf: float
 
 
 class _Waiter:
@@ -41,11 +44,11 @@ class MailSink:
     # --- aiosmtpd hook (runs on the sink's own thread) ----------------------------------------
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        arrived = time.time()
+        arrived, arrived_perf = time.time(), time.perf_counter()
         headers = self._parser.parsebytes(envelope.original_content or envelope.content)
         subject = str(headers.get("Subject", ""))
         for rcpt in envelope.rcpt_tos:
-            mail = Mail(arrived, rcpt.lower(), subject)
+            mail = Mail(arrived, rcpt.lower(), subject, arrived_perf)
             self.mails.append(mail)
             self.by_recipient[mail.to].append(mail)
             if self._loop is not None and self._waiters.get(mail.to):

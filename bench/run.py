@@ -12,7 +12,8 @@ Steps, in order:
      keep-alive HTTP client:
      - gateway GET /api/customers/{id}: the peak (closed loop), then p50/p99 in an open loop at half of it;
      - event → email: customer.created → welcome email, peak then p50/p99 at half the peak rate
-       (from the POST's response, i.e. the event's commit, to the mail's arrival at the sink);
+       (from the request's scheduled start, before it was even sent, so an upper bound from the event's
+       commit, to the mail's arrival at the sink);
      - one-off payments: POST /api/payments with an Idempotency-Key (mock gateway, events out): /s, p50/p99;
      - subscribe flows: POST /api/subscriptions → … → the receipt email arrives; each worker owns one customer
        and starts its next flow when its receipt has landed: flows/s and p50/p99 completion time;

@@ -21,7 +21,7 @@ import asyncpg
 from billing_shared import bootstrap
 
 from . import cpu
-from .loadgen import HttpPool, LoadResult, closed_loop, expect, open_loop, percentile
+from .loadgen import HttpPool, LoadResult, closed_loop, expect, open_loop, percentile, started_at
 from .system import BenchSystem
 
 RECEIPT = "Receipt for invoice"
@@ -93,14 +93,14 @@ async def subscribe_flows(system: BenchSystem, http: HttpPool, customers: list[d
 
     async def flow(n: int) -> float:
         customer = customers[n % len(customers)]
-        started = time.time()
+        started = time.perf_counter()
         expect(await http.post(
             "/api/subscriptions", json_body={"customer_id": customer["id"], "plan_id": plan_id},
             headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
         ), 201)
         receipts[customer["email"]] += 1
         mail = await system.sink.wait(customer["email"], RECEIPT, receipts[customer["email"]], timeout=timeout_s)
-        return mail.arrived - started
+        return mail.arrived_perf - started
 
     async def run(seconds: float) -> LoadResult:
         # Worker i always takes customer i: one flow per customer in flight, so its n-th receipt is its own.
@@ -320,12 +320,15 @@ async def event_to_email(system: BenchSystem, http: HttpPool, *, peak_s: float, 
     headers = await system.admin_headers(http)
 
     async def signup(n: int) -> float:
+        # From the request's scheduled start (open loop) or its call (closed loop): before the request is sent,
+        # so before the event's commit; the welcome mail cannot arrive before its own customer is created, and
+        # both instants are of the one monotonic clock, so the difference is never negative.
+        sent = started_at()
         email = f"welcome-{uuid.uuid4().hex[:12]}@bench.example"
         expect(await http.post("/api/customers", json_body={"email": email, "name": f"Bench {n}"},
                                headers=headers), 201)
-        committed = time.time()  # customer.created is in the outbox once the response is back
         mail = await system.sink.wait(email, WELCOME, timeout=timeout_s)
-        return mail.arrived - committed
+        return mail.arrived_perf - sent
 
     progress(f"event → email: peak, {concurrency} sign-ups in flight for {peak_s:.0f}s")
     peak = await closed_loop(signup, concurrency=concurrency, duration=peak_s)

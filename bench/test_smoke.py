@@ -164,6 +164,30 @@ def test_the_failures_of_a_steps_phases_add_up() -> None:
     assert figures["failure_count"] == 8 and figures["error_rate"] == 0.08
 
 
+def test_an_open_loop_call_times_from_its_scheduled_start() -> None:
+    """An operation that times an instant of its own (a mail's arrival) counts from where the driver does: never
+    from after its response, so a stalled request cannot shorten its own latency."""
+    import asyncio
+
+    from bench.loadgen import open_loop, started_at
+
+    seen: list[tuple[float, float]] = []
+
+    async def op(n: int) -> None:
+        seen.append((started_at(), time.perf_counter()))
+        time.sleep(0.03)  # a loop that lags: the calls after this one start late
+
+    async def drive() -> float:
+        before = time.perf_counter()
+        await open_loop(op, rate=100, duration=0.05)
+        return before
+
+    before = asyncio.run(drive())
+    assert len(seen) == 5
+    for n, (since, called) in enumerate(seen):
+        assert since == pytest.approx(before + n * 0.01, abs=0.005) and since <= called
+
+
 def test_usage_is_documented() -> None:
     usage = subprocess.run([sys.executable, "-m", "bench.run", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert usage.returncode == 0 and "--profile" in usage.stdout and "smoke" in usage.stdout
