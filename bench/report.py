@@ -130,6 +130,10 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text}{unit}"
 
 
+def _levels(rate_by_concurrency: dict[Any, float] | None) -> str:
+    return ", ".join(f"{n} in flight {v:,.0f}/s" for n, v in (rate_by_concurrency or {}).items())
+
+
 def _errors(step: dict[str, Any] | None) -> str:
     """A step's failed requests beside its figures, zero included: a figure without it could hide them."""
     if not step:
@@ -157,9 +161,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         extra="  ".join(part for part in (f"({_fmt(_ratio(hop, pg))} × pgbench)" if hop and pg else "",
                                           hop_errors) if part))
     if h:
-        by_level = ", ".join(f"{n} in flight {v:,.0f}/s"
-                             for n, v in (h.get("completions_per_s_by_concurrency") or {}).items())
-        lines.append(f"    sustained: accepted / (load + drain), {h.get('workers', 1)} workers; {by_level}")
+        lines.append(f"    sustained: completed from the warm-up's end until drained, {h.get('workers', 1)} workers; "
+                     f"{_levels(h.get('completions_per_s_by_concurrency'))}")
     if (workers := results.get("service_workers")):
         lines.append("stack: " + ", ".join(f"{name} × {n} workers" for name, n in workers.items())
                      + "; every other service one process")
@@ -188,7 +191,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                        ("gateway_get", "gateway GET /api/customers/{id}")):
         if (e := results.get(key)):
             lines.append(f"{title}, at {_fmt(e['rate_per_s'])}/s = half the peak")
-            row("peak", e["peak_per_s"], "/s")
+            still = "; STILL CLIMBING at the higher level" if e.get("peak_plateaued") is False else ""
+            row("peak", e["peak_per_s"], "/s", extra=f"{_levels(e.get('peak_per_s_by_concurrency'))}{still}")
             row("latency p50 / p99", f"{_fmt(e['p50_ms'])} / {_fmt(e['p99_ms'])} ms", extra=_errors(e))
     lines.append("targets (marks, not assertions)")
     for t in results.get("targets") or []:

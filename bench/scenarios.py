@@ -311,11 +311,39 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
     return figures
 
 
+# --- peaks, then latency at half the peak rate ------------------------------------------------------
+
+
+async def _peak(op, name: str, *, concurrency: int, warmup_s: float, peak_s: float,
+                progress) -> tuple[LoadResult, dict[str, Any], list[LoadResult]]:
+    """The closed loop's best rate at `concurrency` and at twice it, after a warm-up: as with the hop, one
+    level alone may sit below the knee (each worker waits on its own call), and half of an understated peak
+    is a gentler rate than the targets mean. Returns the best level, its figures, and every phase's result."""
+    progress(f"{name}: warm-up {warmup_s:g}s")
+    phases = [await closed_loop(op, concurrency=concurrency, duration=warmup_s)]
+    by_level: dict[int, float] = {}
+    best: LoadResult | None = None
+    for level in (concurrency, 2 * concurrency):
+        progress(f"{name}: peak, {level} in flight for {peak_s:.0f}s")
+        result = await closed_loop(op, concurrency=level, duration=peak_s)
+        phases.append(result)
+        by_level[level] = round(result.rate, 1)
+        if best is None or result.rate > best.rate:
+            best = result
+    assert best is not None
+    low, high = by_level[concurrency], by_level[2 * concurrency]
+    # Still climbing by more than noise at twice the load: the peak may lie higher yet, and half of it too.
+    plateaued = high <= low * 1.1
+    if not plateaued:
+        progress(f"{name}: WARNING the rate still climbs at {2 * concurrency} in flight ({low:,.0f} → {high:,.0f}/s)")
+    return best, {"peak_per_s_by_concurrency": by_level, "peak_plateaued": plateaued}, phases
+
+
 # --- event → email at half the peak rate --------------------------------------------------------
 
 
-async def event_to_email(system: BenchSystem, http: HttpPool, *, peak_s: float, duration_s: float,
-                         concurrency: int, timeout_s: float, progress) -> dict[str, Any]:
+async def event_to_email(system: BenchSystem, http: HttpPool, *, warmup_s: float, peak_s: float,
+                         duration_s: float, concurrency: int, timeout_s: float, progress) -> dict[str, Any]:
     """customer.created → welcome email: the peak rate closed-loop, then latency in an open loop at half of it."""
     headers = await system.admin_headers(http)
 
@@ -330,30 +358,31 @@ async def event_to_email(system: BenchSystem, http: HttpPool, *, peak_s: float, 
         mail = await system.sink.wait(email, WELCOME, timeout=timeout_s)
         return mail.arrived_perf - sent
 
-    progress(f"event → email: peak, {concurrency} sign-ups in flight for {peak_s:.0f}s")
-    peak = await closed_loop(signup, concurrency=concurrency, duration=peak_s)
+    peak, levels, phases = await _peak(signup, "event → email", concurrency=concurrency, warmup_s=warmup_s,
+                                       peak_s=peak_s, progress=progress)
     rate = max(peak.rate / 2, 1.0)
     progress(f"event → email: peak {peak.rate:.0f}/s; open loop at {rate:.0f}/s for {duration_s:.0f}s")
     half = await open_loop(signup, rate=rate, duration=duration_s)
-    return {"peak_per_s": round(peak.rate, 1), "rate_per_s": round(rate, 1),
+    return {"peak_per_s": round(peak.rate, 1), "rate_per_s": round(rate, 1), **levels,
             **_latency_figures(half.values), **_latency_figures(half.latencies, "flow_"),
-            "count": half.ok, **_failure_figures(peak, half), "ops_total": peak.ok + half.ok}
+            "count": half.ok, **_failure_figures(*phases, half), "ops_total": sum(r.ok for r in [*phases, half])}
 
 
 # --- gateway GET at half the peak rate ----------------------------------------------------------
 
 
-async def gateway_get(system: BenchSystem, http: HttpPool, customer_ids: list[str], *, peak_s: float,
-                      duration_s: float, concurrency: int, progress) -> dict[str, Any]:
+async def gateway_get(system: BenchSystem, http: HttpPool, customer_ids: list[str], *, warmup_s: float,
+                      peak_s: float, duration_s: float, concurrency: int, progress) -> dict[str, Any]:
     headers = await system.admin_headers(http)
 
     async def read(n: int) -> None:
         expect(await http.get(f"/api/customers/{customer_ids[n % len(customer_ids)]}", headers=headers), 200)
 
-    progress(f"gateway GET: peak, {concurrency} in flight for {peak_s:.0f}s")
-    peak = await closed_loop(read, concurrency=concurrency, duration=peak_s)
+    peak, levels, phases = await _peak(read, "gateway GET", concurrency=concurrency, warmup_s=warmup_s,
+                                       peak_s=peak_s, progress=progress)
     rate = max(peak.rate / 2, 1.0)
     progress(f"gateway GET: peak {peak.rate:.0f}/s; open loop at {rate:.0f}/s for {duration_s:.0f}s")
     half = await open_loop(read, rate=rate, duration=duration_s)
-    return {"peak_per_s": round(peak.rate, 1), "rate_per_s": round(rate, 1), **_latency_figures(half.latencies),
-            "count": half.ok, **_failure_figures(peak, half), "ops_total": peak.ok + half.ok}
+    return {"peak_per_s": round(peak.rate, 1), "rate_per_s": round(rate, 1), **levels,
+            **_latency_figures(half.latencies), "count": half.ok, **_failure_figures(*phases, half),
+            "ops_total": sum(r.ok for r in [*phases, half])}
