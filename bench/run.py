@@ -15,7 +15,9 @@ Steps, in order:
      - event → email: customer.created → welcome email, peak as above then p50/p99 at half the peak rate
        (from the request's scheduled start, before it was even sent, so an upper bound from the event's
        commit, to the mail's arrival at the sink);
-     - one-off payments: POST /api/payments with an Idempotency-Key (mock gateway, events out): /s, p50/p99;
+     - one-off payments: POST /api/payments with an Idempotency-Key (mock gateway, events out): /s as the hop
+       counts it, accepted / (load + until the outbox is published and its events' consumers are idle), and
+       the requests' p50/p99;
      - subscribe flows: POST /api/subscriptions → … → the receipt email arrives; each worker owns one customer
        and starts its next flow when its receipt has landed: flows/s and p50/p99 completion time;
      - billing runs: seed N due subscriptions (subscription `app.cli seed-due`, spread over real customers with

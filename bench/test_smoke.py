@@ -23,7 +23,7 @@ FIGURES = [
     "ceiling.hop.completions_per_s",
     "gateway_get.peak_per_s", "gateway_get.p50_ms", "gateway_get.p99_ms",
     "event_email.peak_per_s", "event_email.p50_ms", "event_email.p99_ms",
-    "payments.per_s", "payments.p50_ms", "payments.p99_ms",
+    "payments.per_s", "payments.sustained_per_s", "payments.p50_ms", "payments.p99_ms",
     "subscribe.flows_per_s", "subscribe.p50_ms", "subscribe.p99_ms",
 ]
 
@@ -130,7 +130,7 @@ def test_the_renewal_ratio_is_judged_only_when_the_larger_run_began_on_a_quiet_s
 def test_a_step_with_failed_requests_fails_its_target_whatever_its_figure(step) -> None:
     from bench.report import evaluate_targets
 
-    good = {"payments": {"per_s": 900.0}, "subscribe": {"flows_per_s": 300.0},
+    good = {"payments": {"per_s": 900.0, "sustained_per_s": 900.0}, "subscribe": {"flows_per_s": 300.0},
             "gateway_get": {"p99_ms": 5.0}, "event_email": {"p99_ms": 50.0}}
     results = {"ceiling": {"hop": {"completions_per_s": 1000.0, "failures": {}}}, **good}
     results[step] = {**good[step], "failures": {"status 503": 9}, "failure_count": 9, "error_rate": 0.9}
@@ -146,7 +146,7 @@ def test_a_hop_with_failed_requests_leaves_the_ratios_to_it_unjudged() -> None:
 
     results = {"ceiling": {"hop": {"completions_per_s": 1000.0, "failures": {},
                                    "failures_all_levels": {"TimeoutError": 2}}},
-               "payments": {"per_s": 700.0, "failures": {}, "failure_count": 0}}
+               "payments": {"per_s": 900.0, "sustained_per_s": 700.0, "failures": {}, "failure_count": 0}}
     [payments] = [t for t in evaluate_targets(results) if t["target"].startswith("one-off")]
     assert payments["value"] == 0.7 and payments["pass"] is None and "in the hop: 2" in payments["limit"]
     assert failures_seen(results) == {"hop": {"TimeoutError": 2}}
@@ -186,6 +186,22 @@ def test_an_open_loop_call_times_from_its_scheduled_start() -> None:
     assert len(seen) == 5
     for n, (since, called) in enumerate(seen):
         assert since == pytest.approx(before + n * 0.01, abs=0.005) and since <= called
+
+
+def test_the_queues_to_wait_for_are_those_hearing_the_published_types_and_their_retries() -> None:
+    from bench.drain import queues_hearing
+
+    bindings = [line.split("\t") for line in (
+        "\tinvoice\tqueue\tinvoice", "\tinvoice.retry.1000ms\tqueue\tinvoice.retry.1000ms",
+        "billing.dlx\tinvoice.dlq\tqueue\tinvoice",
+        "billing.events\tinvoice\tqueue\tpayment.succeeded.invoice.*",
+        "billing.events\tdunning\tqueue\tpayment.failed.#", "billing.events\tnotifier\tqueue\tcustomer.created.#",
+        "billing.events\tpayment\tqueue\tpayment_method.added.#",
+    )]
+    assert queues_hearing(bindings, {"payment.succeeded"}) == ["invoice", "invoice.retry.1000ms"]
+    assert queues_hearing(bindings, {"payment.succeeded", "payment.failed"}) == ["dunning", "invoice",
+                                                                                 "invoice.retry.1000ms"]
+    assert queues_hearing(bindings, set()) == []
 
 
 def test_usage_is_documented() -> None:
