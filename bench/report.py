@@ -35,19 +35,32 @@ def _request_faults(step: dict[str, Any] | None) -> list[str]:
     return [f"failed requests: {count:,}" + (f" ({rate:.2%})" if rate is not None else "")]
 
 
+def _run_faults(run: dict[str, Any]) -> list[str]:
+    """A billing run whose step did not renew exactly what was seeded measured some other amount of work."""
+    faults = []
+    if run["renewed"] != run["subscriptions"]:
+        faults.append(f"renewed {run['renewed']:,} of {run['subscriptions']:,}")
+    faults += [f"{key} {run[key]:,}" for key in ("failed", "skipped") if run.get(key)]
+    return faults
+
+
 def _hop_failures(results: dict[str, Any]) -> dict[str, int]:
     hop = _get(results, "ceiling.hop") or {}
     return hop.get("failures_all_levels", hop.get("failures")) or {}
 
 
 def failures_seen(results: dict[str, Any]) -> dict[str, Any]:
-    """Every failure of the run by step: the hop's requests (at every load level) and each system step's."""
+    """Every failure of the run by step: the hop's requests (at every load level), each system step's, and each
+    billing run's subscriptions not renewed as seeded."""
     seen: dict[str, Any] = {}
     if (hop := _hop_failures(results)):
         seen["hop"] = hop
     for key in SYSTEM_STEPS:
         if (failures := (results.get(key) or {}).get("failures")):
             seen[key] = failures
+    for run in results.get("billing_runs") or []:
+        if (faults := _run_faults(run)):
+            seen[f"billing {run['subscriptions']:,}"] = faults
     return seen
 
 
@@ -82,11 +95,15 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     against_hop("subscribe flows ≥ 25 % of the hop", sub, 0.25, "subscribe")
     if large:
         n = large["subscriptions"]
-        add(f"renewal step over {n:,} subscriptions < 60 s", _step_s(large), "< 60 s",
-            _step_s(large) < 60 if n >= 100_000 else None)
+        # From the CLI's launch until published: an upper bound on the step's time.
+        step_s = large.get("renewal_wall_until_published_s") or _step_s(large)
+        add(f"renewal step over {n:,} subscriptions < 60 s", step_s, "< 60 s",
+            step_s < 60 if n >= 100_000 else None, _run_faults(large))
     if small and large and _step_s(small) and small["subscriptions"]:
         factor = large["subscriptions"] / small["subscriptions"]
+        # Without the CLI's start-up, the same at both sizes: counted in, it would flatter the ratio.
         time_factor = _step_s(large) / _step_s(small)
+        faults = _run_faults(small) + _run_faults(large)
         # A larger run that started while the smaller one's invoices were still in flight shared the machine
         # with them (the subscription service consumes their invoice.paid during the step): no fair comparison.
         backlog = large.get("backlog_at_start") or 0
@@ -94,11 +111,11 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if backlog:
             limit += f" (not comparable: began with {backlog:,} of the smaller run in flight)"
         add(f"{factor:.0f}× subscriptions, renewal step time ×", round(time_factor, 2), limit,
-            None if backlog else time_factor <= factor * 1.1)
+            None if backlog else time_factor <= factor * 1.1, faults)
         if small.get("complete") and large.get("complete"):
             e2e = large["paid_and_emailed_s"] / small["paid_and_emailed_s"]
             add(f"{factor:.0f}× subscriptions, paid-and-emailed time ×", round(e2e, 2), f"≤ {factor * 1.1:.1f}",
-                e2e <= factor * 1.1)
+                e2e <= factor * 1.1, faults)
     get_p99 = _get(results, "gateway_get.p99_ms")
     add("gateway GET p99 at half the peak", get_p99, "< 25 ms", None if get_p99 is None else get_p99 < 25,
         _request_faults(results.get("gateway_get")))
@@ -181,11 +198,21 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         row("completion p50 / p99", f"{_fmt(s['p50_ms'])} / {_fmt(s['p99_ms'])} ms", extra=_errors(s))
     for run in results.get("billing_runs") or []:
         n = run["subscriptions"]
-        lines.append(f"billing run over {n:,} due subscriptions")
-        row("renewal step", run["renewals_per_s"], "/s", extra=f"{_fmt(run['renewal_s'])} s for {run['renewed']:,}")
+        paused = run.get("paused_during_renewal")
+        lines.append(f"billing run over {n:,} due subscriptions"
+                     + (f" (renewal step with {', '.join(paused)} paused by SIGSTOP)" if paused else ""))
+        outcome = f"{run['renewed']:,} of {n:,} renewed" + "".join(
+            f", {key} {run[key]:,}" for key in ("failed", "skipped") if key in run)
+        if run.get("renewals_per_s_until_published") is not None:
+            row("renewal step, launch until published", run["renewals_per_s_until_published"], "/s",
+                extra=f"{_fmt(run['renewal_wall_until_published_s'])} s; {outcome}")
+            row("  the CLI's own timer (before publishing)", run["renewals_per_s"], "/s",
+                extra=f"{_fmt(run['renewal_s'])} s")
+        else:
+            row("renewal step", run["renewals_per_s"], "/s", extra=f"{_fmt(run['renewal_s'])} s; {outcome}")
         if run.get("renewal_published_s"):
-            row("  until its events were published", run["renewed"] / run["renewal_published_s"], "/s",
-                extra=f"{_fmt(run['renewal_published_s'])} s")
+            row("  CLI timer + publishing after (10× judged)", run["renewed"] / run["renewal_published_s"],
+                "/s", extra=f"{_fmt(run['renewal_published_s'])} s")
         done = "" if run["complete"] else f"  INCOMPLETE ({run['receipts']:,} receipts; est. " \
                                            f"{_fmt(run.get('paid_and_emailed_s_estimated'))} s)"
         row("until every invoice paid and emailed", run["paid_and_emailed_s"], " s", ratio_of=0, extra=done)
@@ -272,13 +299,14 @@ def draw_chart(results: dict[str, Any], path: Path) -> None:
     runs = results.get("billing_runs") or []
     if runs:
         labels = [f"{r['subscriptions']:,}" for r in runs]
-        ax.bar([i - 0.2 for i in range(len(runs))], [r["renewal_s"] for r in runs], 0.4, label="renewal step")
+        step_s = [r.get("renewal_wall_until_published_s") or r["renewal_s"] for r in runs]
+        ax.bar([i - 0.2 for i in range(len(runs))], step_s, 0.4, label="renewal step, until published")
         ax.bar([i + 0.2 for i in range(len(runs))],
                [r["paid_and_emailed_s"] if r["complete"] else (r.get("paid_and_emailed_s_estimated") or 0)
                 for r in runs], 0.4, label="until paid + emailed")
         for i, r in enumerate(runs):
-            ax.annotate(f"{r['renewals_per_s']:,.0f} renewals/s", (i - 0.2, r["renewal_s"]), ha="center",
-                        va="bottom", fontsize=8)
+            rate = r.get("renewals_per_s_until_published") or r["renewals_per_s"]
+            ax.annotate(f"{rate:,.0f} renewals/s", (i - 0.2, step_s[i]), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(runs)), labels)
         ax.set_yscale("log")
         ax.set_ylabel("seconds (log)")

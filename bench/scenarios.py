@@ -242,6 +242,7 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
     for process in downstream:
         process.signal(signal.SIGSTOP)
     try:
+        launched = time.perf_counter()
         task = asyncio.create_task(
             _service_cli(system, "subscription", "billing-run", "--as-of", as_of.isoformat(), "--quiet"))
         while not task.done():
@@ -256,7 +257,8 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
         # per renewal at every size. At 10,000 most of it follows the CLI's end, at 100,000 most overlaps it,
         # so the CLI's time alone is not comparable across sizes.
         await outbox_drained(system, "subscription", timeout_s=timeout_s)
-        drained_after_cli_s = time.perf_counter() - cli_returned
+        drained = time.perf_counter()
+        drained_after_cli_s = drained - cli_returned
     finally:
         for process in downstream:
             process.signal(signal.SIGCONT)
@@ -264,10 +266,14 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
     step_cpu = cpu.difference(cpu_before, cpu.snapshot(groups))
     step_cpu["billing-run cli"] = round(_children_cpu() - cli_before, 2)
     step_cpu["total"] = round(step_cpu["total"] + step_cpu["billing-run cli"], 2)
-    renewal_wall_s = time.perf_counter() - started
+    # From the CLI's launch (its interpreter's start-up included) until the relay published the last event:
+    # an upper bound on the step's time, which the headline rate uses. The CLI's own timer starts after its
+    # start-up and stops before most of the publishing at 10,000: kept, labelled as the CLI's.
+    wall_until_published_s = drained - launched
     renewed = int(run["renewed"])
-    renewal_s = float(run.get("seconds") or renewal_wall_s)
-    progress(f"billing {count:,}: renewed {renewed:,} in {renewal_s:.1f}s ({renewed / renewal_s:,.0f}/s); "
+    renewal_s = float(run.get("seconds") or wall_until_published_s)
+    progress(f"billing {count:,}: renewed {renewed:,} in {wall_until_published_s:.1f}s until published "
+             f"({renewed / wall_until_published_s:,.0f}/s; the CLI's own timer {renewal_s:.1f}s); "
              f"waiting until every invoice is paid and emailed")
 
     deadline = started + timeout_s
@@ -291,6 +297,12 @@ async def billing_run(system: BenchSystem, customers: list[dict], count: int, *,
         "renewal_s": round(renewal_s, 2),
         "renewals_per_s": round(renewed / renewal_s, 1) if renewal_s else 0.0,
         "renewal_published_s": round(renewal_s + drained_after_cli_s, 2),
+        "renewal_wall_until_published_s": round(wall_until_published_s, 2),
+        "renewals_per_s_until_published": round(renewed / wall_until_published_s, 1),
+        # What the CLI reports beside `renewed`: a subscription it could not renew counts here.
+        **{key: int(run.get(key) or 0) for key in ("failed", "skipped", "ended")},
+        # Paused (SIGSTOP) during the step, resumed after: the step's figures are of it alone.
+        "paused_during_renewal": [name for name in DOWNSTREAM if name in system.stack.processes],
         "renewal_cpu_seconds": step_cpu,
         "receipts": receipts,
         "invoice_emails": invoiced,

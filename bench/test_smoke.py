@@ -76,7 +76,8 @@ def test_billing_runs_renew_every_seeded_subscription_and_email_every_invoice(sm
     assert runs, f"no billing runs; errors: {smoke[1].get('errors')}"
     assert [r["subscriptions"] for r in runs] == smoke[1]["settings"]["billing_sizes"]
     for run in runs:
-        assert run["renewed"] == run["subscriptions"], run
+        assert run["renewed"] == run["subscriptions"] and run["failed"] == run["skipped"] == 0, run
+        assert run["renewal_wall_until_published_s"] >= run["renewal_published_s"], run
         assert run["complete"] and run["receipts"] >= run["renewed"] and run["invoice_emails"] >= run["renewed"], run
         assert run["renewals_per_s"] > 0 and run["paid_and_emailed_s"] > 0, run
         assert run["renewal_published_s"] >= run["renewal_s"] > 0, run
@@ -100,20 +101,23 @@ def test_every_target_gets_a_value_and_the_summary_shows_ratios(smoke) -> None:
     assert list(out.glob("bench-*.png")), "no chart drawn"
 
 
-def _billing_run(subscriptions: int, renewal_s: float, backlog: int = 0, published_s: float | None = None) -> dict:
+def _billing_run(subscriptions: int, renewal_s: float, backlog: int = 0, published_s: float | None = None,
+                 **more: object) -> dict:
     return {"subscriptions": subscriptions, "renewed": subscriptions, "renewal_s": renewal_s, "complete": False,
-            "receipts": 0, "backlog_at_start": backlog, "renewal_published_s": published_s}
+            "receipts": 0, "backlog_at_start": backlog, "renewal_published_s": published_s, **more}
 
 
 def test_the_renewal_targets_judge_each_step_until_its_events_were_published() -> None:
     """At 10,000 the CLI is done before most of its events are published, at 100,000 after: the time until they
-    are published is the same work per renewal at both sizes."""
+    are published is the same work per renewal at both sizes. The 60 s limit judges it from the CLI's launch
+    (an upper bound); the ratio leaves the CLI's start-up out, which counted at both sizes would flatter it."""
     from bench.report import evaluate_targets
 
-    runs = [_billing_run(10_000, 1.4, published_s=2.2), _billing_run(100_000, 18.3, published_s=20.1)]
+    runs = [_billing_run(10_000, 1.4, published_s=2.2, renewal_wall_until_published_s=3.0),
+            _billing_run(100_000, 18.3, published_s=20.1, renewal_wall_until_published_s=21.0)]
     targets = {t["target"]: t for t in evaluate_targets({"billing_runs": runs})}
     assert targets["10× subscriptions, renewal step time ×"]["value"] == round(20.1 / 2.2, 2)
-    assert targets["renewal step over 100,000 subscriptions < 60 s"]["value"] == 20.1
+    assert targets["renewal step over 100,000 subscriptions < 60 s"]["value"] == 21.0
 
 
 @pytest.mark.parametrize(("backlog", "mark"), [(0, False), (4_000, None)])
@@ -150,6 +154,15 @@ def test_a_hop_with_failed_requests_leaves_the_ratios_to_it_unjudged() -> None:
     [payments] = [t for t in evaluate_targets(results) if t["target"].startswith("one-off")]
     assert payments["value"] == 0.7 and payments["pass"] is None and "in the hop: 2" in payments["limit"]
     assert failures_seen(results) == {"hop": {"TimeoutError": 2}}
+
+
+@pytest.mark.parametrize("fault", [{"renewed": 99_999}, {"failed": 1}, {"skipped": 3}])
+def test_a_billing_run_that_did_not_renew_every_seeded_subscription_fails_its_targets(fault) -> None:
+    from bench.report import evaluate_targets
+
+    runs = [_billing_run(10_000, 1.0, published_s=1.2), _billing_run(100_000, 10.0, published_s=11.0, **fault)]
+    renewal = [t for t in evaluate_targets({"billing_runs": runs}) if "renewal step" in t["target"]]
+    assert len(renewal) == 2 and all(t["pass"] is False and t["faults"] for t in renewal), renewal
 
 
 def test_the_failures_of_a_steps_phases_add_up() -> None:
