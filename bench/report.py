@@ -194,7 +194,10 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         row("latency p50 / p99", f"{_fmt(p['p50_ms'])} / {_fmt(p['p99_ms'])} ms", extra=_errors(p))
     if (s := results.get("subscribe")):
         lines.append("subscribe → invoice → charge → paid → receipt email")
-        row("flows", s["flows_per_s"], "/s", extra=_errors(s))
+        left_out = s.get("left_out_after_warmup")
+        row("flows", s["flows_per_s"], "/s", extra="  ".join(
+            part for part in (_errors(s), f"({left_out} customers left out after the warm-up)" if left_out else "")
+            if part))
         row("completion p50 / p99", f"{_fmt(s['p50_ms'])} / {_fmt(s['p99_ms'])} ms", extra=_errors(s))
     for run in results.get("billing_runs") or []:
         n = run["subscriptions"]
