@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime
 
+from .errors import ApiError
+
 _source: Callable[[Any], datetime] | None = None
 
 
@@ -57,9 +59,13 @@ def wall_now() -> datetime:
     return datetime.now(UTC)
 
 
-class AsOfTooFarAhead(ValueError):
+class AsOfTooFarAhead(ApiError):
     """An explicit as_of (a run "as of" some instant: billing, dunning, reconciliation) further ahead than its
-    service allows: most likely a typo (2062 for 2026), which would do at once what years would bring."""
+    service allows: most likely a typo (2062 for 2026), which would do at once what years would bring. The API
+    answers it as a 422 on `as_of`; a CLI prints its message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(422, "validation_error", message, field="as_of")
 
 
 def check_as_of(as_of: datetime, now: datetime, max_ahead_days: int) -> None:
