@@ -21,8 +21,8 @@ from billing_shared.auth import CurrentPrincipal, Principal
 from billing_shared.db import UnitOfWork
 from billing_shared.errors import ApiError, not_found
 from billing_shared.idempotency import Claim
-from billing_shared.money import format_money
 from billing_shared.ids import new_id
+from billing_shared.money import format_money
 from billing_shared.pagination import DEFAULT_LIMIT, MAX_LIMIT, fetch_page
 
 from ..adapters.gateway import ChargeResult
@@ -37,8 +37,8 @@ from ..service_layer.charges import (
     attached_method,
     charge_at_gateway,
     default_method,
-    insert_payment,
     hold_for_payment_by_hand,
+    insert_payment,
     known_invoice,
     new_payment,
 )
@@ -180,7 +180,7 @@ async def _payable_invoice(session: AsyncSession, body: PaymentCreate) -> uuid.U
         raise ApiError(409, "invoice_paid", "the invoice is already paid", field="invoice_id")
     # More than is owed would be taken from the card and only later refunded (if that refund goes through). A payment
     # whose outcome is unknown is not counted: the customer may pay again meanwhile, and any excess is refunded.
-    owed = invoice.amount_due - invoice.credited - invoice.collected
+    owed = invoice.owed
     if body.amount > owed - under_way:
         if under_way:
             raise ApiError(409, "payment_in_progress", f"{format_money(under_way, invoice.currency)} of the "

@@ -115,8 +115,13 @@ class KnownInvoice:
     voided: bool = False  # nothing is owed on it any more
 
     @property
+    def owed(self) -> int:
+        """What is still owed on it (not above 0 once it is paid)."""
+        return self.amount_due - self.credited - self.collected
+
+    @property
     def paid(self) -> bool:
-        return self.collected >= self.amount_due - self.credited
+        return self.owed <= 0
 
 
 async def known_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> KnownInvoice | None:
